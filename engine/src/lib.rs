@@ -1,0 +1,13 @@
+//! etcdrill: a declarative runbook engine for etcd operations and restore drills.
+//!
+//! The data flow is `YAML -> Runbook -> Plan -> Journal -> Report`; each stage is a value that can
+//! be printed and tested. The stages up to the Plan are pure: they never touch a network or a node.
+
+pub mod diagnostic;
+pub mod document;
+pub mod human_duration;
+pub mod inventory;
+pub mod plan;
+pub mod render;
+pub mod runbook;
+pub mod source;

@@ -1,0 +1,110 @@
+//! The values templates see: `params`, `inventory`, `cluster`, `nodes`, `node`, `steps`, `run`.
+
+use serde_json::{Map, Value, json};
+
+use crate::inventory::{Cluster, Management, Node};
+use crate::render::{placeholder, shell_join};
+use crate::runbook::param::ParamValues;
+
+/// Run-time values every template may use; they render as placeholders in a plan.
+pub(crate) const RUN_VALUES: &[&str] = &["id", "dir", "started_at"];
+
+/// The part of the context shared by every step of a plan.
+pub(crate) fn base(cluster: &Cluster, params: &ParamValues, secrets: &[&str]) -> Value {
+    let params: Map<String, Value> = params
+        .iter()
+        .map(|(name, value)| {
+            let shown = if secrets.contains(&name.as_str()) {
+                Value::String(placeholder(&format!("secret.{name}")))
+            } else {
+                value.clone()
+            };
+            (name.clone(), shown)
+        })
+        .collect();
+    let nodes: Map<String, Value> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), node(n)))
+        .collect();
+    let inventory = cluster.inventory();
+    json!({
+        "params": params,
+        "inventory": {
+            "name": inventory.name,
+            "production": inventory.production,
+            "node_count": cluster.nodes.len(),
+        },
+        "cluster": {
+            "initial_cluster": cluster.initial_cluster(),
+            "endpoints": cluster.endpoints(),
+            "size": cluster.nodes.len(),
+            "quorum": cluster.nodes.len() / 2 + 1,
+            "members": cluster.nodes.iter().map(|n| n.etcd.member.clone()).collect::<Vec<_>>(),
+        },
+        "nodes": nodes,
+        "run": RUN_VALUES
+            .iter()
+            .map(|v| (v.to_string(), Value::String(placeholder(&format!("run.{v}")))))
+            .collect::<Map<_, _>>(),
+    })
+}
+
+/// The facts about one node that templates see as `node.*` or `nodes.<name>.*`.
+pub(crate) fn node(node: &Node) -> Value {
+    let etcd = &node.etcd;
+    let mut etcdctl = etcd.etcdctl.clone();
+    etcdctl.extend([
+        format!("--endpoints={}", etcd.client_url),
+        format!("--cacert={}", etcd.tls.ca),
+        format!("--cert={}", etcd.tls.cert),
+        format!("--key={}", etcd.tls.key),
+    ]);
+    let (management, manifest) = match &etcd.management {
+        Management::StaticPod(pod) => ("static_pod", Value::String(pod.manifest.clone())),
+        Management::External(_) => ("external", Value::Null),
+    };
+    json!({
+        "name": node.name,
+        "member": etcd.member,
+        "address": node.address,
+        "groups": node.groups,
+        "client_url": etcd.client_url,
+        "peer_url": etcd.peer_url,
+        "data_dir": etcd.data_dir,
+        "backup_dir": etcd.backup_dir,
+        "management": management,
+        "manifest": manifest,
+        // Pre-quoted command prefixes, for raw insertion: `{{{node.etcdctl}}} member list`.
+        "etcdctl": format!("ETCDCTL_API=3 {}", shell_join(&etcdctl)),
+        "etcdutl": shell_join(&etcd.etcdutl),
+    })
+}
+
+/// The context of one step instance: the base, its node, and its dependencies' outputs.
+pub(crate) fn for_instance(
+    base: &Value,
+    node: Option<&Node>,
+    outputs: &[(&str, Vec<String>)],
+) -> Value {
+    let mut context = base.clone();
+    let object = context.as_object_mut().expect("the base context is an object");
+    if let Some(n) = node {
+        object.insert("node".into(), self::node(n));
+    }
+    let steps: Map<String, Value> = outputs
+        .iter()
+        .map(|(step, names)| {
+            let values: Map<String, Value> = names
+                .iter()
+                .map(|name| {
+                    let path = format!("steps.{step}.outputs.{name}");
+                    (name.clone(), Value::String(placeholder(&path)))
+                })
+                .collect();
+            (step.to_string(), json!({ "outputs": values }))
+        })
+        .collect();
+    object.insert("steps".into(), Value::Object(steps));
+    context
+}

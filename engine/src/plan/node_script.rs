@@ -1,0 +1,465 @@
+//! The shell scripts behind typed node actions, for each way etcd is managed, and their natural
+//! rollbacks. Every value is shell-quoted; inventory start/stop commands are shell by design.
+
+use std::path::Path;
+
+use crate::inventory::{Cluster, ExternalService, Management, Node, StaticPod};
+use crate::plan::{Operation, Rollback};
+use crate::render::{shell_join, shell_quote as q};
+use crate::runbook::action::{
+    Action, ConfigureMemberArgs, DataDirReplaceArgs, SnapshotRestoreArgs, StartMemberArgs,
+};
+
+/// Why a node action cannot be turned into a script for this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScriptError {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// Whether the inventory (rather than the runbook) must change.
+    pub inventory: bool,
+}
+
+fn runbook_error(message: impl Into<String>, hint: impl Into<String>) -> ScriptError {
+    ScriptError {
+        message: message.into(),
+        hint: hint.into(),
+        inventory: false,
+    }
+}
+
+/// The operation of a node-side action on `node`.
+pub(crate) fn operation(action: &Action, node: &Node, cluster: &Cluster) -> Result<Operation, ScriptError> {
+    let script = match action {
+        Action::Shell(args) => args.run.clone(),
+        Action::EtcdStopMember(_) => stop_member(node),
+        Action::EtcdStartMember(args) => start_member(node, args)?,
+        Action::EtcdConfigureMember(args) => configure_member(node, args)?,
+        Action::EtcdSnapshotRestore(args) => snapshot_restore(node, cluster, args)?,
+        Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
+        Action::EtcdSnapshotVerify(args) => verify_trailer(&args.path),
+        Action::FileCopy(args) => {
+            return Ok(Operation::Copy {
+                direction: args.direction,
+                from: args.from.clone(),
+                to: args.to.clone(),
+            });
+        }
+        other => unreachable!("`{}` does not run on nodes", other.kind()),
+    };
+    Ok(Operation::Script { script })
+}
+
+/// The natural rollback of a node-side action on `node`.
+pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
+    let script = match action {
+        Action::EtcdStopMember(_) => start_member(node, &StartMemberArgs::default()).ok(),
+        Action::EtcdStartMember(args) if args.force_new_cluster => return Rollback::Irreversible,
+        Action::EtcdStartMember(_) => Some(stop_member(node)),
+        Action::EtcdConfigureMember(_) => Some(restore_configuration(node)),
+        Action::EtcdSnapshotRestore(args) => Some(format!(
+            "set -eu\n# Remove the directory the restore created.\nrm -rf -- {}",
+            q(&args.data_dir)
+        )),
+        Action::EtcdDataDirReplace(args) => Some(data_dir_replace_back(node, args)),
+        Action::Shell(_) => return Rollback::Declined,
+        Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) => return Rollback::NotNeeded,
+        other => unreachable!("`{}` does not run on nodes", other.kind()),
+    };
+    match script {
+        Some(script) => Rollback::Run {
+            operation: Operation::Script { script },
+        },
+        None => Rollback::Irreversible,
+    }
+}
+
+/// Where a static pod's manifest waits while the member is stopped.
+fn parked_manifest(pod: &StaticPod) -> String {
+    let name = Path::new(&pod.manifest)
+        .file_name()
+        .map_or("etcd.yaml".into(), |n| n.to_string_lossy().into_owned());
+    format!("{}/{name}", pod.parked_dir.trim_end_matches('/'))
+}
+
+/// Waits until no etcd process is left. A closed client port is not a stopped member: an old
+/// leader can still answer peers with the old cluster ID.
+fn wait_until_gone(node: &Node) -> String {
+    format!(
+        "# A closed client port is not a stopped member: wait for the process to be gone.\nwhile pgrep -x {} >/dev/null; do sleep 0.2; done",
+        q(&node.etcd.process_name)
+    )
+}
+
+fn stop_member(node: &Node) -> String {
+    match &node.etcd.management {
+        Management::StaticPod(pod) => format!(
+            "set -eu\nmanifest={}\nparked={}\nif [ -f \"$manifest\" ]; then\n  mkdir -p {}\n  mv -f \"$manifest\" \"$parked\"\nelif [ ! -f \"$parked\" ]; then\n  echo \"no etcd manifest at $manifest or $parked\" >&2\n  exit 1\nfi\n{}",
+            q(&pod.manifest),
+            q(&parked_manifest(pod)),
+            q(&pod.parked_dir),
+            wait_until_gone(node)
+        ),
+        Management::External(service) => {
+            format!("set -eu\n{}\n{}", service.stop, wait_until_gone(node))
+        }
+    }
+}
+
+fn start_member(node: &Node, args: &StartMemberArgs) -> Result<String, ScriptError> {
+    match &node.etcd.management {
+        Management::StaticPod(pod) if args.force_new_cluster => {
+            let parked = parked_manifest(pod);
+            Ok(format!(
+                "set -eu\nparked={}\n[ -f \"$parked\" ] || {{ echo \"stop the member first: $parked is missing\" >&2; exit 1; }}\nawk '{{ print }} !done && /^[[:space:]]*- etcd[[:space:]]*$/ {{ sub(/- etcd.*/, \"- --force-new-cluster\"); print; done = 1 }}' \"$parked\" > \"$parked.force-new-cluster\"\ngrep -q -- '- --force-new-cluster$' \"$parked.force-new-cluster\" || {{ echo \"no '- etcd' command line in $parked\" >&2; exit 1; }}\nmv -f \"$parked\" \"$parked.before-force-new-cluster\"\nmv -f \"$parked.force-new-cluster\" {}",
+                q(&parked),
+                q(&pod.manifest)
+            ))
+        }
+        Management::StaticPod(pod) => Ok(format!(
+            "set -eu\nmanifest={}\nparked={}\nif [ -f \"$manifest\" ]; then\n  exit 0\nelif [ -f \"$parked\" ]; then\n  mv -f \"$parked\" \"$manifest\"\nelse\n  echo \"no etcd manifest at $parked to start from\" >&2\n  exit 1\nfi",
+            q(&pod.manifest),
+            q(&parked_manifest(pod))
+        )),
+        Management::External(service) if args.force_new_cluster => {
+            let env_file = require_env_file(node, service, "start a member with --force-new-cluster")?;
+            Ok(format!(
+                "set -eu\n{}\n{}",
+                edit_env_file(env_file, &[("force-new-cluster", "true")], &[]),
+                service.start
+            ))
+        }
+        Management::External(service) => Ok(format!("set -eu\n{}", service.start)),
+    }
+}
+
+fn require_env_file<'a>(
+    node: &Node,
+    service: &'a ExternalService,
+    purpose: &str,
+) -> Result<&'a str, ScriptError> {
+    service.env_file.as_deref().ok_or_else(|| ScriptError {
+        message: format!(
+            "node `{}` runs etcd as an external service without `env_file`, so etcdrill cannot {purpose}",
+            node.name
+        ),
+        hint: "set `etcd.management.external.env_file` to the file of ETCD_* variables the service reads".into(),
+        inventory: true,
+    })
+}
+
+/// Characters a flag value may hold to be written into a manifest or env file as it is.
+fn plain_flag_value(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._:/=,@+%~-[]".contains(c))
+}
+
+fn check_flags(args: &ConfigureMemberArgs) -> Result<(), ScriptError> {
+    let names = args.set.keys().chain(args.remove.iter());
+    for name in names {
+        let ok = !name.is_empty()
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(runbook_error(
+                format!("`{name}` is not an etcd flag name"),
+                "write flags without leading dashes, e.g. `initial-cluster-state`",
+            ));
+        }
+    }
+    for (name, value) in &args.set {
+        if !plain_flag_value(value) {
+            return Err(runbook_error(
+                format!("the value of `{name}` holds characters that cannot go into a manifest as they are: `{value}`"),
+                "flag values may use letters, digits and . _ : / = , @ + % ~ - [ ]",
+            ));
+        }
+    }
+    if args.set.is_empty() && args.remove.is_empty() {
+        return Err(runbook_error("nothing to configure", "give `set` or `remove`"));
+    }
+    Ok(())
+}
+
+/// Rewrites `- --flag=value` lines of a kubeadm manifest held in `$target`: set, add after the
+/// `- etcd` line, or remove. Values come in through the environment, never through the program.
+const MANIFEST_FLAGS_AWK: &str = r#"{ line[NR] = $0 }
+END {
+  n = split(ENVIRON["ETCDRILL_SET"], set, "\n")
+  for (i = 1; i <= n; i++) if (set[i] != "") {
+    eq = index(set[i], "="); name = substr(set[i], 1, eq - 1)
+    value[name] = substr(set[i], eq + 1); order[++count] = name
+  }
+  m = split(ENVIRON["ETCDRILL_REMOVE"], rm, "\n")
+  for (i = 1; i <= m; i++) if (rm[i] != "") drop[rm[i]] = 1
+  for (i = 1; i <= NR; i++) {
+    flag[i] = ""
+    if (line[i] ~ /^[[:space:]]*- --[A-Za-z0-9-]+(=.*)?$/) {
+      f = line[i]; sub(/^[[:space:]]*- --/, "", f); sub(/=.*/, "", f); flag[i] = f; present[f] = 1
+    }
+    if (!command && line[i] ~ /^[[:space:]]*- etcd[[:space:]]*$/) command = i
+  }
+  if (!command) { print "no '- etcd' command line in the manifest" > "/dev/stderr"; exit 3 }
+  indent = line[command]; sub(/-.*/, "", indent)
+  for (i = 1; i <= NR; i++) {
+    if (flag[i] in drop) continue
+    if (flag[i] in value) { print indent "- --" flag[i] "=" value[flag[i]]; continue }
+    print line[i]
+    if (i == command) for (k = 1; k <= count; k++) if (!(order[k] in present)) print indent "- --" order[k] "=" value[order[k]]
+  }
+}"#;
+
+fn configure_member(node: &Node, args: &ConfigureMemberArgs) -> Result<String, ScriptError> {
+    check_flags(args)?;
+    let set: Vec<(&str, &str)> = args.set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let remove: Vec<&str> = args.remove.iter().map(String::as_str).collect();
+    match &node.etcd.management {
+        Management::StaticPod(pod) => {
+            let set_lines: String = set.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let remove_lines: String = remove.iter().map(|k| format!("{k}\n")).collect();
+            Ok(format!(
+                "set -eu\nmanifest={}\nparked={}\nif [ -f \"$manifest\" ]; then target=$manifest; elif [ -f \"$parked\" ]; then target=$parked; else echo \"no etcd manifest at $manifest or $parked\" >&2; exit 1; fi\nmkdir -p {}\ncp -p \"$target\" \"$parked.before-configure\"\nETCDRILL_SET={} ETCDRILL_REMOVE={} awk {} \"$target\" > \"$parked.configured\"\n# A changed manifest makes the kubelet restart the member.\nmv -f \"$parked.configured\" \"$target\"",
+                q(&pod.manifest),
+                q(&parked_manifest(pod)),
+                q(&pod.parked_dir),
+                q(&set_lines),
+                q(&remove_lines),
+                q(MANIFEST_FLAGS_AWK),
+            ))
+        }
+        Management::External(service) => {
+            let env_file = require_env_file(node, service, "change etcd flags")?;
+            Ok(format!(
+                "set -eu\n[ -f {f} ] || : > {f}\ncp -p {f} {f}.etcdrill-before-configure\n{}",
+                edit_env_file(env_file, &set, &remove),
+                f = q(env_file),
+            ))
+        }
+    }
+}
+
+/// The `ETCD_*` variable etcd reads for a flag.
+fn env_name(flag: &str) -> String {
+    format!("ETCD_{}", flag.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Sets and removes `ETCD_*` lines of an env file, through a temporary file and a rename.
+fn edit_env_file(env_file: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+    let names: Vec<String> = set
+        .iter()
+        .map(|(k, _)| k)
+        .chain(remove.iter())
+        .map(|k| env_name(k))
+        .collect();
+    let pattern = format!("^({})=", names.join("|"));
+    let lines: Vec<String> = set
+        .iter()
+        .map(|(k, v)| format!("{}={}", env_name(k), q(v)))
+        .collect();
+    let append = if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; printf '%s\\n' {}", shell_join(&lines))
+    };
+    format!(
+        "f={}\n{{ grep -v -E {} \"$f\" || true{append}; }} > \"$f.etcdrill-tmp\"\nmv -f \"$f.etcdrill-tmp\" \"$f\"",
+        q(env_file),
+        q(&pattern),
+    )
+}
+
+fn restore_configuration(node: &Node) -> String {
+    match &node.etcd.management {
+        Management::StaticPod(pod) => format!(
+            "set -eu\nmanifest={}\nparked={}\nif [ -f \"$manifest\" ]; then target=$manifest; else target=$parked; fi\ncp -p \"$parked.before-configure\" \"$target\"",
+            q(&pod.manifest),
+            q(&parked_manifest(pod))
+        ),
+        Management::External(service) => match &service.env_file {
+            Some(env_file) => format!(
+                "set -eu\ncp -p {f}.etcdrill-before-configure {f}",
+                f = q(env_file)
+            ),
+            None => "true".into(),
+        },
+    }
+}
+
+fn snapshot_restore(node: &Node, cluster: &Cluster, args: &SnapshotRestoreArgs) -> Result<String, ScriptError> {
+    if Path::new(&args.data_dir) == Path::new(&node.etcd.data_dir) {
+        return Err(runbook_error(
+            format!("restoring straight into the live data dir `{}` leaves no way back", args.data_dir),
+            "restore into a new directory, then put it in place with `etcd.data_dir.replace`",
+        ));
+    }
+    let bump = args.bump_revision.filter(|&n| n > 0);
+    if bump.is_some() != args.mark_compacted {
+        return Err(runbook_error(
+            "etcdutl takes `--mark-compacted` exactly when `--bump-revision` is above 0",
+            "set both (`bump_revision: 1000000000`, `mark_compacted: true`) or neither",
+        ));
+    }
+    let etcdutl = shell_join(&node.etcd.etcdutl);
+    let mut command = vec![
+        etcdutl.clone(),
+        "snapshot restore".into(),
+        q(&args.snapshot),
+        format!("--name {}", q(&node.etcd.member)),
+        format!("--initial-cluster {}", q(&cluster.initial_cluster())),
+        format!("--initial-cluster-token {}", q(&args.cluster_token)),
+        format!("--initial-advertise-peer-urls {}", q(&node.etcd.peer_url)),
+        format!("--data-dir {}", q(&args.data_dir)),
+    ];
+    let mut preflight = String::new();
+    if let Some(n) = bump {
+        command.push(format!("--bump-revision {n} --mark-compacted"));
+        preflight = format!(
+            "{etcdutl} snapshot restore --help 2>&1 | grep -q -- --bump-revision || {{ echo \"this etcdutl has no --bump-revision (etcd 3.6, backported to 3.5 by etcd-io/etcd#16165); restore with bump_revision=0 and mark_compacted=false\" >&2; exit 1; }}\n"
+        );
+    }
+    if args.skip_hash_check {
+        command.push("--skip-hash-check".into());
+    }
+    Ok(format!(
+        "set -eu\ndata_dir={}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f {snap} ] || {{ echo \"snapshot \"{snap}\" not found on this node\" >&2; exit 1; }}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
+        q(&args.data_dir),
+        command.join(" "),
+        snap = q(&args.snapshot),
+    ))
+}
+
+fn check_data_dir_args(node: &Node, args: &DataDirReplaceArgs) -> Result<(), ScriptError> {
+    let live = Path::new(&node.etcd.data_dir);
+    for (field, value) in [("with", &args.with), ("keep_old_at", &args.keep_old_at)] {
+        if Path::new(value) == live {
+            return Err(runbook_error(
+                format!("`{field}` is the live data dir `{value}`"),
+                "name a directory beside it, e.g. `{{node.data_dir}}.restored`",
+            ));
+        }
+    }
+    if args.with == args.keep_old_at {
+        return Err(runbook_error("`with` and `keep_old_at` are the same directory", "give them different paths"));
+    }
+    Ok(())
+}
+
+fn data_dir_replace(node: &Node, args: &DataDirReplaceArgs) -> Result<String, ScriptError> {
+    check_data_dir_args(node, args)?;
+    Ok(format!(
+        "set -eu\nlive={}\nnew={}\nold={}\n[ -d \"$new\" ] || {{ echo \"$new does not exist\" >&2; exit 1; }}\nif [ -e \"$live\" ]; then\n  [ ! -e \"$old\" ] || {{ echo \"$old already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mv \"$live\" \"$old\"\nfi\nmv \"$new\" \"$live\"",
+        q(&node.etcd.data_dir),
+        q(&args.with),
+        q(&args.keep_old_at)
+    ))
+}
+
+fn data_dir_replace_back(node: &Node, args: &DataDirReplaceArgs) -> String {
+    format!(
+        "set -eu\nlive={}\nnew={}\nold={}\nif [ -e \"$live\" ] && [ ! -e \"$new\" ]; then mv \"$live\" \"$new\"; fi\nif [ -e \"$old\" ] && [ ! -e \"$live\" ]; then mv \"$old\" \"$live\"; fi",
+        q(&node.etcd.data_dir),
+        q(&args.with),
+        q(&args.keep_old_at)
+    )
+}
+
+/// Checks a snapshot's sha256 trailer on a node with coreutils only: the file is the bbolt
+/// database followed by the 32-byte sha256 of it, so its size is 512k + 32.
+fn verify_trailer(path: &str) -> String {
+    format!(
+        "set -eu\nf={}\nsize=$(stat -c %s -- \"$f\")\n[ $((size % 512)) -eq 32 ] || {{ echo \"$f has no sha256 trailer: its size $size is not a multiple of 512 plus 32\" >&2; exit 1; }}\nwant=$(tail -c 32 -- \"$f\" | od -An -v -tx1 | tr -d ' \\n')\ngot=$(head -c $((size - 32)) -- \"$f\" | sha256sum | cut -d' ' -f1)\n[ \"$want\" = \"$got\" ] || {{ echo \"$f is corrupt: trailer says $want, content hashes to $got\" >&2; exit 1; }}\necho \"etcdrill-output size=$size\"\necho \"etcdrill-output sha256=$got\"",
+        q(path)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn sh(script: &str) -> (bool, String, String) {
+        let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    #[test]
+    fn trailer_check_accepts_a_good_snapshot_and_refuses_a_flipped_bit() {
+        use sha2::{Digest, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("it's a snap.db");
+        let mut bytes = vec![7u8; 4096];
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
+        std::fs::write(&path, &bytes).unwrap();
+        let script = verify_trailer(path.to_str().unwrap());
+        let (ok, stdout, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains(&format!("sha256={}", super::super::hex(&digest))), "{stdout}");
+
+        bytes[100] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(stderr.contains("is corrupt"), "{stderr}");
+
+        std::fs::write(&path, &bytes[..4000]).unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(stderr.contains("has no sha256 trailer"), "{stderr}");
+    }
+
+    const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    - --initial-cluster-state=new\n    - --force-new-cluster\n    image: etcd\n";
+
+    #[test]
+    fn manifest_flags_are_set_added_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("etcd.yaml");
+        std::fs::write(&manifest, MANIFEST).unwrap();
+        let script = format!(
+            "ETCDRILL_SET={} ETCDRILL_REMOVE={} awk {} {}",
+            q("initial-cluster-state=existing\ninitial-cluster=a=https://x:2380,b=https://y:2380\n"),
+            q("force-new-cluster\n"),
+            q(MANIFEST_FLAGS_AWK),
+            q(manifest.to_str().unwrap())
+        );
+        let (ok, stdout, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            stdout,
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n    - --initial-cluster=a=https://x:2380,b=https://y:2380\n    - --data-dir=/var/lib/etcd\n    - --initial-cluster-state=existing\n    image: etcd\n"
+        );
+    }
+
+    #[test]
+    fn env_file_edits_replace_and_quote() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("etcd.env");
+        std::fs::write(&env, "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_FORCE_NEW_CLUSTER=true\n").unwrap();
+        let script = edit_env_file(
+            env.to_str().unwrap(),
+            &[("initial-cluster-state", "existing")],
+            &["force-new-cluster"],
+        );
+        let (ok, _, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&env).unwrap(),
+            "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=existing\n"
+        );
+    }
+
+    #[test]
+    fn unusual_flag_values_are_refused() {
+        let args = ConfigureMemberArgs {
+            set: [("name".to_string(), "a: b #c".to_string())].into_iter().collect(),
+            remove: vec![],
+        };
+        assert!(check_flags(&args).unwrap_err().message.contains("cannot go into a manifest"));
+    }
+}

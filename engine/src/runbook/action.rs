@@ -1,0 +1,547 @@
+//! The catalog of typed actions a step can take, and their arguments.
+//!
+//! Each action knows whether it is a probe (read-only) or changes state, where it runs, whether it
+//! is destructive, and which outputs it produces. The table in [`actions!`] is the one place these
+//! facts are written down.
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+
+/// Whether a step only reads (a probe) or changes state (an action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Nature {
+    /// Read-only: safe in check mode and in dry reviews.
+    Probe,
+    /// Changes state.
+    Action,
+}
+
+/// Where an action runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// A command on a node, over the node's transport.
+    Node,
+    /// A call to the etcd API from the controller: one node's endpoint, or the whole cluster's.
+    EtcdApi,
+    /// On the controller when targeted there, otherwise on the node.
+    ControllerOrNode,
+}
+
+/// Static facts about one kind of action.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionInfo {
+    /// The name used in runbooks, e.g. `etcd.defrag`.
+    pub name: &'static str,
+    /// Probe or action.
+    pub nature: Nature,
+    /// Where it runs.
+    pub placement: Placement,
+    /// Whether it destroys data or membership that a rollback cannot bring back by itself.
+    pub destructive: bool,
+    /// Outputs later steps may use as `steps.<id>.outputs.<name>`.
+    pub outputs: &'static [&'static str],
+    /// One line for documentation and plans.
+    pub summary: &'static str,
+}
+
+macro_rules! actions {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal ($args:ty) {
+            $nature:ident, $placement:ident, destructive: $destructive:expr,
+            outputs: [$($output:literal),*], summary: $summary:literal
+        }
+    )*) => {
+        /// The kind of action a step takes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        pub enum ActionKind {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        /// A typed action with its arguments.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "action", content = "with")]
+        pub enum Action {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant($args), )*
+        }
+
+        impl ActionKind {
+            /// Every kind, in catalog order.
+            pub const ALL: &'static [ActionKind] = &[$(ActionKind::$variant),*];
+
+            /// Static facts about this kind.
+            pub fn info(self) -> ActionInfo {
+                match self {
+                    $(ActionKind::$variant => ActionInfo {
+                        name: $name,
+                        nature: Nature::$nature,
+                        placement: Placement::$placement,
+                        destructive: $destructive,
+                        outputs: &[$($output),*],
+                        summary: $summary,
+                    },)*
+                }
+            }
+
+            /// Parses this kind's `with:` arguments.
+            pub fn parse_args(self, with: serde_yaml::Value) -> Result<Action, serde_yaml::Error> {
+                match self {
+                    $(ActionKind::$variant => serde_yaml::from_value(with).map(Action::$variant),)*
+                }
+            }
+
+            /// The JSON Schema of this kind's `with:` arguments.
+            pub fn args_schema(self, generator: &mut SchemaGenerator) -> Schema {
+                match self {
+                    $(ActionKind::$variant => generator.subschema_for::<$args>(),)*
+                }
+            }
+        }
+
+        impl Action {
+            /// The kind of this action.
+            pub fn kind(&self) -> ActionKind {
+                match self {
+                    $(Action::$variant(_) => ActionKind::$variant,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    /// A shell script on a node or on the controller.
+    Shell = "shell" (ShellArgs) {
+        Action, ControllerOrNode, destructive: false, outputs: [],
+        summary: "run a shell script"
+    }
+    /// Health of every endpoint (or one node's).
+    EtcdHealth = "etcd.health" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: ["healthy", "total"],
+        summary: "check endpoint health"
+    }
+    /// Endpoint status: leader, term, raft index, DB size, version.
+    EtcdStatus = "etcd.status" (NoArgs) {
+        Probe, EtcdApi, destructive: false,
+        outputs: ["leader", "revision", "raft_term", "db_size", "member_count"],
+        summary: "read endpoint status"
+    }
+    /// The member list.
+    EtcdMemberList = "etcd.member.list" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: ["count", "names", "learners"],
+        summary: "list members"
+    }
+    /// Adds a member, as a learner by default.
+    EtcdMemberAdd = "etcd.member.add" (MemberAddArgs) {
+        Action, EtcdApi, destructive: false, outputs: ["member_id", "initial_cluster"],
+        summary: "add a member"
+    }
+    /// Promotes a learner to a voting member once it has caught up.
+    EtcdMemberPromote = "etcd.member.promote" (MemberNameArgs) {
+        Action, EtcdApi, destructive: false, outputs: [],
+        summary: "promote a learner"
+    }
+    /// Removes a member from the cluster.
+    EtcdMemberRemove = "etcd.member.remove" (MemberNameArgs) {
+        Action, EtcdApi, destructive: true, outputs: [],
+        summary: "remove a member"
+    }
+    /// Streams a snapshot from a member to a file on the controller.
+    EtcdSnapshotSave = "etcd.snapshot.save" (SnapshotSaveArgs) {
+        Action, EtcdApi, destructive: false, outputs: ["path", "revision", "size", "sha256"],
+        summary: "save a snapshot"
+    }
+    /// Checks a snapshot file's sha256 trailer (and, on the controller, its bbolt structure).
+    EtcdSnapshotVerify = "etcd.snapshot.verify" (SnapshotVerifyArgs) {
+        Probe, ControllerOrNode, destructive: false, outputs: ["size", "sha256"],
+        summary: "verify a snapshot file"
+    }
+    /// Restores a snapshot into a new data directory with etcdutl.
+    EtcdSnapshotRestore = "etcd.snapshot.restore" (SnapshotRestoreArgs) {
+        Action, Node, destructive: true, outputs: [],
+        summary: "restore a snapshot into a data dir"
+    }
+    /// Defragments one member's backend.
+    EtcdDefrag = "etcd.defrag" (NoArgs) {
+        Action, EtcdApi, destructive: false, outputs: [],
+        summary: "defragment"
+    }
+    /// Compacts the key-value history, keeping a window of recent revisions.
+    EtcdCompact = "etcd.compact" (CompactArgs) {
+        Action, EtcdApi, destructive: true, outputs: ["revision"],
+        summary: "compact history"
+    }
+    /// Lists active alarms.
+    EtcdAlarmList = "etcd.alarm.list" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: ["alarms"],
+        summary: "list alarms"
+    }
+    /// Disarms every active alarm.
+    EtcdAlarmDisarm = "etcd.alarm.disarm" (NoArgs) {
+        Action, EtcdApi, destructive: false, outputs: [],
+        summary: "disarm alarms"
+    }
+    /// Moves leadership to another member; sent to the current leader.
+    EtcdMoveLeader = "etcd.move_leader" (MoveLeaderArgs) {
+        Action, EtcdApi, destructive: false, outputs: [],
+        summary: "move leadership"
+    }
+    /// Writes a key (canaries, markers).
+    EtcdKvPut = "etcd.kv.put" (KvPutArgs) {
+        Action, EtcdApi, destructive: false, outputs: ["revision"],
+        summary: "put a key"
+    }
+    /// Reads a key.
+    EtcdKvGet = "etcd.kv.get" (KvGetArgs) {
+        Probe, EtcdApi, destructive: false, outputs: ["value", "revision"],
+        summary: "get a key"
+    }
+    /// Hash of the key-value store at a revision, per member.
+    EtcdHashKv = "etcd.hashkv" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: ["hash", "revision"],
+        summary: "hash the key-value store"
+    }
+    /// Stops the etcd member on a node and waits for its process to be gone.
+    EtcdStopMember = "etcd.stop_member" (NoArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "stop the member"
+    }
+    /// Starts the etcd member on a node.
+    EtcdStartMember = "etcd.start_member" (StartMemberArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "start the member"
+    }
+    /// Sets etcd flags in the member's manifest or environment file, keeping a copy aside.
+    EtcdConfigureMember = "etcd.configure_member" (ConfigureMemberArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "set member flags"
+    }
+    /// Puts a prepared directory in place of the member's data dir, keeping the old one aside.
+    EtcdDataDirReplace = "etcd.data_dir.replace" (DataDirReplaceArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "swap in a data dir"
+    }
+    /// Waits until every endpoint (or a number of members) is healthy, within the step timeout.
+    WaitHealthy = "wait.healthy" (WaitHealthyArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "wait until healthy"
+    }
+    /// Copies a file between the controller and a node.
+    FileCopy = "file.copy" (FileCopyArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "copy a file"
+    }
+    /// Every endpoint (or at least `min_healthy`) answers health checks.
+    VerifyHealthy = "verify.healthy" (VerifyHealthyArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify health"
+    }
+    /// The member list has exactly this many voting members (and learners).
+    VerifyMemberCount = "verify.member_count" (VerifyMemberCountArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify member count"
+    }
+    /// A key is present (with a value) or absent.
+    VerifyKey = "verify.key" (VerifyKeyArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify a key"
+    }
+    /// Every member reports the same hash-kv at the same revision.
+    VerifyHashKv = "verify.hashkv" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify members agree"
+    }
+    /// No alarm is active.
+    VerifyNoAlarms = "verify.no_alarms" (NoArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify no alarms"
+    }
+    /// A leader is elected (optionally a given node).
+    VerifyLeader = "verify.leader" (VerifyLeaderArgs) {
+        Probe, EtcdApi, destructive: false, outputs: [],
+        summary: "verify the leader"
+    }
+}
+
+impl ActionKind {
+    /// The name used in runbooks.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// No arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// Arguments of `shell`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellArgs {
+    /// The script, a template: `{{x}}` is shell-quoted, `{{{x}}}` is inserted raw.
+    pub run: String,
+}
+
+/// Arguments of `etcd.member.add`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberAddArgs {
+    /// Member name.
+    pub name: String,
+    /// Peer URL of the new member.
+    pub peer_url: String,
+    /// Add as a learner (non-voting until promoted). Default true.
+    #[serde(default = "yes")]
+    pub learner: bool,
+}
+
+/// Arguments naming one member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberNameArgs {
+    /// Member name.
+    pub name: String,
+}
+
+/// Arguments of `etcd.snapshot.save`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSaveArgs {
+    /// Where to write the snapshot on the controller.
+    pub path: String,
+}
+
+/// Arguments of `etcd.snapshot.verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotVerifyArgs {
+    /// The snapshot file, on the controller or on the node the step targets.
+    pub path: String,
+}
+
+/// Arguments of `etcd.snapshot.restore`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRestoreArgs {
+    /// The snapshot file on the node.
+    pub snapshot: String,
+    /// The new data directory; etcdutl refuses a non-empty one.
+    pub data_dir: String,
+    /// The new `--initial-cluster-token`: a restore makes a new logical cluster.
+    pub cluster_token: String,
+    /// Add this many revisions, so watchers never see revisions go backwards (Kubernetes).
+    #[serde(default)]
+    pub bump_revision: Option<u64>,
+    /// Mark the bumped revisions compacted, so watchers re-list (needs `bump_revision`).
+    #[serde(default)]
+    pub mark_compacted: bool,
+    /// Skip the sha256 check, for a raw `member/snap/db` copy that has no trailer.
+    #[serde(default)]
+    pub skip_hash_check: bool,
+}
+
+/// Arguments of `etcd.compact`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactArgs {
+    /// Revisions of history to keep below the current revision.
+    pub keep_revisions: u64,
+    /// Compact to this revision; refused when it would drop the kept window.
+    #[serde(default)]
+    pub revision: Option<u64>,
+    /// Wait until the compaction is physically applied to the backend.
+    #[serde(default)]
+    pub physical: bool,
+}
+
+/// Arguments of `etcd.move_leader`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveLeaderArgs {
+    /// The node to hand leadership to.
+    pub to: String,
+}
+
+/// Arguments of `etcd.kv.put`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvPutArgs {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// Arguments of `etcd.kv.get`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvGetArgs {
+    /// Key.
+    pub key: String,
+}
+
+/// Arguments of `etcd.start_member`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartMemberArgs {
+    /// Start once with `--force-new-cluster`: keeps this member's data and drops every other
+    /// member from the membership. Destructive.
+    #[serde(default)]
+    pub force_new_cluster: bool,
+}
+
+/// Arguments of `etcd.configure_member`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigureMemberArgs {
+    /// Flags to set, without the leading dashes, e.g. `initial-cluster-state: existing`.
+    #[serde(default)]
+    pub set: IndexMap<String, String>,
+    /// Flags to remove, without the leading dashes, e.g. `force-new-cluster`.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Arguments of `etcd.data_dir.replace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataDirReplaceArgs {
+    /// The prepared directory that becomes the member's data dir.
+    pub with: String,
+    /// Where the old data dir is kept, for rollback.
+    pub keep_old_at: String,
+}
+
+/// Arguments of `wait.healthy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitHealthyArgs {
+    /// How many members must be healthy; all targeted endpoints by default.
+    #[serde(default)]
+    pub members: Option<u32>,
+}
+
+/// Which way `file.copy` copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyDirection {
+    /// From the controller to the node.
+    #[default]
+    Push,
+    /// From the node to the controller.
+    Pull,
+}
+
+/// Arguments of `file.copy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileCopyArgs {
+    /// Source path (on the controller for a push).
+    pub from: String,
+    /// Destination path (on the node for a push).
+    pub to: String,
+    /// `push` (default) or `pull`.
+    #[serde(default)]
+    pub direction: CopyDirection,
+}
+
+/// Arguments of `verify.healthy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyHealthyArgs {
+    /// At least this many healthy endpoints; all by default.
+    #[serde(default)]
+    pub min_healthy: Option<u32>,
+}
+
+/// Arguments of `verify.member_count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyMemberCountArgs {
+    /// Voting members expected.
+    pub voting: u32,
+    /// Learners expected. Default 0.
+    #[serde(default)]
+    pub learners: u32,
+}
+
+/// Arguments of `verify.key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeyArgs {
+    /// Key.
+    pub key: String,
+    /// Expected value, when present.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Whether the key must exist. Default true.
+    #[serde(default = "yes")]
+    pub present: bool,
+}
+
+/// Arguments of `verify.leader`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyLeaderArgs {
+    /// The node expected to lead; any elected leader by default.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde() {
+        for kind in ActionKind::ALL {
+            let yaml = serde_yaml::to_string(kind).unwrap();
+            assert_eq!(yaml.trim(), kind.name());
+            let back: ActionKind = serde_yaml::from_str(&yaml).unwrap();
+            assert_eq!(back, *kind);
+        }
+    }
+
+    #[test]
+    fn destructive_actions_are_the_ones_admins_fear() {
+        let destructive: Vec<_> = ActionKind::ALL
+            .iter()
+            .filter(|k| k.info().destructive)
+            .map(|k| k.name())
+            .collect();
+        assert_eq!(
+            destructive,
+            ["etcd.member.remove", "etcd.snapshot.restore", "etcd.compact"]
+        );
+    }
+
+    #[test]
+    fn probes_produce_no_side_effects_by_catalog() {
+        for kind in ActionKind::ALL {
+            let info = kind.info();
+            if info.nature == Nature::Probe {
+                assert!(!info.destructive, "{}", info.name);
+            }
+        }
+    }
+
+    #[test]
+    fn args_reject_unknown_fields() {
+        let with = serde_yaml::from_str("{key: a, valu: b}").unwrap();
+        let err = ActionKind::EtcdKvPut.parse_args(with).unwrap_err();
+        assert!(err.to_string().contains("unknown field `valu`"), "{err}");
+    }
+}

@@ -1,0 +1,309 @@
+//! Source files and the map from YAML paths to line and column.
+//!
+//! serde_yaml locates syntax and type errors itself; semantic errors found later (an unknown step id,
+//! a cycle, a missing inventory field) are located by looking their YAML path up in a [`SourceMap`]
+//! built from the parser's marked events.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A user-written file: its path as given and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl SourceFile {
+    /// Wraps text that was read from `path`.
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Reads a file from disk.
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        Ok(Self::new(path, std::fs::read_to_string(path)?))
+    }
+
+    /// The path the file was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text of a 1-based line, without its line break.
+    pub fn line(&self, line: usize) -> Option<&str> {
+        self.text.lines().nth(line.checked_sub(1)?)
+    }
+}
+
+/// A 1-based line and column in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// Line, counted from 1.
+    pub line: usize,
+    /// Column in characters, counted from 1.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathSegment {
+    /// A mapping key.
+    Key(String),
+    /// A sequence index.
+    Index(usize),
+}
+
+/// A path into a YAML document, such as `steps[3].needs[0]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct YamlPath(Vec<PathSegment>);
+
+impl YamlPath {
+    /// The document root.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// This path extended by a mapping key.
+    pub fn key(&self, key: &str) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(PathSegment::Key(key.to_owned()));
+        Self(segments)
+    }
+
+    /// This path extended by a sequence index.
+    pub fn index(&self, index: usize) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(PathSegment::Index(index));
+        Self(segments)
+    }
+
+    /// The path one level up, or `None` at the root.
+    pub fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(Self(rest.to_vec()))
+    }
+}
+
+impl fmt::Display for YamlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(document)");
+        }
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                PathSegment::Key(key) if i == 0 => f.write_str(key)?,
+                PathSegment::Key(key) => write!(f, ".{key}")?,
+                PathSegment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where each node of a YAML document starts: its value, and for mapping entries its key.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    values: HashMap<YamlPath, Location>,
+    keys: HashMap<YamlPath, Location>,
+}
+
+impl SourceMap {
+    /// Indexes a YAML text. A text that does not parse yields an empty map: serde_yaml reports
+    /// the syntax error itself, with its location.
+    pub fn build(text: &str) -> Self {
+        let mut builder = MapBuilder::default();
+        if Parser::new_from_str(text).load(&mut builder, false).is_err() {
+            return Self::default();
+        }
+        builder.map
+    }
+
+    /// Where the value at `path` starts; falls back to the nearest enclosing node.
+    pub fn value(&self, path: &YamlPath) -> Option<Location> {
+        let mut path = path.clone();
+        loop {
+            if let Some(location) = self.values.get(&path) {
+                return Some(*location);
+            }
+            path = path.parent()?;
+        }
+    }
+
+    /// Where the key of the mapping entry at `path` starts; falls back to its value.
+    pub fn key(&self, path: &YamlPath) -> Option<Location> {
+        self.keys
+            .get(path)
+            .copied()
+            .or_else(|| self.value(path))
+    }
+}
+
+/// A container being walked: a mapping waiting for a key or a value, or a sequence.
+#[derive(Debug)]
+enum Frame {
+    Mapping {
+        path: YamlPath,
+        pending_key: Option<String>,
+    },
+    Sequence {
+        path: YamlPath,
+        next: usize,
+    },
+}
+
+#[derive(Debug, Default)]
+struct MapBuilder {
+    stack: Vec<Frame>,
+    map: SourceMap,
+}
+
+impl MapBuilder {
+    /// The path of the node that starts now, or `None` when the node is a mapping key.
+    fn next_path(&mut self, key_text: Option<&str>) -> Option<YamlPath> {
+        match self.stack.last_mut() {
+            None => Some(YamlPath::root()),
+            Some(Frame::Sequence { path, next }) => {
+                let here = path.index(*next);
+                *next += 1;
+                Some(here)
+            }
+            Some(Frame::Mapping { path, pending_key }) => match pending_key.take() {
+                Some(key) => Some(path.key(&key)),
+                None => {
+                    // This node is a key; complex (non-scalar) keys are indexed under "?".
+                    *pending_key = Some(key_text.unwrap_or("?").to_owned());
+                    None
+                }
+            },
+        }
+    }
+
+    fn location(mark: Marker) -> Location {
+        Location {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
+    }
+}
+
+impl MarkedEventReceiver for MapBuilder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        let location = Self::location(mark);
+        match event {
+            Event::Scalar(text, ..) => match self.next_path(Some(&text)) {
+                Some(path) => {
+                    self.map.values.insert(path, location);
+                }
+                None => {
+                    if let Some(Frame::Mapping { path, .. }) = self.stack.last() {
+                        self.map.keys.insert(path.key(&text), location);
+                        // A block mapping's start mark lies after its first key; the key is
+                        // where a reader sees the mapping begin.
+                        if let Some(start) = self.map.values.get_mut(path) {
+                            *start = (*start).min(location);
+                        }
+                    }
+                }
+            },
+            Event::Alias(_) => {
+                if let Some(path) = self.next_path(None) {
+                    self.map.values.insert(path, location);
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let mapping = matches!(event, Event::MappingStart(..));
+                let path = self.next_path(None).unwrap_or_else(|| YamlPath::root().key("?"));
+                self.map.values.entry(path.clone()).or_insert(location);
+                self.stack.push(if mapping {
+                    Frame::Mapping {
+                        path,
+                        pending_key: None,
+                    }
+                } else {
+                    Frame::Sequence { path, next: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+name: demo
+steps:
+  - id: first
+    needs: [a, b]
+  - id: second
+    with:
+      path: /x
+";
+
+    #[test]
+    fn locates_values_and_keys() {
+        let map = SourceMap::build(TEXT);
+        let step1 = YamlPath::root().key("steps").index(1);
+        assert_eq!(
+            map.value(&step1.key("id")),
+            Some(Location { line: 5, column: 9 })
+        );
+        assert_eq!(
+            map.key(&step1.key("id")),
+            Some(Location { line: 5, column: 5 })
+        );
+        let need = YamlPath::root().key("steps").index(0).key("needs").index(1);
+        assert_eq!(map.value(&need), Some(Location { line: 4, column: 16 }));
+        assert_eq!(
+            map.value(&step1.key("with").key("path")),
+            Some(Location { line: 7, column: 13 })
+        );
+    }
+
+    #[test]
+    fn unknown_paths_fall_back_to_the_enclosing_node() {
+        let map = SourceMap::build(TEXT);
+        let missing = YamlPath::root().key("steps").index(1).key("timeout");
+        assert_eq!(map.value(&missing), Some(Location { line: 5, column: 5 }));
+    }
+
+    #[test]
+    fn paths_display_like_accessors() {
+        let path = YamlPath::root().key("steps").index(3).key("needs").index(0);
+        assert_eq!(path.to_string(), "steps[3].needs[0]");
+    }
+
+    #[test]
+    fn broken_yaml_gives_an_empty_map() {
+        let map = SourceMap::build("a: [1, 2\nb: c");
+        assert_eq!(map.value(&YamlPath::root().key("a")), None);
+    }
+}
