@@ -34,7 +34,9 @@ impl Diagnostic {
             message: message.into(),
             expected: None,
             hint: None,
-            line_text: location.and_then(|l| source.line(l.line)).map(str::to_owned),
+            line_text: location
+                .and_then(|l| source.line(l.line))
+                .map(str::to_owned),
         }
     }
 
@@ -108,13 +110,16 @@ fn token_width(line: &str, column: usize) -> usize {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error: {}", self.message)?;
+        let number = self
+            .location
+            .map(|l| l.line.to_string())
+            .unwrap_or_default();
+        let gutter = " ".repeat(number.len().max(1));
         match self.location {
-            Some(location) => writeln!(f, "  --> {}:{location}", self.file.display())?,
-            None => writeln!(f, "  --> {}", self.file.display())?,
+            Some(location) => writeln!(f, "{gutter}--> {}:{location}", self.file.display())?,
+            None => writeln!(f, "{gutter}--> {}", self.file.display())?,
         }
         if let (Some(location), Some(text)) = (self.location, &self.line_text) {
-            let number = location.line.to_string();
-            let gutter = " ".repeat(number.len());
             writeln!(f, "{gutter} |")?;
             writeln!(f, "{number} | {text}")?;
             writeln!(
@@ -125,10 +130,10 @@ impl fmt::Display for Diagnostic {
             )?;
         }
         if let Some(expected) = &self.expected {
-            writeln!(f, "  = expected: {expected}")?;
+            writeln!(f, "{gutter} = expected: {expected}")?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "  = hint: {hint}")?;
+            writeln!(f, "{gutter} = hint: {hint}")?;
         }
         Ok(())
     }
@@ -207,14 +212,17 @@ mod tests {
     #[test]
     fn renders_a_caret_under_the_token() {
         let source = SourceFile::new("rb.yaml", "steps:\n  - needs: [stop-all, x]\n");
-        let location = Some(Location { line: 2, column: 13 });
+        let location = Some(Location {
+            line: 2,
+            column: 13,
+        });
         let rendered = Diagnostic::at(&source, location, "unknown step `stop-all`")
             .expected("the id of a step in this runbook")
             .hint("did you mean `stop-members`?")
             .to_string();
         assert_eq!(
             rendered,
-            "error: unknown step `stop-all`\n  --> rb.yaml:2:13\n  |\n2 |   - needs: [stop-all, x]\n  |             ^^^^^^^^\n  = expected: the id of a step in this runbook\n  = hint: did you mean `stop-members`?\n"
+            "error: unknown step `stop-all`\n --> rb.yaml:2:13\n  |\n2 |   - needs: [stop-all, x]\n  |             ^^^^^^^^\n  = expected: the id of a step in this runbook\n  = hint: did you mean `stop-members`?\n"
         );
     }
 
@@ -225,7 +233,10 @@ mod tests {
 
     #[test]
     fn suggests_only_close_words() {
-        assert_eq!(closest("stop-membrs", ["stop-members", "start"]), Some("stop-members"));
+        assert_eq!(
+            closest("stop-membrs", ["stop-members", "start"]),
+            Some("stop-members")
+        );
         assert_eq!(closest("zzz", ["stop-members", "start"]), None);
     }
 }

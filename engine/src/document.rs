@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::source::{Location, SourceFile, SourceMap, YamlPath};
+use crate::source::{Location, PathSegment, SourceFile, SourceMap, YamlPath};
 
 /// A typed value parsed from a YAML file, with the file and its source map for later errors.
 #[derive(Debug)]
@@ -48,14 +48,14 @@ pub fn yaml_diagnostic(
     path: &YamlPath,
     err: &serde_yaml::Error,
 ) -> Diagnostic {
-    let text = err.to_string();
-    // serde_yaml appends " at line L column C"; the location is shown separately.
+    // serde_yaml writes " at line L column C" into the message; the location is shown separately.
     let text = match err.location() {
-        Some(_) => text
-            .rfind(" at line ")
-            .map_or(text.as_str(), |end| &text[..end]),
-        None => text.as_str(),
+        Some(l) => err
+            .to_string()
+            .replace(&format!(" at line {} column {}", l.line(), l.column()), ""),
+        None => err.to_string(),
     };
+    let text = text.as_str();
     // It also prefixes the path inside the document ("steps[0]: ..."); keep it, it helps.
     let (message, expected) = match text.split_once(", expected ") {
         Some((message, expected)) => (message, Some(expected)),
@@ -68,16 +68,22 @@ pub fn yaml_diagnostic(
             column: l.column(),
         })
         .or_else(|| {
-            named_field(message)
-                .and_then(|field| map.key(&path.key(field)).filter(|_| !field.is_empty()))
-                .or_else(|| map.value(path))
-        });
+            let field = named_field(message)?;
+            // "unknown field `x`" at path `...x` names the key itself; "missing field `x`" a
+            // key that would be under the path.
+            match path.last() {
+                Some(PathSegment::Key(last)) if last == field => map.key_exact(path),
+                _ => map.key_exact(&path.key(field)),
+            }
+        })
+        .or_else(|| map.value(path));
     let mut diagnostic = Diagnostic::at(source, location, message.to_owned());
     if let Some(expected) = expected {
         diagnostic = diagnostic.expected(expected.to_owned());
     }
     if message.contains("unknown field") {
-        diagnostic = diagnostic.hint("check the spelling; the schema in `schemas/` lists every field");
+        diagnostic =
+            diagnostic.hint("check the spelling; the schema in `schemas/` lists every field");
     }
     diagnostic
 }
@@ -107,7 +113,10 @@ mod tests {
         let err = Document::<Sample>::parse(source).unwrap_err();
         let rendered = err.to_string();
         assert!(rendered.contains("--> s.yaml:2:8"), "{rendered}");
-        assert!(rendered.contains("invalid type: string \"many\""), "{rendered}");
+        assert!(
+            rendered.contains("invalid type: string \"many\""),
+            "{rendered}"
+        );
         assert!(rendered.contains("= expected: u32"), "{rendered}");
     }
 

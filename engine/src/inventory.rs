@@ -350,12 +350,16 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
     let mut nodes = Vec::new();
     for (i, entry) in inventory.nodes.iter().enumerate() {
         let path = root.key("nodes").index(i);
+        let unique_name = names.insert(entry.name.as_str());
         if entry.name.is_empty() {
             sink.push(document.error_at(&path.key("name"), "a node name cannot be empty"));
-        } else if !names.insert(entry.name.as_str()) {
+        } else if !unique_name {
             sink.push(
                 document
-                    .error_at(&path.key("name"), format!("duplicate node name `{}`", entry.name))
+                    .error_at(
+                        &path.key("name"),
+                        format!("duplicate node name `{}`", entry.name),
+                    )
                     .hint("node names must be unique; they name the etcd members"),
             );
         }
@@ -403,35 +407,74 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
             management,
             member: pick(&etcd.member, &None, entry.name.clone()),
             data_dir: pick(&etcd.data_dir, &base.data_dir, "/var/lib/etcd".into()),
-            client_url: pick(&etcd.client_url, &base.client_url, format!("https://{host}:2379")),
-            peer_url: pick(&etcd.peer_url, &base.peer_url, format!("https://{host}:2380")),
-            tls: etcd.tls.clone().or_else(|| base.tls.clone()).unwrap_or_else(TlsFiles::kubeadm),
-            etcdctl: etcd.etcdctl.clone().or_else(|| base.etcdctl.clone()).unwrap_or_else(|| vec!["etcdctl".into()]),
-            etcdutl: etcd.etcdutl.clone().or_else(|| base.etcdutl.clone()).unwrap_or_else(|| vec!["etcdutl".into()]),
-            backup_dir: pick(&etcd.backup_dir, &base.backup_dir, "/var/backups/etcd".into()),
+            client_url: pick(
+                &etcd.client_url,
+                &base.client_url,
+                format!("https://{host}:2379"),
+            ),
+            peer_url: pick(
+                &etcd.peer_url,
+                &base.peer_url,
+                format!("https://{host}:2380"),
+            ),
+            tls: etcd
+                .tls
+                .clone()
+                .or_else(|| base.tls.clone())
+                .unwrap_or_else(TlsFiles::kubeadm),
+            etcdctl: etcd
+                .etcdctl
+                .clone()
+                .or_else(|| base.etcdctl.clone())
+                .unwrap_or_else(|| vec!["etcdctl".into()]),
+            etcdutl: etcd
+                .etcdutl
+                .clone()
+                .or_else(|| base.etcdutl.clone())
+                .unwrap_or_else(|| vec!["etcdutl".into()]),
+            backup_dir: pick(
+                &etcd.backup_dir,
+                &base.backup_dir,
+                "/var/backups/etcd".into(),
+            ),
             process_name: pick(&etcd.process_name, &base.process_name, "etcd".into()),
         };
-        for (field, words) in [("etcdctl", &resolved.etcdctl), ("etcdutl", &resolved.etcdutl)] {
+        for (field, words) in [
+            ("etcdctl", &resolved.etcdctl),
+            ("etcdutl", &resolved.etcdutl),
+        ] {
             if words.is_empty() || words[0].is_empty() {
                 sink.push(
                     document
-                        .error_at(&path.key("etcd").key(field), format!("`{field}` names no command"))
+                        .error_at(
+                            &path.key("etcd").key(field),
+                            format!("`{field}` names no command"),
+                        )
                         .expected("a list of words such as `[/usr/local/bin/etcdutl]`"),
                 );
             }
         }
-        if !members.insert(resolved.member.clone()) {
+        if !members.insert(resolved.member.clone()) && unique_name {
             sink.push(
                 document
-                    .error_at(&path, format!("duplicate etcd member name `{}`", resolved.member))
+                    .error_at(
+                        &path,
+                        format!("duplicate etcd member name `{}`", resolved.member),
+                    )
                     .hint("every member of a cluster needs its own name"),
             );
         }
-        for url in [&resolved.client_url, &resolved.peer_url] {
+        for (field, url) in [
+            ("client_url", &resolved.client_url),
+            ("peer_url", &resolved.peer_url),
+        ] {
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 sink.push(
                     document
-                        .error_at(&path.key("etcd"), format!("`{url}` is not an http(s) URL"))
+                        .error_at(
+                            &path.key("etcd").key(field),
+                            format!("`{url}` is not an http(s) URL"),
+                        )
                         .expected("a URL such as `https://10.0.0.11:2379`"),
                 );
             } else if !urls.insert(url.clone()) {
@@ -441,9 +484,21 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
         let ssh = SshSettings {
             user: own.ssh.user.clone().or_else(|| defaults.ssh.user.clone()),
             port: own.ssh.port.or(defaults.ssh.port),
-            identity_file: own.ssh.identity_file.clone().or_else(|| defaults.ssh.identity_file.clone()),
-            jump_host: own.ssh.jump_host.clone().or_else(|| defaults.ssh.jump_host.clone()),
-            known_hosts: own.ssh.known_hosts.clone().or_else(|| defaults.ssh.known_hosts.clone()),
+            identity_file: own
+                .ssh
+                .identity_file
+                .clone()
+                .or_else(|| defaults.ssh.identity_file.clone()),
+            jump_host: own
+                .ssh
+                .jump_host
+                .clone()
+                .or_else(|| defaults.ssh.jump_host.clone()),
+            known_hosts: own
+                .ssh
+                .known_hosts
+                .clone()
+                .or_else(|| defaults.ssh.known_hosts.clone()),
             sudo: own.ssh.sudo.or(defaults.ssh.sudo),
         };
         nodes.push(Node {
@@ -495,7 +550,10 @@ mod tests {
     #[test]
     fn a_node_without_management_is_located() {
         let err = load("name: c\nnodes:\n  - name: a\n    address: 10.0.0.1\n").unwrap_err();
-        assert!(err.contains("node `a` does not say how its etcd member is managed"), "{err}");
+        assert!(
+            err.contains("node `a` does not say how its etcd member is managed"),
+            "{err}"
+        );
         assert!(err.contains("inv.yaml:3:5"), "{err}");
     }
 

@@ -111,10 +111,20 @@ impl Renderer {
         registry
             .render_template(template, context)
             .map_err(|err| match err.reason() {
-                RenderErrorReason::TemplateError(template_error) => TemplateError::Syntax {
-                    message: template_error.reason().to_string(),
-                    position: template_error.pos(),
-                },
+                RenderErrorReason::TemplateError(template_error) => {
+                    // The parser lists every token it would have taken; that helps nobody.
+                    let reason = template_error.reason().to_string();
+                    let message = match reason.split_once(": expected ") {
+                        Some((head, _)) => {
+                            format!("{head}: an unclosed `{{{{#block}}}}` or a stray `{{{{`")
+                        }
+                        None => reason,
+                    };
+                    TemplateError::Syntax {
+                        message,
+                        position: template_error.pos(),
+                    }
+                }
                 RenderErrorReason::MissingVariable(Some(path)) => {
                     TemplateError::MissingVariable(path.clone())
                 }
@@ -152,14 +162,30 @@ mod tests {
 
     #[test]
     fn shell_values_are_one_quoted_word() {
-        let hostile = ["n1; rm -rf /", "it's \"$(reboot)\" `id`", "a\nb", "*", "-x", "", "$HOME"];
+        let hostile = [
+            "n1; rm -rf /",
+            "it's \"$(reboot)\" `id`",
+            "a\nb",
+            "*",
+            "-x",
+            "",
+            "$HOME",
+        ];
         let renderer = Renderer::new();
         for value in hostile {
             let script = renderer
                 .render(Escape::Shell, "printf '%s|' {{v}}", &json!({"v": value}))
                 .unwrap();
-            let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{value}|"), "{script}");
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("{value}|"),
+                "{script}"
+            );
         }
     }
 
@@ -168,7 +194,9 @@ mod tests {
         let renderer = Renderer::new();
         let context = json!({"cmd": "etcdctl --endpoints=x"});
         assert_eq!(
-            renderer.render(Escape::Shell, "{{{cmd}}} get", &context).unwrap(),
+            renderer
+                .render(Escape::Shell, "{{{cmd}}} get", &context)
+                .unwrap(),
             "etcdctl --endpoints=x get"
         );
     }
@@ -194,7 +222,11 @@ mod tests {
     fn conditions_evaluate_helpers() {
         let renderer = Renderer::new();
         let context = json!({"params": {"mode": "snapshot", "on": false}});
-        assert!(renderer.condition(r#"(eq params.mode "snapshot")"#, &context).unwrap());
+        assert!(
+            renderer
+                .condition(r#"(eq params.mode "snapshot")"#, &context)
+                .unwrap()
+        );
         assert!(!renderer.condition("params.on", &context).unwrap());
         assert!(renderer.condition("(not params.on)", &context).unwrap());
     }

@@ -89,6 +89,18 @@ impl YamlPath {
         Self(segments)
     }
 
+    /// This path extended by one segment.
+    pub fn join(&self, segment: &PathSegment) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(segment.clone());
+        Self(segments)
+    }
+
+    /// The last segment, if any.
+    pub fn last(&self) -> Option<&PathSegment> {
+        self.0.last()
+    }
+
     /// This path extended by a sequence index.
     pub fn index(&self, index: usize) -> Self {
         let mut segments = self.0.clone();
@@ -131,7 +143,10 @@ impl SourceMap {
     /// the syntax error itself, with its location.
     pub fn build(text: &str) -> Self {
         let mut builder = MapBuilder::default();
-        if Parser::new_from_str(text).load(&mut builder, false).is_err() {
+        if Parser::new_from_str(text)
+            .load(&mut builder, false)
+            .is_err()
+        {
             return Self::default();
         }
         builder.map
@@ -148,12 +163,14 @@ impl SourceMap {
         }
     }
 
+    /// Where the key of the mapping entry at `path` starts, if it is a mapping entry.
+    pub fn key_exact(&self, path: &YamlPath) -> Option<Location> {
+        self.keys.get(path).copied()
+    }
+
     /// Where the key of the mapping entry at `path` starts; falls back to its value.
     pub fn key(&self, path: &YamlPath) -> Option<Location> {
-        self.keys
-            .get(path)
-            .copied()
-            .or_else(|| self.value(path))
+        self.keys.get(path).copied().or_else(|| self.value(path))
     }
 }
 
@@ -231,7 +248,9 @@ impl MarkedEventReceiver for MapBuilder {
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let mapping = matches!(event, Event::MappingStart(..));
-                let path = self.next_path(None).unwrap_or_else(|| YamlPath::root().key("?"));
+                let path = self
+                    .next_path(None)
+                    .unwrap_or_else(|| YamlPath::root().key("?"));
                 self.map.values.entry(path.clone()).or_insert(location);
                 self.stack.push(if mapping {
                     Frame::Mapping {
@@ -281,10 +300,19 @@ steps:
             Some(Location { line: 5, column: 5 })
         );
         let need = YamlPath::root().key("steps").index(0).key("needs").index(1);
-        assert_eq!(map.value(&need), Some(Location { line: 4, column: 16 }));
+        assert_eq!(
+            map.value(&need),
+            Some(Location {
+                line: 4,
+                column: 16
+            })
+        );
         assert_eq!(
             map.value(&step1.key("with").key("path")),
-            Some(Location { line: 7, column: 13 })
+            Some(Location {
+                line: 7,
+                column: 13
+            })
         );
     }
 

@@ -25,7 +25,7 @@ use crate::runbook::Runbook;
 use crate::runbook::action::{Action, ActionKind, Nature, Placement};
 use crate::runbook::param::ParamValues;
 use crate::runbook::step::{
-    CheckPhase, Need, OutputCapture, Outcome, Pairing, Retries, RollbackSpec, Target,
+    CheckPhase, Need, Outcome, OutputCapture, Pairing, Retries, RollbackSpec, Target,
 };
 use crate::source::{Location, SourceFile, YamlPath};
 
@@ -89,7 +89,10 @@ fn header(
         summary: runbook.value.summary.clone(),
         runbook_file: FileDigest::of(runbook.source.path(), runbook.source.text()),
         inventory: inventory.name.clone(),
-        inventory_file: FileDigest::of(cluster.document.source.path(), cluster.document.source.text()),
+        inventory_file: FileDigest::of(
+            cluster.document.source.path(),
+            cluster.document.source.text(),
+        ),
         production: inventory.production,
         nodes: cluster
             .nodes
@@ -135,12 +138,22 @@ fn resolve_params(
             let mut diagnostic = Diagnostic::at(
                 &input.source,
                 input.location,
-                format!("runbook `{}` has no parameter `{}`", runbook.value.name, input.name),
+                format!(
+                    "runbook `{}` has no parameter `{}`",
+                    runbook.value.name, input.name
+                ),
             )
             .expected(if known.is_empty() {
                 "no parameters: this runbook takes none".to_string()
             } else {
-                format!("one of {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "one of {}",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             });
             if let Some(best) = closest(&input.name, known.iter().copied()) {
                 diagnostic = diagnostic.hint(format!("did you mean `{best}`?"));
@@ -148,8 +161,12 @@ fn resolve_params(
             sink.push(diagnostic);
         } else if given.insert(input.name.as_str(), input).is_some() {
             sink.push(
-                Diagnostic::at(&input.source, input.location, format!("parameter `{}` is given twice", input.name))
-                    .hint("give each parameter once"),
+                Diagnostic::at(
+                    &input.source,
+                    input.location,
+                    format!("parameter `{}` is given twice", input.name),
+                )
+                .hint("give each parameter once"),
             );
         }
     }
@@ -158,11 +175,18 @@ fn resolve_params(
         let path = YamlPath::root().key("params").key(name);
         let checked = match (given.get(name.as_str()), &spec.default) {
             (Some(input), _) => spec.check(&input.value).map_err(|err| {
-                Diagnostic::at(&input.source, input.location, format!("parameter `{name}`: {}", err.message))
-                    .expected(err.expected)
+                Diagnostic::at(
+                    &input.source,
+                    input.location,
+                    format!("parameter `{name}`: {}", err.message),
+                )
+                .expected(err.expected)
             }),
             (None, Some(default)) => spec.check(default).map_err(|err| {
-                runbook.error_at(&path.key("default"), format!("default of `{name}`: {}", err.message))
+                runbook.error_at(
+                    &path.key("default"),
+                    format!("default of `{name}`: {}", err.message),
+                )
             }),
             (None, None) => Err(runbook
                 .error_at_key(&path, format!("parameter `{name}` is required"))
@@ -176,12 +200,23 @@ fn resolve_params(
                     if cluster.node(node).is_none() {
                         let names = cluster.nodes.iter().map(|n| n.name.as_str());
                         let mut diagnostic = match given.get(name.as_str()) {
-                            Some(input) => Diagnostic::at(&input.source, input.location, format!("parameter `{name}`: no node `{node}` in the inventory")),
-                            None => runbook.error_at(&path.key("default"), format!("default of `{name}`: no node `{node}` in the inventory")),
+                            Some(input) => Diagnostic::at(
+                                &input.source,
+                                input.location,
+                                format!("parameter `{name}`: no node `{node}` in the inventory"),
+                            ),
+                            None => runbook.error_at(
+                                &path.key("default"),
+                                format!("default of `{name}`: no node `{node}` in the inventory"),
+                            ),
                         };
                         diagnostic = diagnostic.expected(format!(
                             "one of {}",
-                            names.clone().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                            names
+                                .clone()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                         sink.push(diagnostic.suggest(node, names));
                         continue;
@@ -207,23 +242,35 @@ fn check_topology(runbook: &Document<Runbook>, cluster: &Cluster, sink: &mut Dia
                 .hint(hint.to_string()),
         );
         // Also point at the rule, so both files are named.
-        sink.push(runbook.error_at(&path, format!("required by `topology` of runbook `{}`", runbook.value.name)));
+        sink.push(runbook.error_at(
+            &path,
+            format!("required by `topology` of runbook `{}`", runbook.value.name),
+        ));
     };
     if topology.odd_members && count % 2 == 0 {
         fail(
-            format!("the inventory has {count} members, but runbook `{}` needs an odd count", runbook.value.name),
+            format!(
+                "the inventory has {count} members, but runbook `{}` needs an odd count",
+                runbook.value.name
+            ),
             "an even count tolerates no more failures than the odd count below it; add or remove a member first",
         );
     }
     if let Some(min) = topology.min_members.filter(|&min| count < min) {
         fail(
-            format!("the inventory has {count} members, but runbook `{}` needs at least {min}", runbook.value.name),
+            format!(
+                "the inventory has {count} members, but runbook `{}` needs at least {min}",
+                runbook.value.name
+            ),
             "use an inventory that lists every member of the cluster",
         );
     }
     if let Some(max) = topology.max_members.filter(|&max| count > max) {
         fail(
-            format!("the inventory has {count} members, but runbook `{}` handles at most {max}", runbook.value.name),
+            format!(
+                "the inventory has {count} members, but runbook `{}` handles at most {max}",
+                runbook.value.name
+            ),
             "use a runbook written for this cluster size",
         );
     }
@@ -337,25 +384,49 @@ impl<'a> Compiler<'a> {
     }
 
     /// The nodes (or none, for controller and cluster steps) an entry runs on.
-    fn placements(&mut self, entry: &Entry<'_>) -> Vec<(Host, Option<&'a Node>, Option<RoleGuard>)> {
+    fn placements(
+        &mut self,
+        entry: &Entry<'_>,
+    ) -> Vec<(Host, Option<&'a Node>, Option<RoleGuard>)> {
         let cluster = self.cluster;
         let all = || cluster.nodes.iter();
         let on = entry.path.key("on");
         match entry.target {
             Target::Controller => vec![(Host::Controller, None, None)],
             Target::Cluster => vec![(Host::Cluster, None, None)],
-            Target::Each => all().map(|n| (Host::Node(n.name.clone()), Some(n), None)).collect(),
+            Target::Each => all()
+                .map(|n| (Host::Node(n.name.clone()), Some(n), None))
+                .collect(),
             Target::Leader | Target::Followers => {
-                let role = if *entry.target == Target::Leader { RoleGuard::Leader } else { RoleGuard::Follower };
-                all().map(|n| (Host::Node(n.name.clone()), Some(n), Some(role))).collect()
+                let role = if *entry.target == Target::Leader {
+                    RoleGuard::Leader
+                } else {
+                    RoleGuard::Follower
+                };
+                all()
+                    .map(|n| (Host::Node(n.name.clone()), Some(n), Some(role)))
+                    .collect()
             }
             Target::Node(name) => match cluster.node(name) {
                 Some(n) => vec![(Host::Node(n.name.clone()), Some(n), None)],
                 None => {
                     let names = all().map(|n| n.name.as_str());
                     let diagnostic = self
-                        .error(&on, format!("no node `{name}` in inventory `{}`", cluster.inventory().name))
-                        .expected(format!("one of {}", names.clone().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+                        .error(
+                            &on,
+                            format!(
+                                "no node `{name}` in inventory `{}`",
+                                cluster.inventory().name
+                            ),
+                        )
+                        .expected(format!(
+                            "one of {}",
+                            names
+                                .clone()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
                         .suggest(name, names);
                     self.sink.push(diagnostic);
                     vec![]
@@ -367,13 +438,29 @@ impl<'a> Compiler<'a> {
                     .map(|n| (Host::Node(n.name.clone()), Some(n), None))
                     .collect();
                 if members.is_empty() {
-                    let groups: BTreeSet<&str> = all().flat_map(|n| n.groups.iter().map(String::as_str)).collect();
+                    let groups: BTreeSet<&str> = all()
+                        .flat_map(|n| n.groups.iter().map(String::as_str))
+                        .collect();
                     let diagnostic = self
-                        .error(&on, format!("no node of inventory `{}` is in group `{group}`", cluster.inventory().name))
+                        .error(
+                            &on,
+                            format!(
+                                "no node of inventory `{}` is in group `{group}`",
+                                cluster.inventory().name
+                            ),
+                        )
                         .expected(if groups.is_empty() {
-                            "a group listed under a node's `groups` (this inventory has none)".to_string()
+                            "a group listed under a node's `groups` (this inventory has none)"
+                                .to_string()
                         } else {
-                            format!("one of {}", groups.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "))
+                            format!(
+                                "one of {}",
+                                groups
+                                    .iter()
+                                    .map(|g| format!("`{g}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
                         })
                         .suggest(group, groups.iter().copied());
                     self.sink.push(diagnostic);
@@ -389,7 +476,11 @@ impl<'a> Compiler<'a> {
             return Vec::new();
         };
         let steps = &self.runbook.value.steps;
-        let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         let mut seen = BTreeSet::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -407,7 +498,12 @@ impl<'a> Compiler<'a> {
                 let names = if step.action == ActionKind::Shell {
                     step.outputs.keys().cloned().collect()
                 } else {
-                    step.action.info().outputs.iter().map(|s| s.to_string()).collect()
+                    step.action
+                        .info()
+                        .outputs
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
                 };
                 (step.id.as_str(), names)
             })
@@ -458,11 +554,15 @@ impl<'a> Compiler<'a> {
             None => Condition::Always,
             Some(expression) if refers_to_run_time(expression) => {
                 // Evaluate once with placeholders so unknown variables are caught now.
-                self.template(&entry.path.key("when"), |r| r.condition(expression, &context))?;
+                self.template(&entry.path.key("when"), |r| {
+                    r.condition(expression, &context)
+                })?;
                 Condition::AtRunTime(expression.to_string())
             }
             Some(expression) => {
-                if self.template(&entry.path.key("when"), |r| r.condition(expression, &context))? {
+                if self.template(&entry.path.key("when"), |r| {
+                    r.condition(expression, &context)
+                })? {
                     Condition::Always
                 } else {
                     Condition::SkippedAtCompile(expression.to_string())
@@ -500,12 +600,16 @@ impl<'a> Compiler<'a> {
             action: entry.action,
             nature,
             destructive,
-            idempotent: entry.idempotent.unwrap_or_else(|| default_idempotent(entry.action, nature)),
+            idempotent: entry
+                .idempotent
+                .unwrap_or_else(|| default_idempotent(entry.action, nature)),
             operation,
             rollback,
             when,
             confirm: entry.confirm.map(str::to_string),
-            timeout: entry.timeout.unwrap_or_else(|| default_timeout(entry.action)),
+            timeout: entry
+                .timeout
+                .unwrap_or_else(|| default_timeout(entry.action)),
             retries: entry.retries.cloned().unwrap_or_else(Retries::none),
             outputs,
             captures: entry.captures.clone(),
@@ -580,7 +684,9 @@ impl<'a> Compiler<'a> {
                     _ => diagnostic.hint("templates see `params`, `inventory`, `cluster`, `nodes`, `node`, `steps` and `run`"),
                 }
             }
-            TemplateError::Syntax { .. } => diagnostic.hint("check the `{{ }}` pairs and block helpers (`{{#if}}…{{/if}}`)"),
+            TemplateError::Syntax { .. } => {
+                diagnostic.hint("check the `{{ }}` pairs and block helpers (`{{#if}}…{{/if}}`)")
+            }
             TemplateError::Other(_) => diagnostic,
         }
     }
@@ -598,7 +704,11 @@ impl<'a> Compiler<'a> {
         let mut ok = true;
         for (key, value) in with {
             let field = key.as_str().unwrap_or_default();
-            let escape = if kind == ActionKind::Shell && field == "run" { Escape::Shell } else { Escape::Plain };
+            let escape = if kind == ActionKind::Shell && field == "run" {
+                Escape::Shell
+            } else {
+                Escape::Plain
+            };
             match self.render_value(value, escape, &with_path.key(field), context) {
                 Some(value) => {
                     rendered.insert(key.clone(), value);
@@ -612,8 +722,18 @@ impl<'a> Compiler<'a> {
         match kind.parse_args(serde_yaml::Value::Mapping(rendered)) {
             Ok(action) => Some(action),
             Err(err) => {
-                let diagnostic = yaml_diagnostic(&self.runbook.source, &self.runbook.map, &with_path, &err);
-                self.sink.push(diagnostic.hint(format!("see the arguments of `{kind}` in the runbook schema")));
+                // With no `with:` at all, the action line is where the arguments are missing.
+                let at = if with.is_empty() {
+                    path.key("action")
+                } else {
+                    err.field
+                        .iter()
+                        .fold(with_path, |p, segment| p.join(segment))
+                };
+                let mut diagnostic =
+                    yaml_diagnostic(&self.runbook.source, &self.runbook.map, &at, &err.error);
+                diagnostic.message = format!("`{kind}` arguments: {}", diagnostic.message);
+                self.sink.push(diagnostic.hint(format!("see the arguments of `{kind}` in docs/runbook-language.md or the runbook schema")));
                 None
             }
         }
@@ -635,7 +755,8 @@ impl<'a> Compiler<'a> {
                         return serde_yaml::to_value(typed).ok();
                     }
                 }
-                self.template(path, |r| r.render(escape, template, context)).map(Y::String)
+                self.template(path, |r| r.render(escape, template, context))
+                    .map(Y::String)
             }
             Y::Sequence(items) => {
                 let mut out = Vec::new();
@@ -648,7 +769,10 @@ impl<'a> Compiler<'a> {
                 let mut out = serde_yaml::Mapping::new();
                 for (key, item) in map {
                     let field = key.as_str().unwrap_or_default();
-                    out.insert(key.clone(), self.render_value(item, escape, &path.key(field), context)?);
+                    out.insert(
+                        key.clone(),
+                        self.render_value(item, escape, &path.key(field), context)?,
+                    );
                 }
                 Some(Y::Mapping(out))
             }
@@ -656,7 +780,13 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn operation(&mut self, action: &Action, host: &Host, node: Option<&Node>, path: &YamlPath) -> Option<Operation> {
+    fn operation(
+        &mut self,
+        action: &Action,
+        host: &Host,
+        node: Option<&Node>,
+        path: &YamlPath,
+    ) -> Option<Operation> {
         let kind = action.kind();
         match (kind.info().placement, node) {
             (Placement::EtcdApi, _) => Some(Operation::Etcd {
@@ -664,10 +794,16 @@ impl<'a> Compiler<'a> {
                 call: action.clone(),
             }),
             (Placement::ControllerOrNode, None) if kind == ActionKind::Shell => {
-                let Action::Shell(args) = action else { unreachable!() };
-                Some(Operation::Script { script: args.run.clone() })
+                let Action::Shell(args) = action else {
+                    unreachable!()
+                };
+                Some(Operation::Script {
+                    script: args.run.clone(),
+                })
             }
-            (Placement::ControllerOrNode, None) => Some(Operation::Native { call: action.clone() }),
+            (Placement::ControllerOrNode, None) => Some(Operation::Native {
+                call: action.clone(),
+            }),
             (_, Some(node)) => match node_script::operation(action, node, self.cluster) {
                 Ok(operation) => Some(operation),
                 Err(err) => {
@@ -675,7 +811,9 @@ impl<'a> Compiler<'a> {
                     None
                 }
             },
-            (Placement::Node, None) => unreachable!("placement is checked when the runbook loads: {host}"),
+            (Placement::Node, None) => {
+                unreachable!("placement is checked when the runbook loads: {host}")
+            }
         }
     }
 
@@ -683,7 +821,7 @@ impl<'a> Compiler<'a> {
         let diagnostic = if err.inventory {
             self.cluster.document.error_at(&node.path, err.message)
         } else {
-            self.error(&path.key("with"), err.message)
+            self.error(&path.key("with").key(err.field), err.message)
         };
         self.sink.push(diagnostic.hint(err.hint));
     }
@@ -707,10 +845,19 @@ impl<'a> Compiler<'a> {
         match node {
             Some(node) if subject_is_target => vec![node.etcd.client_url.clone()],
             // Membership changes go to the rest of the cluster, not to the member they concern.
-            Some(node) if matches!(kind, ActionKind::EtcdMemberAdd | ActionKind::EtcdMemberRemove | ActionKind::EtcdMemberPromote) => all()
-                .filter(|n| n.name != node.name)
-                .map(|n| n.etcd.client_url.clone())
-                .collect(),
+            Some(node)
+                if matches!(
+                    kind,
+                    ActionKind::EtcdMemberAdd
+                        | ActionKind::EtcdMemberRemove
+                        | ActionKind::EtcdMemberPromote
+                ) =>
+            {
+                all()
+                    .filter(|n| n.name != node.name)
+                    .map(|n| n.etcd.client_url.clone())
+                    .collect()
+            }
             _ => all().map(|n| n.etcd.client_url.clone()).collect(),
         }
     }
@@ -730,8 +877,14 @@ impl<'a> Compiler<'a> {
                 let path = entry.path.key("rollback");
                 if step.action.info().placement == Placement::Node && node.is_none() {
                     self.sink.push(
-                        self.error(&path.key("action"), format!("`{}` runs on nodes, but this step runs on `{host}`", step.action))
-                            .hint("a rollback runs where its step runs"),
+                        self.error(
+                            &path.key("action"),
+                            format!(
+                                "`{}` runs on nodes, but this step runs on `{host}`",
+                                step.action
+                            ),
+                        )
+                        .hint("a rollback runs where its step runs"),
                     );
                     return None;
                 }
@@ -739,35 +892,62 @@ impl<'a> Compiler<'a> {
                 let operation = self.operation(&undo, host, node, &path)?;
                 Some(Rollback::Run { operation })
             }
-            RollbackSpec::Natural if info.nature == Nature::Probe || entry.probe == Some(true) => Some(Rollback::NotNeeded),
+            RollbackSpec::Natural if info.nature == Nature::Probe || entry.probe == Some(true) => {
+                Some(Rollback::NotNeeded)
+            }
             RollbackSpec::Natural => Some(match (info.placement, node) {
-                (Placement::Node | Placement::ControllerOrNode, Some(node)) => node_script::natural_rollback(action, node),
+                (Placement::Node | Placement::ControllerOrNode, Some(node)) => {
+                    node_script::natural_rollback(action, node)
+                }
                 (Placement::ControllerOrNode, None) => Rollback::Declined,
                 (Placement::EtcdApi, _) => match action {
                     Action::EtcdMemberAdd(args) => Rollback::Run {
                         operation: Operation::Etcd {
                             endpoints: self.endpoints(ActionKind::EtcdMemberRemove, node),
-                            call: Action::EtcdMemberRemove(crate::runbook::action::MemberNameArgs { name: args.name.clone() }),
+                            call: Action::EtcdMemberRemove(
+                                crate::runbook::action::MemberNameArgs {
+                                    name: args.name.clone(),
+                                },
+                            ),
                         },
                     },
-                    Action::EtcdMemberPromote(_) | Action::EtcdMemberRemove(_) | Action::EtcdCompact(_) => Rollback::Irreversible,
+                    Action::EtcdMemberPromote(_)
+                    | Action::EtcdMemberRemove(_)
+                    | Action::EtcdCompact(_) => Rollback::Irreversible,
                     _ => Rollback::NotNeeded,
                 },
-                (Placement::Node, None) => unreachable!("placement is checked when the runbook loads"),
+                (Placement::Node, None) => {
+                    unreachable!("placement is checked when the runbook loads")
+                }
             }),
         }
     }
 
     fn connect_all(&mut self) {
         let runbook = &self.runbook.value;
-        let step_index: HashMap<&str, usize> = runbook.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let step_index: HashMap<&str, usize> = runbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         for (i, step) in runbook.steps.iter().enumerate() {
             for (n, need) in step.needs.iter().enumerate() {
-                let Some(&j) = step_index.get(need.step.as_str()) else { continue };
-                self.connect(i, j, need, &YamlPath::root().key("steps").index(i).key("needs").index(n));
+                let Some(&j) = step_index.get(need.step.as_str()) else {
+                    continue;
+                };
+                self.connect(
+                    i,
+                    j,
+                    need,
+                    &YamlPath::root().key("steps").index(i).key("needs").index(n),
+                );
             }
             if step.serial {
-                let chain: Vec<NodeIndex> = self.instances[&Origin::Step(i)].iter().map(|(_, idx)| *idx).collect();
+                let chain: Vec<NodeIndex> = self.instances[&Origin::Step(i)]
+                    .iter()
+                    .map(|(_, idx)| *idx)
+                    .collect();
                 for pair in chain.windows(2) {
                     self.graph.update_edge(pair[0], pair[1], Outcome::Success);
                 }
@@ -786,9 +966,22 @@ impl<'a> Compiler<'a> {
         let main: Vec<NodeIndex> = (0..runbook.steps.len())
             .flat_map(|i| self.instances[&Origin::Step(i)].iter().map(|(_, idx)| *idx))
             .collect();
-        let has = |idx: NodeIndex, direction| self.graph.neighbors_directed(idx, direction).next().is_some();
-        let roots: Vec<NodeIndex> = main.iter().copied().filter(|&m| !has(m, petgraph::Direction::Incoming)).collect();
-        let sinks: Vec<NodeIndex> = main.iter().copied().filter(|&m| !has(m, petgraph::Direction::Outgoing)).collect();
+        let has = |idx: NodeIndex, direction| {
+            self.graph
+                .neighbors_directed(idx, direction)
+                .next()
+                .is_some()
+        };
+        let roots: Vec<NodeIndex> = main
+            .iter()
+            .copied()
+            .filter(|&m| !has(m, petgraph::Direction::Incoming))
+            .collect();
+        let sinks: Vec<NodeIndex> = main
+            .iter()
+            .copied()
+            .filter(|&m| !has(m, petgraph::Direction::Outgoing))
+            .collect();
         for &probe in &before {
             for &root in &roots {
                 self.graph.update_edge(probe, root, Outcome::Success);
@@ -823,7 +1016,11 @@ impl<'a> Compiler<'a> {
         let targets = self.instances[&Origin::Step(i)].clone();
         for (node, target) in targets {
             let matched: Vec<NodeIndex> = match pairing {
-                Pairing::Node => sources.iter().filter(|(n, _)| *n == node).map(|(_, idx)| *idx).collect(),
+                Pairing::Node => sources
+                    .iter()
+                    .filter(|(n, _)| *n == node)
+                    .map(|(_, idx)| *idx)
+                    .collect(),
                 _ => sources.iter().map(|(_, idx)| *idx).collect(),
             };
             if matched.is_empty() && pairing == Pairing::Node {
@@ -843,21 +1040,32 @@ impl<'a> Compiler<'a> {
 
 /// The path of a scalar that is exactly one `{{path}}`, if it is one.
 fn single_expression(template: &str) -> Option<&str> {
-    let inner = template.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let inner = template
+        .trim()
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?
+        .trim();
     let simple = !inner.is_empty()
-        && inner.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
     simple.then_some(inner)
 }
 
 fn lookup<'v>(context: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.').try_fold(context, |value, part| value.get(part))
+    path.split('.')
+        .try_fold(context, |value, part| value.get(part))
 }
 
 fn default_timeout(kind: ActionKind) -> HumanDuration {
     use ActionKind as K;
     HumanDuration::from_secs(match kind {
         K::EtcdSnapshotSave | K::EtcdSnapshotRestore | K::FileCopy | K::EtcdDefrag => 600,
-        K::WaitHealthy | K::EtcdStopMember | K::EtcdStartMember | K::EtcdConfigureMember | K::Shell => 120,
+        K::WaitHealthy
+        | K::EtcdStopMember
+        | K::EtcdStartMember
+        | K::EtcdConfigureMember
+        | K::Shell => 120,
         K::EtcdSnapshotVerify => 300,
         _ => 30,
     })

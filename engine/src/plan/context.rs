@@ -88,7 +88,9 @@ pub(crate) fn for_instance(
     outputs: &[(&str, Vec<String>)],
 ) -> Value {
     let mut context = base.clone();
-    let object = context.as_object_mut().expect("the base context is an object");
+    let object = context
+        .as_object_mut()
+        .expect("the base context is an object");
     if let Some(n) = node {
         object.insert("node".into(), self::node(n));
     }

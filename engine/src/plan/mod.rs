@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::human_duration::HumanDuration;
 use crate::runbook::action::{Action, ActionKind, CopyDirection, Nature};
-use crate::runbook::step::{OutputCapture, Outcome, Retries};
+use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
 pub use compiler::{ParamInput, compile};
 
@@ -317,7 +317,9 @@ impl Plan {
 
     /// The step with this key.
     pub fn find(&self, key: &str) -> Option<NodeIndex> {
-        self.graph.node_indices().find(|&i| self.graph[i].key == key)
+        self.graph
+            .node_indices()
+            .find(|&i| self.graph[i].key == key)
     }
 
     /// Counts for the plan's summary line.
@@ -332,7 +334,11 @@ impl Plan {
             .collect();
         PlanSummary {
             steps: self.graph.node_count(),
-            probes: self.graph.node_weights().filter(|s| s.nature == Nature::Probe).count(),
+            probes: self
+                .graph
+                .node_weights()
+                .filter(|s| s.nature == Nature::Probe)
+                .count(),
             destructive: self.graph.node_weights().filter(|s| s.destructive).count(),
             nodes: nodes.len(),
             waves: self.waves().len(),
@@ -361,7 +367,11 @@ impl Plan {
             waves: self
                 .waves()
                 .into_iter()
-                .map(|wave| wave.into_iter().map(|i| self.graph[i].key.clone()).collect())
+                .map(|wave| {
+                    wave.into_iter()
+                        .map(|i| self.graph[i].key.clone())
+                        .collect()
+                })
                 .collect(),
             summary: self.summary(),
         }

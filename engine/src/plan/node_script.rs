@@ -13,6 +13,8 @@ use crate::runbook::action::{
 /// Why a node action cannot be turned into a script for this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ScriptError {
+    /// The `with:` field at fault.
+    pub field: &'static str,
     /// What is wrong.
     pub message: String,
     /// How to fix it.
@@ -21,8 +23,13 @@ pub(crate) struct ScriptError {
     pub inventory: bool,
 }
 
-fn runbook_error(message: impl Into<String>, hint: impl Into<String>) -> ScriptError {
+fn runbook_error(
+    field: &'static str,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> ScriptError {
     ScriptError {
+        field,
         message: message.into(),
         hint: hint.into(),
         inventory: false,
@@ -30,7 +37,11 @@ fn runbook_error(message: impl Into<String>, hint: impl Into<String>) -> ScriptE
 }
 
 /// The operation of a node-side action on `node`.
-pub(crate) fn operation(action: &Action, node: &Node, cluster: &Cluster) -> Result<Operation, ScriptError> {
+pub(crate) fn operation(
+    action: &Action,
+    node: &Node,
+    cluster: &Cluster,
+) -> Result<Operation, ScriptError> {
     let script = match action {
         Action::Shell(args) => args.run.clone(),
         Action::EtcdStopMember(_) => stop_member(node),
@@ -123,7 +134,8 @@ fn start_member(node: &Node, args: &StartMemberArgs) -> Result<String, ScriptErr
             q(&parked_manifest(pod))
         )),
         Management::External(service) if args.force_new_cluster => {
-            let env_file = require_env_file(node, service, "start a member with --force-new-cluster")?;
+            let env_file =
+                require_env_file(node, service, "start a member with --force-new-cluster")?;
             Ok(format!(
                 "set -eu\n{}\n{}",
                 edit_env_file(env_file, &[("force-new-cluster", "true")], &[]),
@@ -140,6 +152,7 @@ fn require_env_file<'a>(
     purpose: &str,
 ) -> Result<&'a str, ScriptError> {
     service.env_file.as_deref().ok_or_else(|| ScriptError {
+        field: "",
         message: format!(
             "node `{}` runs etcd as an external service without `env_file`, so etcdrill cannot {purpose}",
             node.name
@@ -164,6 +177,7 @@ fn check_flags(args: &ConfigureMemberArgs) -> Result<(), ScriptError> {
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !ok {
             return Err(runbook_error(
+                "set",
                 format!("`{name}` is not an etcd flag name"),
                 "write flags without leading dashes, e.g. `initial-cluster-state`",
             ));
@@ -172,13 +186,20 @@ fn check_flags(args: &ConfigureMemberArgs) -> Result<(), ScriptError> {
     for (name, value) in &args.set {
         if !plain_flag_value(value) {
             return Err(runbook_error(
-                format!("the value of `{name}` holds characters that cannot go into a manifest as they are: `{value}`"),
+                "set",
+                format!(
+                    "the value of `{name}` holds characters that cannot go into a manifest as they are: `{value}`"
+                ),
                 "flag values may use letters, digits and . _ : / = , @ + % ~ - [ ]",
             ));
         }
     }
     if args.set.is_empty() && args.remove.is_empty() {
-        return Err(runbook_error("nothing to configure", "give `set` or `remove`"));
+        return Err(runbook_error(
+            "set",
+            "nothing to configure",
+            "give `set` or `remove`",
+        ));
     }
     Ok(())
 }
@@ -213,7 +234,11 @@ END {
 
 fn configure_member(node: &Node, args: &ConfigureMemberArgs) -> Result<String, ScriptError> {
     check_flags(args)?;
-    let set: Vec<(&str, &str)> = args.set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let set: Vec<(&str, &str)> = args
+        .set
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let remove: Vec<&str> = args.remove.iter().map(String::as_str).collect();
     match &node.etcd.management {
         Management::StaticPod(pod) => {
@@ -287,16 +312,25 @@ fn restore_configuration(node: &Node) -> String {
     }
 }
 
-fn snapshot_restore(node: &Node, cluster: &Cluster, args: &SnapshotRestoreArgs) -> Result<String, ScriptError> {
+fn snapshot_restore(
+    node: &Node,
+    cluster: &Cluster,
+    args: &SnapshotRestoreArgs,
+) -> Result<String, ScriptError> {
     if Path::new(&args.data_dir) == Path::new(&node.etcd.data_dir) {
         return Err(runbook_error(
-            format!("restoring straight into the live data dir `{}` leaves no way back", args.data_dir),
+            "data_dir",
+            format!(
+                "restoring straight into the live data dir `{}` leaves no way back",
+                args.data_dir
+            ),
             "restore into a new directory, then put it in place with `etcd.data_dir.replace`",
         ));
     }
     let bump = args.bump_revision.filter(|&n| n > 0);
     if bump.is_some() != args.mark_compacted {
         return Err(runbook_error(
+            "mark_compacted",
             "etcdutl takes `--mark-compacted` exactly when `--bump-revision` is above 0",
             "set both (`bump_revision: 1000000000`, `mark_compacted: true`) or neither",
         ));
@@ -335,13 +369,18 @@ fn check_data_dir_args(node: &Node, args: &DataDirReplaceArgs) -> Result<(), Scr
     for (field, value) in [("with", &args.with), ("keep_old_at", &args.keep_old_at)] {
         if Path::new(value) == live {
             return Err(runbook_error(
+                field,
                 format!("`{field}` is the live data dir `{value}`"),
                 "name a directory beside it, e.g. `{{node.data_dir}}.restored`",
             ));
         }
     }
     if args.with == args.keep_old_at {
-        return Err(runbook_error("`with` and `keep_old_at` are the same directory", "give them different paths"));
+        return Err(runbook_error(
+            "keep_old_at",
+            "`with` and `keep_old_at` are the same directory",
+            "give them different paths",
+        ));
     }
     Ok(())
 }
@@ -400,7 +439,10 @@ mod tests {
         let script = verify_trailer(path.to_str().unwrap());
         let (ok, stdout, stderr) = sh(&script);
         assert!(ok, "{stderr}");
-        assert!(stdout.contains(&format!("sha256={}", super::super::hex(&digest))), "{stdout}");
+        assert!(
+            stdout.contains(&format!("sha256={}", super::super::hex(&digest))),
+            "{stdout}"
+        );
 
         bytes[100] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
@@ -423,7 +465,9 @@ mod tests {
         std::fs::write(&manifest, MANIFEST).unwrap();
         let script = format!(
             "ETCDRILL_SET={} ETCDRILL_REMOVE={} awk {} {}",
-            q("initial-cluster-state=existing\ninitial-cluster=a=https://x:2380,b=https://y:2380\n"),
+            q(
+                "initial-cluster-state=existing\ninitial-cluster=a=https://x:2380,b=https://y:2380\n"
+            ),
             q("force-new-cluster\n"),
             q(MANIFEST_FLAGS_AWK),
             q(manifest.to_str().unwrap())
@@ -440,7 +484,11 @@ mod tests {
     fn env_file_edits_replace_and_quote() {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("etcd.env");
-        std::fs::write(&env, "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_FORCE_NEW_CLUSTER=true\n").unwrap();
+        std::fs::write(
+            &env,
+            "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_FORCE_NEW_CLUSTER=true\n",
+        )
+        .unwrap();
         let script = edit_env_file(
             env.to_str().unwrap(),
             &[("initial-cluster-state", "existing")],
@@ -457,9 +505,16 @@ mod tests {
     #[test]
     fn unusual_flag_values_are_refused() {
         let args = ConfigureMemberArgs {
-            set: [("name".to_string(), "a: b #c".to_string())].into_iter().collect(),
+            set: [("name".to_string(), "a: b #c".to_string())]
+                .into_iter()
+                .collect(),
             remove: vec![],
         };
-        assert!(check_flags(&args).unwrap_err().message.contains("cannot go into a manifest"));
+        assert!(
+            check_flags(&args)
+                .unwrap_err()
+                .message
+                .contains("cannot go into a manifest")
+        );
     }
 }

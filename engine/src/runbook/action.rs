@@ -8,6 +8,8 @@ use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
+use crate::source::PathSegment;
+
 /// Whether a step only reads (a probe) or changes state (an action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -86,9 +88,11 @@ macro_rules! actions {
             }
 
             /// Parses this kind's `with:` arguments.
-            pub fn parse_args(self, with: serde_yaml::Value) -> Result<Action, serde_yaml::Error> {
+            pub fn parse_args(self, with: serde_yaml::Value) -> Result<Action, ArgsError> {
                 match self {
-                    $(ActionKind::$variant => serde_yaml::from_value(with).map(Action::$variant),)*
+                    $(ActionKind::$variant => serde_path_to_error::deserialize(with)
+                        .map(Action::$variant)
+                        .map_err(ArgsError::from),)*
                 }
             }
 
@@ -262,6 +266,34 @@ actions! {
     VerifyLeader = "verify.leader" (VerifyLeaderArgs) {
         Probe, EtcdApi, destructive: false, outputs: [],
         summary: "verify the leader"
+    }
+}
+
+/// Why `with:` arguments do not fit an action, and at which field.
+#[derive(Debug)]
+pub struct ArgsError {
+    /// Where inside `with:` the problem is; empty for `with:` itself.
+    pub field: Vec<PathSegment>,
+    /// What is wrong.
+    pub error: serde_yaml::Error,
+}
+
+impl From<serde_path_to_error::Error<serde_yaml::Error>> for ArgsError {
+    fn from(err: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
+        use serde_path_to_error::Segment;
+        let field = err
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+                Segment::Seq { index } => Some(PathSegment::Index(*index)),
+                Segment::Enum { .. } | Segment::Unknown => None,
+            })
+            .collect();
+        Self {
+            field,
+            error: err.into_inner(),
+        }
     }
 }
 
@@ -524,7 +556,11 @@ mod tests {
             .collect();
         assert_eq!(
             destructive,
-            ["etcd.member.remove", "etcd.snapshot.restore", "etcd.compact"]
+            [
+                "etcd.member.remove",
+                "etcd.snapshot.restore",
+                "etcd.compact"
+            ]
         );
     }
 
@@ -542,6 +578,11 @@ mod tests {
     fn args_reject_unknown_fields() {
         let with = serde_yaml::from_str("{key: a, valu: b}").unwrap();
         let err = ActionKind::EtcdKvPut.parse_args(with).unwrap_err();
-        assert!(err.to_string().contains("unknown field `valu`"), "{err}");
+        assert!(
+            err.error.to_string().contains("unknown field `valu`"),
+            "{}",
+            err.error
+        );
+        assert_eq!(err.field, [PathSegment::Key("valu".into())]);
     }
 }

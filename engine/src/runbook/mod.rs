@@ -88,10 +88,10 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
 
     if let (Some(min), Some(max)) = (runbook.topology.min_members, runbook.topology.max_members) {
         if min > max {
-            sink.push(
-                document
-                    .error_at(&root.key("topology"), format!("min_members {min} is above max_members {max}")),
-            );
+            sink.push(document.error_at(
+                &root.key("topology"),
+                format!("min_members {min} is above max_members {max}"),
+            ));
         }
     }
 
@@ -100,7 +100,10 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
         if !valid_id(name) {
             sink.push(
                 document
-                    .error_at_key(&path, format!("parameter name `{name}` cannot be used in templates"))
+                    .error_at_key(
+                        &path,
+                        format!("parameter name `{name}` cannot be used in templates"),
+                    )
                     .expected("letters, digits, `-` and `_`, starting with a letter or digit"),
             );
         }
@@ -108,7 +111,10 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
             if let Err(err) = spec.check(default) {
                 sink.push(
                     document
-                        .error_at(&path.key("default"), format!("default of `{name}`: {}", err.message))
+                        .error_at(
+                            &path.key("default"),
+                            format!("default of `{name}`: {}", err.message),
+                        )
                         .expected(err.expected),
                 );
             }
@@ -126,7 +132,10 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
     for (i, probe) in runbook.steady_state.iter().enumerate() {
         let path = root.key("steady_state").index(i);
         if !probe_ids.insert(probe.id.as_str()) {
-            sink.push(document.error_at(&path.key("id"), format!("duplicate probe id `{}`", probe.id)));
+            sink.push(document.error_at(
+                &path.key("id"),
+                format!("duplicate probe id `{}`", probe.id),
+            ));
         }
         if probe.action.info().nature != Nature::Probe {
             sink.push(
@@ -144,7 +153,10 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
         if !valid_id(&step.id) {
             sink.push(
                 document
-                    .error_at(&path.key("id"), format!("step id `{}` cannot be used in templates", step.id))
+                    .error_at(
+                        &path.key("id"),
+                        format!("step id `{}` cannot be used in templates", step.id),
+                    )
                     .expected("letters, digits, `-` and `_`, starting with a letter or digit"),
             );
         } else if !seen.insert(step.id.as_str()) {
@@ -160,29 +172,50 @@ fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
     step_graph::check(document, sink);
 }
 
-fn check_step(document: &Document<Runbook>, sink: &mut DiagnosticSink, path: &YamlPath, step: &Step) {
+fn check_step(
+    document: &Document<Runbook>,
+    sink: &mut DiagnosticSink,
+    path: &YamlPath,
+    step: &Step,
+) {
     let info = step.action.info();
     check_placement(document, sink, path, &step.on, step.action);
 
     if step.action != ActionKind::Shell {
-        if let Some(key) = [("outputs", !step.outputs.is_empty()), ("probe", step.probe.is_some())]
-            .into_iter()
-            .find_map(|(key, set)| set.then_some(key))
+        if let Some(key) = [
+            ("outputs", !step.outputs.is_empty()),
+            ("probe", step.probe.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
         {
             sink.push(
                 document
-                    .error_at_key(&path.key(key), format!("`{key}` can only be declared on a `shell` step"))
+                    .error_at_key(
+                        &path.key(key),
+                        format!("`{key}` can only be declared on a `shell` step"),
+                    )
                     .hint(format!(
                         "`{}` declares its own outputs ({}) and nature",
                         step.action,
-                        if info.outputs.is_empty() { "none".into() } else { info.outputs.join(", ") }
+                        if info.outputs.is_empty() {
+                            "none".into()
+                        } else {
+                            info.outputs.join(", ")
+                        }
                     )),
             );
         }
         if info.destructive && step.destructive == Some(false) {
             sink.push(
                 document
-                    .error_at(&path.key("destructive"), format!("`{}` is destructive and cannot be declared otherwise", step.action))
+                    .error_at(
+                        &path.key("destructive"),
+                        format!(
+                            "`{}` is destructive and cannot be declared otherwise",
+                            step.action
+                        ),
+                    )
                     .hint("remove `destructive: false`"),
             );
         }
@@ -190,14 +223,23 @@ fn check_step(document: &Document<Runbook>, sink: &mut DiagnosticSink, path: &Ya
     if step.probe == Some(true) && step.destructive == Some(true) {
         sink.push(
             document
-                .error_at(&path.key("probe"), "a step cannot be both a probe and destructive")
+                .error_at(
+                    &path.key("probe"),
+                    "a step cannot be both a probe and destructive",
+                )
                 .hint("a probe only reads; drop one of `probe` and `destructive`"),
         );
     }
     if step.serial && !step.on.is_per_node() {
         sink.push(
             document
-                .error_at(&path.key("serial"), format!("`serial` has no effect on a step that runs on `{}`", step.on))
+                .error_at(
+                    &path.key("serial"),
+                    format!(
+                        "`serial` has no effect on a step that runs on `{}`",
+                        step.on
+                    ),
+                )
                 .hint("`serial` orders the instances of a per-node step; remove it"),
         );
     }
@@ -218,7 +260,10 @@ fn check_step(document: &Document<Runbook>, sink: &mut DiagnosticSink, path: &Ya
         if !valid_id(name) {
             sink.push(
                 document
-                    .error_at_key(&path.key("outputs").key(name), format!("output name `{name}` cannot be used in templates"))
+                    .error_at_key(
+                        &path.key("outputs").key(name),
+                        format!("output name `{name}` cannot be used in templates"),
+                    )
                     .expected("letters, digits, `-` and `_`"),
             );
         }
@@ -234,12 +279,14 @@ fn check_placement(
     action: ActionKind,
 ) {
     let problem = match (action.info().placement, target) {
-        (Placement::Node, Target::Controller | Target::Cluster) => {
-            Some(("runs on nodes", "a node target: `each`, `leader`, `followers`, `node:NAME` or `group:NAME`"))
-        }
-        (Placement::EtcdApi, Target::Controller) => {
-            Some(("calls the etcd API", "`cluster` for every endpoint, or a node target for one member's"))
-        }
+        (Placement::Node, Target::Controller | Target::Cluster) => Some((
+            "runs on nodes",
+            "a node target: `each`, `leader`, `followers`, `node:NAME` or `group:NAME`",
+        )),
+        (Placement::EtcdApi, Target::Controller) => Some((
+            "calls the etcd API",
+            "`cluster` for every endpoint, or a node target for one member's",
+        )),
         (Placement::ControllerOrNode, Target::Cluster) => {
             Some(("runs on a machine", "`controller`, or a node target"))
         }
@@ -248,7 +295,10 @@ fn check_placement(
     if let Some((what, expected)) = problem {
         sink.push(
             document
-                .error_at(&path.key("on"), format!("`{action}` {what} and cannot target `{target}`"))
+                .error_at(
+                    &path.key("on"),
+                    format!("`{action}` {what} and cannot target `{target}`"),
+                )
                 .expected(expected),
         );
     }
@@ -276,8 +326,14 @@ mod tests {
 
     #[test]
     fn misplaced_actions_are_refused() {
-        let err = load(&format!("{HEAD}  - id: a\n    title: A\n    on: controller\n    action: etcd.stop_member\n")).unwrap_err();
-        assert!(err.contains("`etcd.stop_member` runs on nodes and cannot target `controller`"), "{err}");
+        let err = load(&format!(
+            "{HEAD}  - id: a\n    title: A\n    on: controller\n    action: etcd.stop_member\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("`etcd.stop_member` runs on nodes and cannot target `controller`"),
+            "{err}"
+        );
         assert!(err.contains("rb.yaml:6:9"), "{err}");
     }
 
@@ -287,7 +343,10 @@ mod tests {
             "{HEAD}  - id: a\n    title: A\n    on: cluster\n    action: etcd.status\n    outputs: {{x: stdout}}\n"
         ))
         .unwrap_err();
-        assert!(err.contains("`outputs` can only be declared on a `shell` step"), "{err}");
+        assert!(
+            err.contains("`outputs` can only be declared on a `shell` step"),
+            "{err}"
+        );
         assert!(err.contains("leader, revision"), "{err}");
     }
 

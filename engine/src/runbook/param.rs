@@ -122,7 +122,9 @@ impl ParamSpec {
                     _ => None,
                 }
                 .ok_or_else(|| fail(format!("{} is not a whole number", shown())))?;
-                if self.min.is_some_and(|min| number < min) || self.max.is_some_and(|max| number > max) {
+                if self.min.is_some_and(|min| number < min)
+                    || self.max.is_some_and(|max| number > max)
+                {
                     return Err(fail(format!("{number} is out of range")));
                 }
                 Ok(number.into())
@@ -191,26 +193,56 @@ mod tests {
             ("{type: int}", text("42"), Ok(42.into())),
             ("{type: int}", 7.into(), Ok(7.into())),
             ("{type: int}", text("4x"), Err("`4x` is not a whole number")),
-            ("{type: int, min: 1, max: 9}", text("10"), Err("10 is out of range")),
+            (
+                "{type: int, min: 1, max: 9}",
+                text("10"),
+                Err("10 is out of range"),
+            ),
             ("{type: bool}", text("true"), Ok(true.into())),
             ("{type: bool}", text("yes"), Err("`yes` is not a boolean")),
             ("{type: duration}", text("90s"), Ok("1m 30s".into())),
-            ("{type: duration}", text("soon"), Err("`soon` is not a duration")),
+            (
+                "{type: duration}",
+                text("soon"),
+                Err("`soon` is not a duration"),
+            ),
             ("{type: choice, choices: [a, b]}", text("b"), Ok("b".into())),
-            ("{type: choice, choices: [a, b]}", text("c"), Err("`c` is not one of the choices")),
+            (
+                "{type: choice, choices: [a, b]}",
+                text("c"),
+                Err("`c` is not one of the choices"),
+            ),
             ("{type: path}", text(""), Err("an empty value")),
-            ("{type: string}", text("n1; rm -rf /"), Ok("n1; rm -rf /".into())),
-            ("{type: string}", text("a\0b"), Err("a value cannot contain a NUL character")),
+            (
+                "{type: string}",
+                text("n1; rm -rf /"),
+                Ok("n1; rm -rf /".into()),
+            ),
+            (
+                "{type: string}",
+                text("a\0b"),
+                Err("a value cannot contain a NUL character"),
+            ),
         ];
         for (declaration, value, want) in cases {
             let got = spec(declaration).check(value).map_err(|e| e.message);
-            assert_eq!(got, want.clone().map_err(String::from), "{declaration} {value:?}");
+            assert_eq!(
+                got,
+                want.clone().map_err(String::from),
+                "{declaration} {value:?}"
+            );
         }
     }
 
     #[test]
     fn expected_text_names_choices_and_ranges() {
-        assert_eq!(spec("{type: choice, choices: [x, y]}").expected(), "one of `x`, `y`");
-        assert_eq!(spec("{type: int, min: 1}").expected(), "a whole number of at least 1");
+        assert_eq!(
+            spec("{type: choice, choices: [x, y]}").expected(),
+            "one of `x`, `y`"
+        );
+        assert_eq!(
+            spec("{type: int, min: 1}").expected(),
+            "a whole number of at least 1"
+        );
     }
 }

@@ -95,7 +95,8 @@ impl Target {
         matches!(self, Target::Leader | Target::Followers)
     }
 
-    const FORMS: &'static str = "`controller`, `cluster`, `each`, `leader`, `followers`, `node:NAME` or `group:NAME`";
+    const FORMS: &'static str =
+        "`controller`, `cluster`, `each`, `leader`, `followers`, `node:NAME` or `group:NAME`";
 }
 
 impl std::str::FromStr for Target {
@@ -118,7 +119,10 @@ impl std::str::FromStr for Target {
             _ => match text.split_once(':') {
                 Some(("node", name)) => named("node", name).map(Target::Node),
                 Some(("group", name)) => named("group", name).map(Target::Group),
-                _ => Err(format!("unknown target `{text}`, expected {}", Target::FORMS)),
+                _ => Err(format!(
+                    "unknown target `{text}`, expected {}",
+                    Target::FORMS
+                )),
             },
         }
     }
@@ -588,10 +592,7 @@ mod tests {
         assert_eq!(needs[1].outcome, Outcome::Failure);
         assert_eq!(needs[1].pairing, Pairing::All);
         let back = serde_yaml::to_string(&needs).unwrap();
-        assert_eq!(
-            serde_yaml::from_str::<Vec<Need>>(&back).unwrap(),
-            needs
-        );
+        assert_eq!(serde_yaml::from_str::<Vec<Need>>(&back).unwrap(), needs);
     }
 
     #[test]
@@ -602,17 +603,33 @@ mod tests {
 
     #[test]
     fn targets_parse_and_print() {
-        for text in ["controller", "cluster", "each", "leader", "followers", "node:cp1", "group:cp"] {
+        for text in [
+            "controller",
+            "cluster",
+            "each",
+            "leader",
+            "followers",
+            "node:cp1",
+            "group:cp",
+        ] {
             let target: Target = text.parse().unwrap();
             assert_eq!(target.to_string(), text);
         }
         assert!("node:".parse::<Target>().is_err());
-        assert!("everyone".parse::<Target>().unwrap_err().contains("expected"));
+        assert!(
+            "everyone"
+                .parse::<Target>()
+                .unwrap_err()
+                .contains("expected")
+        );
     }
 
     #[test]
     fn retries_take_a_number_or_a_mapping() {
-        assert_eq!(serde_yaml::from_str::<Retries>("3").unwrap(), Retries::times(3));
+        assert_eq!(
+            serde_yaml::from_str::<Retries>("3").unwrap(),
+            Retries::times(3)
+        );
         let long: Retries = serde_yaml::from_str("{attempts: 2, backoff: 5s}").unwrap();
         assert_eq!(long.backoff, HumanDuration::from_secs(5));
         assert!(serde_yaml::from_str::<Retries>("-1").is_err());
@@ -620,7 +637,10 @@ mod tests {
 
     #[test]
     fn rollback_takes_a_word_or_a_step() {
-        assert_eq!(serde_yaml::from_str::<RollbackSpec>("none").unwrap(), RollbackSpec::None);
+        assert_eq!(
+            serde_yaml::from_str::<RollbackSpec>("none").unwrap(),
+            RollbackSpec::None
+        );
         let custom: RollbackSpec =
             serde_yaml::from_str("{action: shell, with: {run: 'true'}}").unwrap();
         assert!(matches!(custom, RollbackSpec::Custom(_)));

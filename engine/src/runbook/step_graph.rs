@@ -13,12 +13,22 @@ use crate::source::YamlPath;
 
 pub(super) fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
     let steps = &document.value.steps;
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut graph = DiGraphMap::<usize, usize>::new();
     for i in 0..steps.len() {
         graph.add_node(i);
     }
-    let need_path = |step: usize, need: usize| YamlPath::root().key("steps").index(step).key("needs").index(need);
+    let need_path = |step: usize, need: usize| {
+        YamlPath::root()
+            .key("steps")
+            .index(step)
+            .key("needs")
+            .index(need)
+    };
 
     for (i, step) in steps.iter().enumerate() {
         for (n, need) in step.needs.iter().enumerate() {
@@ -26,7 +36,10 @@ pub(super) fn check(document: &Document<Runbook>, sink: &mut DiagnosticSink) {
             match index.get(need.step.as_str()) {
                 None => sink.push(
                     document
-                        .error_at(&path, format!("step `{}` needs unknown step `{}`", step.id, need.step))
+                        .error_at(
+                            &path,
+                            format!("step `{}` needs unknown step `{}`", step.id, need.step),
+                        )
                         .expected("the id of a step in this runbook")
                         .suggest(&need.step, steps.iter().map(|s| s.id.as_str())),
                 ),
@@ -86,11 +99,15 @@ mod tests {
 
     fn errors(steps: &str) -> String {
         let text = format!("name: t\nsummary: s\nsteps:\n{steps}");
-        Runbook::load(SourceFile::new("rb.yaml", text)).unwrap_err().to_string()
+        Runbook::load(SourceFile::new("rb.yaml", text))
+            .unwrap_err()
+            .to_string()
     }
 
     fn step(id: &str, needs: &str) -> String {
-        format!("  - id: {id}\n    title: T\n    on: cluster\n    action: etcd.health\n    needs: [{needs}]\n")
+        format!(
+            "  - id: {id}\n    title: T\n    on: cluster\n    action: etcd.health\n    needs: [{needs}]\n"
+        )
     }
 
     #[test]

@@ -18,7 +18,11 @@ fn cluster(text: &str) -> Cluster {
 
 fn compile_text(runbook: &str, inventory: &str, params: &[(&str, &str)]) -> Result<Plan, String> {
     let runbook = Runbook::load(SourceFile::new("rb.yaml", runbook)).map_err(|e| e.to_string())?;
-    let line = params.iter().map(|(k, v)| format!("-p {k}={v}")).collect::<Vec<_>>().join(" ");
+    let line = params
+        .iter()
+        .map(|(k, v)| format!("-p {k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let source = SourceFile::new("command line", line);
     let inputs: Vec<ParamInput> = params
         .iter()
@@ -77,11 +81,18 @@ fn per_node_steps_pair_node_to_node_and_fan_in_to_cluster_steps() {
     assert_eq!(needs_of(&plan, "restore@cp2"), ["stop@cp2:success"]);
     assert_eq!(
         needs_of(&plan, "start@cp1"),
-        ["restore@cp1:success", "restore@cp2:success", "restore@cp3:success"]
+        [
+            "restore@cp1:success",
+            "restore@cp2:success",
+            "restore@cp3:success"
+        ]
     );
     assert_eq!(needs_of(&plan, "wait").len(), 3);
     let summary = plan.summary();
-    assert_eq!((summary.steps, summary.nodes, summary.destructive), (13, 3, 0));
+    assert_eq!(
+        (summary.steps, summary.nodes, summary.destructive),
+        (13, 3, 0)
+    );
 }
 
 #[test]
@@ -96,9 +107,18 @@ fn hostile_node_names_stay_one_quoted_word() {
     let inventory = INVENTORY.replace("name: cp1,", "name: \"n1; rm -rf / $(id) 'q'\",");
     let plan = compile_text(PIPELINE, &inventory, &[]).unwrap();
     let step = &plan.graph[plan.find("restore@n1; rm -rf / $(id) 'q'").unwrap()];
-    let Operation::Script { script } = &step.operation else { panic!() };
-    let out = std::process::Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n1; rm -rf / $(id) 'q'\n");
+    let Operation::Script { script } = &step.operation else {
+        panic!()
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "n1; rm -rf / $(id) 'q'\n"
+    );
 }
 
 #[test]
@@ -107,7 +127,9 @@ fn run_time_values_stay_visible_placeholders() {
     let plan = compile_text(runbook, INVENTORY, &[]).unwrap();
     let save = &plan.graph[plan.find("save").unwrap()];
     let check = &plan.graph[plan.find("check@cp1").unwrap()];
-    let Operation::Script { script } = &check.operation else { panic!() };
+    let Operation::Script { script } = &check.operation else {
+        panic!()
+    };
     assert!(script.contains("f='⟨steps.save.outputs.path⟩'"), "{script}");
     assert!(save.operation.is_deferred() && check.template.is_some());
 }
@@ -116,7 +138,10 @@ fn run_time_values_stay_visible_placeholders() {
 fn outputs_of_steps_that_are_not_dependencies_are_refused() {
     let runbook = "name: t\nsummary: s\nsteps:\n  - {id: save, title: S, on: cluster, action: etcd.snapshot.save, with: {path: /b.db}}\n  - {id: check, title: C, on: each, action: etcd.snapshot.verify, with: {path: '{{steps.save.outputs.path}}'}}\n";
     let err = compile_text(runbook, INVENTORY, &[]).unwrap_err();
-    assert!(err.contains("unknown variable `steps.save.outputs.path`"), "{err}");
+    assert!(
+        err.contains("unknown variable `steps.save.outputs.path`"),
+        "{err}"
+    );
     assert!(err.contains("is not a dependency of this step"), "{err}");
     assert!(err.contains("rb.yaml:5:"), "{err}");
 }
@@ -125,7 +150,10 @@ fn outputs_of_steps_that_are_not_dependencies_are_refused() {
 fn per_node_steps_that_pair_with_nothing_are_refused() {
     let runbook = "name: t\nsummary: s\nsteps:\n  - {id: a, title: A, on: 'group:a', action: etcd.stop_member}\n  - {id: b, title: B, on: each, action: etcd.start_member, needs: [a]}\n";
     let err = compile_text(runbook, INVENTORY, &[]).unwrap_err();
-    assert!(err.contains("`b` on node `cp3` pairs with no instance of `a`"), "{err}");
+    assert!(
+        err.contains("`b` on node `cp3` pairs with no instance of `a`"),
+        "{err}"
+    );
     assert!(err.contains("set `pairing: all`"), "{err}");
 }
 
@@ -143,8 +171,13 @@ fn parameters_are_typed_required_and_secret() {
     let json = serde_json::to_string(&plan.document()).unwrap();
     assert!(!json.contains("hunter2"), "a secret reached the plan");
     assert!(json.contains("⟨secret.token⟩"));
-    let Operation::Script { script } = &plan.graph[plan.find("r@cp1").unwrap()].operation else { panic!() };
-    assert!(script.contains("--bump-revision 5 --mark-compacted"), "{script}");
+    let Operation::Script { script } = &plan.graph[plan.find("r@cp1").unwrap()].operation else {
+        panic!()
+    };
+    assert!(
+        script.contains("--bump-revision 5 --mark-compacted"),
+        "{script}"
+    );
     assert!(plan.graph[plan.find("r@cp1").unwrap()].destructive);
 }
 
@@ -153,15 +186,24 @@ fn an_even_member_count_is_refused_when_the_runbook_needs_odd() {
     let runbook = "name: t\nsummary: s\ntopology: {odd_members: true}\nsteps:\n  - {id: a, title: A, on: cluster, action: etcd.health}\n";
     let inventory = INVENTORY.replace("  - {name: cp3, address: 10.0.0.3}\n", "");
     let err = compile_text(runbook, &inventory, &[]).unwrap_err();
-    assert!(err.contains("the inventory has 2 members, but runbook `t` needs an odd count"), "{err}");
-    assert!(err.contains("inv.yaml:6:3") && err.contains("rb.yaml:3:11"), "{err}");
+    assert!(
+        err.contains("the inventory has 2 members, but runbook `t` needs an odd count"),
+        "{err}"
+    );
+    assert!(
+        err.contains("inv.yaml:6:3") && err.contains("rb.yaml:3:11"),
+        "{err}"
+    );
 }
 
 #[test]
 fn compile_time_conditions_skip_visibly() {
     let runbook = "name: t\nsummary: s\nparams:\n  rehearse: {type: bool, default: false}\nsteps:\n  - {id: a, title: A, on: cluster, action: etcd.health, when: params.rehearse}\n";
     let plan = compile_text(runbook, INVENTORY, &[]).unwrap();
-    assert_eq!(plan.graph[plan.find("a").unwrap()].when, Condition::SkippedAtCompile("params.rehearse".into()));
+    assert_eq!(
+        plan.graph[plan.find("a").unwrap()].when,
+        Condition::SkippedAtCompile("params.rehearse".into())
+    );
     let plan = compile_text(runbook, INVENTORY, &[("rehearse", "true")]).unwrap();
     assert_eq!(plan.graph[plan.find("a").unwrap()].when, Condition::Always);
 }
@@ -178,7 +220,10 @@ fn force_new_cluster_is_destructive_and_irreversible() {
 #[test]
 fn external_members_need_an_env_file_to_change_flags() {
     let runbook = "name: t\nsummary: s\nsteps:\n  - {id: c, title: C, on: each, action: etcd.configure_member, with: {set: {initial-cluster-state: existing}}}\n";
-    let inventory = INVENTORY.replace("{static_pod: {}}", "{external: {start: systemctl start etcd, stop: systemctl stop etcd}}");
+    let inventory = INVENTORY.replace(
+        "{static_pod: {}}",
+        "{external: {start: systemctl start etcd, stop: systemctl stop etcd}}",
+    );
     let err = compile_text(runbook, &inventory, &[]).unwrap_err();
     assert!(err.contains("without `env_file`"), "{err}");
     assert!(err.contains("inv.yaml:6:"), "{err}");
@@ -189,16 +234,34 @@ fn member_changes_go_to_the_other_members() {
     let runbook = "name: t\nsummary: s\nsteps:\n  - {id: add, title: A, on: 'node:cp3', action: etcd.member.add, with: {name: '{{node.member}}', peer_url: '{{node.peer_url}}'}}\n";
     let plan = compile_text(runbook, INVENTORY, &[]).unwrap();
     let step = &plan.graph[plan.find("add@cp3").unwrap()];
-    let Operation::Etcd { endpoints, .. } = &step.operation else { panic!() };
-    assert_eq!(endpoints, &["https://10.0.0.1:2379", "https://10.0.0.2:2379"]);
-    assert!(matches!(&step.rollback, Rollback::Run { operation: Operation::Etcd { call: Action::EtcdMemberRemove(_), .. } }));
+    let Operation::Etcd { endpoints, .. } = &step.operation else {
+        panic!()
+    };
+    assert_eq!(
+        endpoints,
+        &["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+    );
+    assert!(matches!(
+        &step.rollback,
+        Rollback::Run {
+            operation: Operation::Etcd {
+                call: Action::EtcdMemberRemove(_),
+                ..
+            }
+        }
+    ));
 }
 
 #[test]
 fn the_digest_changes_with_the_plan() {
     let a = compile_text(PIPELINE, INVENTORY, &[]).unwrap();
     let b = compile_text(PIPELINE, INVENTORY, &[]).unwrap();
-    let c = compile_text(&PIPELINE.replace("echo {{node.name}}", "echo {{node.address}}"), INVENTORY, &[]).unwrap();
+    let c = compile_text(
+        &PIPELINE.replace("echo {{node.name}}", "echo {{node.address}}"),
+        INVENTORY,
+        &[],
+    )
+    .unwrap();
     assert_eq!(a.digest(), b.digest());
     assert_ne!(a.digest(), c.digest());
 }
