@@ -470,17 +470,25 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// Output names each step that `origin` (transitively) depends on makes available.
-    fn ancestor_outputs(&self, origin: Origin) -> Vec<(&'a str, Vec<String>)> {
+    /// Output names of the steps `origin`'s templates refer to, among the steps it depends on
+    /// (transitively). Only referenced steps go into the context: a long chain of steps must not
+    /// make every context as long as the chain. A reference to a step that is not a dependency is
+    /// left out, so strict rendering reports it.
+    fn referenced_outputs(&self, origin: Origin, entry: &Entry<'_>) -> Vec<(&'a str, Vec<String>)> {
         let Origin::Step(start) = origin else {
             return Vec::new();
         };
         let steps = &self.runbook.value.steps;
-        let index: HashMap<&str, usize> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let mut text = serde_yaml::to_string(entry.with).unwrap_or_default();
+        text.extend(entry.when);
+        if let RollbackSpec::Custom(rollback) = entry.rollback {
+            text.push_str(&serde_yaml::to_string(&rollback.with).unwrap_or_default());
+        }
+        let referenced = referenced_step_ids(&text);
+        if referenced.is_empty() {
+            return Vec::new();
+        }
+        let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
         let mut seen = BTreeSet::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -493,17 +501,13 @@ impl<'a> Compiler<'a> {
             }
         }
         seen.into_iter()
+            .filter(|&j| referenced.contains(steps[j].id.as_str()))
             .map(|j| {
                 let step = &steps[j];
                 let names = if step.action == ActionKind::Shell {
                     step.outputs.keys().cloned().collect()
                 } else {
-                    step.action
-                        .info()
-                        .outputs
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect()
+                    step.action.info().outputs.iter().map(|s| s.to_string()).collect()
                 };
                 (step.id.as_str(), names)
             })
@@ -516,7 +520,7 @@ impl<'a> Compiler<'a> {
             Origin::Probe(_, phase) => phase,
             Origin::Step(_) => Phase::Main,
         };
-        let outputs = self.ancestor_outputs(origin);
+        let outputs = self.referenced_outputs(origin, &entry);
         let placements = self.placements(&entry);
         let per_node = entry.target.is_per_node();
         let mut made = Vec::new();
@@ -1036,6 +1040,25 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+/// The step ids a template text refers to as `steps.<id>`.
+fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
+    text.match_indices("steps.")
+        .filter(|(at, _)| {
+            text[..*at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        })
+        .filter_map(|(at, prefix)| {
+            let rest = &text[at + prefix.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(rest.len());
+            (end > 0).then(|| &rest[..end])
+        })
+        .collect()
 }
 
 /// The path of a scalar that is exactly one `{{path}}`, if it is one.
