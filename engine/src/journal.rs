@@ -1,0 +1,580 @@
+//! The journal of a run: a versioned, append-only JSON Lines file of events, fsync'd per event.
+//!
+//! The first line is a header naming the format, its version, the run and the digest of the plan
+//! it ran. Every following line is a [`Record`]. A controller killed in the middle of a write
+//! leaves at most one torn last line; [`Journal::read`] keeps every whole record before it and says
+//! that the tail was torn. Resume and reports are computed from the plan and these records.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The `format` field of every journal header.
+pub const JOURNAL_FORMAT: &str = "etcdrill-journal";
+/// The journal version this build writes and reads.
+pub const JOURNAL_VERSION: u32 = 1;
+/// The most bytes of a step's output kept in the journal (its end, where errors are).
+pub const OUTPUT_TAIL_BYTES: usize = 4096;
+
+/// A wall-clock instant, written as RFC 3339 with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub SystemTime);
+
+impl Timestamp {
+    /// Now.
+    pub fn now() -> Self {
+        Self(SystemTime::now())
+    }
+
+    /// Time from `earlier` to this instant; zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        self.0.duration_since(earlier.0).unwrap_or_default()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_millis(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_rfc3339(&text)
+            .map(Timestamp)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The first line of a journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    /// Always [`JOURNAL_FORMAT`].
+    pub format: String,
+    /// The format version; readers refuse versions they do not know.
+    pub version: u32,
+    /// The run.
+    pub run_id: String,
+    /// The digest of the plan this run executes ([`crate::plan::Plan::digest`]).
+    pub plan_digest: String,
+    /// When the journal was created.
+    pub created_at: Timestamp,
+}
+
+/// One journal line after the header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the journal, from 1.
+    pub seq: u64,
+    /// When the event happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Something that happened in a run. Step events name the plan step by its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// Runbook name.
+        runbook: String,
+        /// Inventory name.
+        inventory: String,
+        /// Check mode: probes ran live, actions were only shown.
+        check: bool,
+        /// etcdrill version.
+        etcdrill: String,
+    },
+    /// A controller continued the run after an earlier one stopped.
+    RunResumed {
+        /// Records already in the journal.
+        previous_records: u64,
+    },
+    /// The leader and followers were resolved for `leader` and `followers` targets.
+    RolesResolved {
+        /// The leader's node, if a leader was found.
+        leader: Option<String>,
+        /// The followers' nodes.
+        followers: Vec<String>,
+    },
+    /// A step attempt began.
+    StepStarted {
+        /// Plan step key.
+        step: String,
+        /// Attempt, from 1.
+        attempt: u32,
+    },
+    /// A step attempt ended.
+    StepFinished {
+        /// Plan step key.
+        step: String,
+        /// Attempt, from 1.
+        attempt: u32,
+        /// How it ended.
+        result: StepResult,
+        /// How long the attempt took, in milliseconds.
+        duration_ms: u64,
+        /// The exit status of a script, when there was one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_status: Option<i32>,
+        /// Captured outputs, redacted.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        outputs: BTreeMap<String, String>,
+        /// The end of its output, redacted and truncated to [`OUTPUT_TAIL_BYTES`].
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output_tail: String,
+    },
+    /// A step did not run.
+    StepSkipped {
+        /// Plan step key.
+        step: String,
+        /// Why.
+        reason: SkipReason,
+    },
+    /// A person answered a confirmation gate.
+    Confirmed {
+        /// Plan step key.
+        step: String,
+        /// Yes or no.
+        answer: bool,
+        /// `--yes`, or the terminal.
+        by: String,
+    },
+    /// The rollback of a completed step began.
+    RollbackStarted {
+        /// Plan step key.
+        step: String,
+    },
+    /// The rollback of a completed step ended.
+    RollbackFinished {
+        /// Plan step key.
+        step: String,
+        /// How it ended.
+        result: StepResult,
+        /// How long it took, in milliseconds.
+        duration_ms: u64,
+        /// The end of its output, redacted and truncated.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output_tail: String,
+    },
+    /// The controller was asked to stop (Ctrl-C, SIGTERM).
+    Interrupted {
+        /// The signal or reason.
+        reason: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        result: RunResult,
+    },
+}
+
+impl Event {
+    /// The plan step an event is about, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::StepFinished { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::Confirmed { step, .. }
+            | Event::RollbackStarted { step }
+            | Event::RollbackFinished { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+}
+
+/// How a step attempt (or a rollback) ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepResult {
+    /// It did what it should.
+    Succeeded,
+    /// It failed.
+    Failed {
+        /// Why, redacted.
+        error: String,
+    },
+    /// It ran out of time and was stopped.
+    TimedOut,
+    /// Check mode: an action was rendered and shown, not executed.
+    Shown,
+}
+
+/// Why a step did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Its `when` was false.
+    Condition {
+        /// The expression.
+        expression: String,
+    },
+    /// Its node did not have the role the step targets.
+    Role {
+        /// `leader` or `follower`.
+        wanted: String,
+    },
+    /// A dependency ended with an outcome this step does not wait for.
+    Dependency {
+        /// The dependency's key.
+        dependency: String,
+    },
+    /// A person answered no at its confirmation gate.
+    Declined,
+    /// The run was stopped first.
+    Interrupted,
+    /// An earlier step failed and the run stops at the first failure.
+    FailFast,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    /// Every step that should run succeeded.
+    Succeeded,
+    /// A step failed and nothing was rolled back.
+    Failed,
+    /// A step failed and every rollback succeeded.
+    RolledBack,
+    /// A step failed and at least one rollback failed too: the cluster needs a person.
+    RollbackFailed,
+    /// Stopped before the end.
+    Interrupted,
+}
+
+/// Why a journal could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file could not be created, written or synced.
+    #[error("failed to write journal {path}")]
+    Write {
+        /// The journal.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be read.
+    #[error("failed to read journal {path}")]
+    Read {
+        /// The journal.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an etcdrill journal, or a version this build does not know.
+    #[error("{path} is not an etcdrill journal of version {JOURNAL_VERSION} ({found})")]
+    Format {
+        /// The journal.
+        path: PathBuf,
+        /// What was found instead.
+        found: String,
+    },
+    /// A record in the middle of the file does not parse: the file was edited or damaged.
+    #[error("journal {path} is damaged at line {line}")]
+    Damaged {
+        /// The journal.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A journal read back from disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Journal {
+    /// The header.
+    pub header: JournalHeader,
+    /// Every whole record, in order.
+    pub records: Vec<Record>,
+    /// Whether a torn last line (a write cut short by a crash) was dropped.
+    pub torn_tail: bool,
+}
+
+impl Journal {
+    /// Reads a journal, checking its format and version.
+    pub fn read(path: &Path) -> Result<Self, JournalError> {
+        let read_error = |source| JournalError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(read_error)?;
+        let mut lines = Vec::new();
+        for line in BufReader::new(file).lines() {
+            lines.push(line.map_err(read_error)?);
+        }
+        let format_error = |found: String| JournalError::Format {
+            path: path.to_owned(),
+            found,
+        };
+        let first = lines.first().ok_or_else(|| format_error("an empty file".into()))?;
+        let header: JournalHeader =
+            serde_json::from_str(first).map_err(|err| format_error(format!("no header: {err}")))?;
+        if header.format != JOURNAL_FORMAT || header.version != JOURNAL_VERSION {
+            return Err(format_error(format!("format `{}` version {}", header.format, header.version)));
+        }
+        let mut records = Vec::new();
+        let mut torn_tail = false;
+        let body = &lines[1..];
+        for (i, line) in body.iter().enumerate() {
+            match serde_json::from_str::<Record>(line) {
+                Ok(record) => records.push(record),
+                // Only the last line may be torn; anything else is damage.
+                Err(_) if i + 1 == body.len() => torn_tail = true,
+                Err(source) => {
+                    return Err(JournalError::Damaged {
+                        path: path.to_owned(),
+                        line: i + 2,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            header,
+            records,
+            torn_tail,
+        })
+    }
+}
+
+/// Appends records to a journal, syncing each one to disk before returning.
+#[derive(Debug)]
+pub struct JournalWriter {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+}
+
+impl JournalWriter {
+    /// Creates a new journal at `path` (which must not exist) with its header.
+    pub fn create(path: &Path, run_id: &str, plan_digest: &str) -> Result<Self, JournalError> {
+        let header = JournalHeader {
+            format: JOURNAL_FORMAT.into(),
+            version: JOURNAL_VERSION,
+            run_id: run_id.into(),
+            plan_digest: plan_digest.into(),
+            created_at: Timestamp::now(),
+        };
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        let mut writer = Self {
+            path: path.to_owned(),
+            file,
+            next_seq: 1,
+        };
+        writer.write_line(&serde_json::to_string(&header).expect("a header serialises"))?;
+        // The new file's directory entry must survive a crash too.
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| JournalError::Write {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(writer)
+    }
+
+    /// Opens an existing journal to append to it, returning what it already holds. A torn last
+    /// line is cut off first so that the file stays valid JSON Lines.
+    pub fn resume(path: &Path) -> Result<(Self, Journal), JournalError> {
+        let journal = Journal::read(path)?;
+        if journal.torn_tail {
+            let whole = whole_lines_length(path).map_err(|source| JournalError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(whole))
+                .map_err(|source| JournalError::Write {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        let next_seq = journal.records.last().map_or(1, |r| r.seq + 1);
+        Ok((
+            Self {
+                path: path.to_owned(),
+                file,
+                next_seq,
+            },
+            journal,
+        ))
+    }
+
+    /// Appends an event and syncs it to disk.
+    pub fn append(&mut self, event: Event) -> Result<Record, JournalError> {
+        let record = Record {
+            seq: self.next_seq,
+            at: Timestamp::now(),
+            event,
+        };
+        self.write_line(&serde_json::to_string(&record).expect("a record serialises"))?;
+        self.next_seq += 1;
+        Ok(record)
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<(), JournalError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// The length of the file up to and including its last newline.
+fn whole_lines_length(path: &Path) -> std::io::Result<u64> {
+    let bytes = std::fs::read(path)?;
+    Ok(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i as u64 + 1))
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary, marked when cut.
+pub fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[… {start} bytes cut …]{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(step: &str) -> Event {
+        Event::StepFinished {
+            step: step.into(),
+            attempt: 1,
+            result: StepResult::Failed { error: "exit 3".into() },
+            duration_ms: 1500,
+            exit_status: Some(3),
+            outputs: [("leader".to_string(), "cp1".to_string())].into(),
+            output_tail: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let events = vec![
+            Event::RunStarted { runbook: "r".into(), inventory: "i".into(), check: false, etcdrill: "0.1.0".into() },
+            Event::RunResumed { previous_records: 4 },
+            Event::RolesResolved { leader: Some("cp1".into()), followers: vec!["cp2".into()] },
+            Event::StepStarted { step: "stop@cp1".into(), attempt: 2 },
+            finished("stop@cp1"),
+            Event::StepSkipped { step: "a".into(), reason: SkipReason::Condition { expression: "params.x".into() } },
+            Event::StepSkipped { step: "b".into(), reason: SkipReason::Dependency { dependency: "a".into() } },
+            Event::Confirmed { step: "c".into(), answer: true, by: "--yes".into() },
+            Event::RollbackStarted { step: "c".into() },
+            Event::RollbackFinished { step: "c".into(), result: StepResult::TimedOut, duration_ms: 3, output_tail: String::new() },
+            Event::Interrupted { reason: "SIGINT".into() },
+            Event::RunFinished { result: RunResult::RollbackFailed },
+        ];
+        for event in events {
+            let record = Record { seq: 7, at: Timestamp::now(), event };
+            let json = serde_json::to_string(&record).unwrap();
+            let back: Record = serde_json::from_str(&json).unwrap();
+            // Timestamps keep milliseconds.
+            assert_eq!(back.event, record.event, "{json}");
+            assert!(record.at.since(back.at) < Duration::from_millis(1), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_journal_is_written_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
+        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
+        writer.append(finished("a")).unwrap();
+        let journal = Journal::read(&path).unwrap();
+        assert_eq!(journal.header.plan_digest, "abc");
+        assert_eq!(journal.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        assert!(!journal.torn_tail);
+        assert!(JournalWriter::create(&path, "run-1", "abc").is_err(), "a journal is never overwritten");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_resume_continues_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
+        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
+        drop(writer);
+        // A crash in the middle of a write.
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"seq\":2,\"at\":").unwrap();
+        let journal = Journal::read(&path).unwrap();
+        assert!(journal.torn_tail);
+        assert_eq!(journal.records.len(), 1);
+
+        let (mut writer, before) = JournalWriter::resume(&path).unwrap();
+        assert_eq!(before.records.len(), 1);
+        writer.append(Event::RunResumed { previous_records: 1 }).unwrap();
+        let after = Journal::read(&path).unwrap();
+        assert!(!after.torn_tail);
+        assert_eq!(after.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn damage_in_the_middle_and_unknown_versions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
+        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
+        writer.append(Event::StepStarted { step: "b".into(), attempt: 1 }).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let damaged = text.replacen("\"seq\":1", "\"seq\":\"one\"", 1);
+        std::fs::write(&path, damaged).unwrap();
+        assert!(matches!(Journal::read(&path), Err(JournalError::Damaged { line: 2, .. })));
+
+        let future = text.replacen("\"version\":1", "\"version\":99", 1);
+        std::fs::write(&path, future).unwrap();
+        let err = Journal::read(&path).unwrap_err().to_string();
+        assert!(err.contains("not an etcdrill journal of version 1 (format `etcdrill-journal` version 99)"), "{err}");
+    }
+
+    #[test]
+    fn tails_cut_at_character_boundaries() {
+        assert_eq!(tail("short", 10), "short");
+        let cut = tail("ééééé", 5);
+        assert!(cut.ends_with("éé"), "{cut}");
+        assert!(cut.starts_with("[… 6 bytes cut …]"), "{cut}");
+    }
+}

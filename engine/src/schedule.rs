@@ -1,0 +1,455 @@
+//! Which plan steps may run now, which will never run and why, and how a run ends.
+//!
+//! A pure state machine over the plan's graph, driven by the executor: it hands out steps whose
+//! dependencies are settled, is told how each ended, and decides the rest. The same rules rebuild
+//! the state of an interrupted run from its journal.
+//!
+//! Rules:
+//! - an edge waiting for `success` is satisfied by a step that succeeded, or that was skipped by
+//!   its own condition or role (a step that had nothing to do did not fail);
+//! - an edge waiting for `failure` is satisfied only by a step that failed; one waiting for
+//!   `always` by a step that ended in any way;
+//! - a step whose dependencies are all settled runs if every edge is satisfied, and is skipped
+//!   otherwise;
+//! - a failure that no edge waits for (with `failure` or `always`) fails the run: no new step
+//!   starts (fail-fast), and steps already running finish.
+
+use std::collections::HashMap;
+
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+
+use crate::journal::{Event, Journal, RunResult, SkipReason, StepResult};
+use crate::plan::Plan;
+use crate::runbook::step::Outcome;
+
+/// Where a step stands in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepState {
+    /// Waiting for dependencies.
+    Waiting,
+    /// Handed out to run.
+    Running,
+    /// Ran and succeeded (in check mode: was shown, or the probe succeeded).
+    Succeeded,
+    /// Ran and failed.
+    Failed,
+    /// Did not run.
+    Skipped(SkipReason),
+}
+
+impl StepState {
+    /// Whether the step has ended, one way or another.
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, StepState::Waiting | StepState::Running)
+    }
+
+    /// Whether an edge waiting for `outcome` is satisfied by a dependency in this state.
+    fn satisfies(&self, outcome: Outcome) -> bool {
+        match (outcome, self) {
+            (Outcome::Always, state) => state.is_settled(),
+            (Outcome::Failure, StepState::Failed) => true,
+            (Outcome::Failure, _) => false,
+            (Outcome::Success, StepState::Succeeded) => true,
+            (
+                Outcome::Success,
+                StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. }),
+            ) => true,
+            (Outcome::Success, _) => false,
+        }
+    }
+}
+
+/// What the executor should do with a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it.
+    Run(NodeIndex),
+    /// Record that it will not run.
+    Skip(NodeIndex, SkipReason),
+}
+
+/// The state of every step of a run.
+#[derive(Debug, Clone)]
+pub struct Schedule<'p> {
+    plan: &'p Plan,
+    states: Vec<StepState>,
+    /// An unhandled failure happened: start nothing new.
+    failing: bool,
+    /// The run was asked to stop: start nothing new.
+    interrupted: bool,
+}
+
+/// Why a journal cannot be continued safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// A step started and has no recorded end, and running it again is not known to be safe.
+    #[error(
+        "step `{step}` started (attempt {attempt}) and has no recorded end; it is not idempotent, so it is not run again"
+    )]
+    InDoubt {
+        /// The step's key.
+        step: String,
+        /// The attempt that started.
+        attempt: u32,
+    },
+    /// The journal names a step the plan does not have.
+    #[error("the journal names step `{0}`, which the plan does not have")]
+    UnknownStep(String),
+    /// The run already ended.
+    #[error("the run already ended: {0:?}")]
+    Finished(RunResult),
+}
+
+impl<'p> Schedule<'p> {
+    /// A run that has not started.
+    pub fn new(plan: &'p Plan) -> Self {
+        Self {
+            plan,
+            states: vec![StepState::Waiting; plan.graph.node_count()],
+            failing: false,
+            interrupted: false,
+        }
+    }
+
+    /// The state of an interrupted run, rebuilt from its journal. A step that started without a
+    /// recorded end is run again if it is idempotent; otherwise resuming is refused.
+    pub fn resume(plan: &'p Plan, journal: &Journal) -> Result<Self, ResumeError> {
+        let mut schedule = Self::new(plan);
+        let index: HashMap<&str, NodeIndex> = plan
+            .graph
+            .node_indices()
+            .map(|i| (plan.graph[i].key.as_str(), i))
+            .collect();
+        let find = |step: &str| {
+            index
+                .get(step)
+                .copied()
+                .ok_or_else(|| ResumeError::UnknownStep(step.to_owned()))
+        };
+        let mut started: HashMap<NodeIndex, u32> = HashMap::new();
+        for record in &journal.records {
+            match &record.event {
+                Event::StepStarted { step, attempt } => {
+                    started.insert(find(step)?, *attempt);
+                }
+                Event::StepFinished {
+                    step,
+                    attempt,
+                    result,
+                    ..
+                } => {
+                    let i = find(step)?;
+                    started.remove(&i);
+                    let last_attempt = plan.graph[i].retries.attempts + 1;
+                    match result {
+                        StepResult::Succeeded | StepResult::Shown => schedule.settle(i, StepState::Succeeded),
+                        _ if *attempt >= last_attempt => schedule.settle(i, StepState::Failed),
+                        // A failed attempt with retries left: the step runs again.
+                        _ => {}
+                    }
+                }
+                Event::StepSkipped { step, reason } => {
+                    let i = find(step)?;
+                    schedule.settle(i, StepState::Skipped(reason.clone()));
+                }
+                Event::RunFinished { result } => return Err(ResumeError::Finished(*result)),
+                _ => {}
+            }
+        }
+        if let Some((&i, &attempt)) = started.iter().min_by_key(|(i, _)| **i) {
+            let step = &plan.graph[i];
+            if !step.idempotent {
+                return Err(ResumeError::InDoubt {
+                    step: step.key.clone(),
+                    attempt,
+                });
+            }
+        }
+        // Steps skipped because the run was stopped, or by fail-fast, get their chance again.
+        for state in &mut schedule.states {
+            if matches!(state, StepState::Skipped(SkipReason::Interrupted | SkipReason::FailFast)) {
+                *state = StepState::Waiting;
+            }
+        }
+        schedule.failing = schedule.unhandled_failure();
+        Ok(schedule)
+    }
+
+    /// The state of a step.
+    pub fn state(&self, index: NodeIndex) -> &StepState {
+        &self.states[index.index()]
+    }
+
+    fn settle(&mut self, index: NodeIndex, state: StepState) {
+        self.states[index.index()] = state;
+    }
+
+    /// Steps to run or skip now. Steps handed out to run are marked running.
+    pub fn next(&mut self) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        // Skips can settle further steps, so repeat until nothing changes.
+        loop {
+            let mut changed = false;
+            for index in self.plan.graph.node_indices() {
+                if self.states[index.index()] != StepState::Waiting {
+                    continue;
+                }
+                let incoming: Vec<(NodeIndex, Outcome)> = self
+                    .plan
+                    .graph
+                    .edges_directed(index, Direction::Incoming)
+                    .map(|e| (e.source(), *e.weight()))
+                    .collect();
+                if incoming.iter().any(|(d, _)| !self.states[d.index()].is_settled()) {
+                    continue;
+                }
+                let unmet = incoming
+                    .iter()
+                    .find(|(d, outcome)| !self.states[d.index()].satisfies(*outcome));
+                let decision = match unmet {
+                    Some((dependency, _)) => Decision::Skip(
+                        index,
+                        SkipReason::Dependency {
+                            dependency: self.plan.graph[*dependency].key.clone(),
+                        },
+                    ),
+                    None if self.interrupted => Decision::Skip(index, SkipReason::Interrupted),
+                    None if self.failing => Decision::Skip(index, SkipReason::FailFast),
+                    None => Decision::Run(index),
+                };
+                self.states[index.index()] = match &decision {
+                    Decision::Run(_) => StepState::Running,
+                    Decision::Skip(_, reason) => StepState::Skipped(reason.clone()),
+                };
+                decisions.push(decision);
+                changed = true;
+            }
+            if !changed {
+                return decisions;
+            }
+        }
+    }
+
+    /// Records how a running step ended.
+    pub fn finish(&mut self, index: NodeIndex, state: StepState) {
+        debug_assert!(state.is_settled(), "a step finishes in a settled state");
+        let failed = state == StepState::Failed;
+        self.settle(index, state);
+        if failed && !self.is_handled(index) {
+            self.failing = true;
+        }
+    }
+
+    /// Stops handing out steps: the run was asked to stop.
+    pub fn interrupt(&mut self) {
+        self.interrupted = true;
+    }
+
+    /// Whether some edge waits for this step's failure.
+    fn is_handled(&self, index: NodeIndex) -> bool {
+        self.plan
+            .graph
+            .edges_directed(index, Direction::Outgoing)
+            .any(|e| matches!(e.weight(), Outcome::Failure | Outcome::Always))
+    }
+
+    fn unhandled_failure(&self) -> bool {
+        self.plan
+            .graph
+            .node_indices()
+            .any(|i| self.states[i.index()] == StepState::Failed && !self.is_handled(i))
+    }
+
+    /// Whether every step has ended.
+    pub fn is_done(&self) -> bool {
+        self.states.iter().all(StepState::is_settled)
+    }
+
+    /// Steps that succeeded, in the order they may be undone: dependents before dependencies.
+    pub fn rollback_order(&self, completed_in_order: &[NodeIndex]) -> Vec<NodeIndex> {
+        let mut order: Vec<NodeIndex> = completed_in_order
+            .iter()
+            .copied()
+            .filter(|i| self.states[i.index()] == StepState::Succeeded)
+            .collect();
+        order.reverse();
+        order
+    }
+
+    /// How the run ended, once every step has ended (rollback not counted).
+    pub fn result(&self) -> RunResult {
+        if self.interrupted && self.states.iter().any(|s| *s == StepState::Skipped(SkipReason::Interrupted)) {
+            RunResult::Interrupted
+        } else if self.unhandled_failure() {
+            RunResult::Failed
+        } else {
+            RunResult::Succeeded
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Cluster;
+    use crate::journal::{Record, Timestamp};
+    use crate::plan::compile;
+    use crate::runbook::Runbook;
+    use crate::source::SourceFile;
+
+    const INVENTORY: &str = "name: lab\ndefaults: {etcd: {management: {static_pod: {}}}}\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n";
+
+    fn plan(steps: &str) -> Plan {
+        let runbook = Runbook::load(SourceFile::new("rb.yaml", format!("name: t\nsummary: s\nsteps:\n{steps}"))).unwrap();
+        let cluster = Cluster::load(SourceFile::new("inv.yaml", INVENTORY)).unwrap();
+        compile(&runbook, &cluster, &[]).unwrap()
+    }
+
+    fn keys(plan: &Plan, decisions: &[Decision]) -> Vec<String> {
+        decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Run(i) => format!("run {}", plan.graph[*i].key),
+                Decision::Skip(i, reason) => format!("skip {} ({reason:?})", plan.graph[*i].key),
+            })
+            .collect()
+    }
+
+    fn finish(schedule: &mut Schedule<'_>, plan: &Plan, key: &str, state: StepState) {
+        schedule.finish(plan.find(key).unwrap(), state);
+    }
+
+    const ALTERNATIVE: &str = concat!(
+        "  - {id: check, title: C, on: cluster, action: etcd.health}\n",
+        "  - {id: fix, title: F, on: cluster, action: etcd.alarm.disarm, needs: [{step: check, outcome: failure}]}\n",
+        "  - {id: use, title: U, on: each, action: etcd.defrag, needs: [check]}\n",
+    );
+
+    #[test]
+    fn success_runs_the_main_path_and_skips_the_alternative() {
+        let plan = plan(ALTERNATIVE);
+        let mut schedule = Schedule::new(&plan);
+        assert_eq!(keys(&plan, &schedule.next()), ["run check"]);
+        assert!(schedule.next().is_empty(), "nothing else is ready while check runs");
+        finish(&mut schedule, &plan, "check", StepState::Succeeded);
+        assert_eq!(
+            keys(&plan, &schedule.next()),
+            ["skip fix (Dependency { dependency: \"check\" })", "run use@a", "run use@b"]
+        );
+        finish(&mut schedule, &plan, "use@a", StepState::Succeeded);
+        finish(&mut schedule, &plan, "use@b", StepState::Succeeded);
+        assert!(schedule.is_done());
+        assert_eq!(schedule.result(), RunResult::Succeeded);
+    }
+
+    #[test]
+    fn a_handled_failure_takes_the_alternative_and_does_not_fail_the_run() {
+        let plan = plan(ALTERNATIVE);
+        let mut schedule = Schedule::new(&plan);
+        schedule.next();
+        finish(&mut schedule, &plan, "check", StepState::Failed);
+        assert_eq!(
+            keys(&plan, &schedule.next()),
+            ["run fix", "skip use@a (Dependency { dependency: \"check\" })", "skip use@b (Dependency { dependency: \"check\" })"]
+        );
+        finish(&mut schedule, &plan, "fix", StepState::Succeeded);
+        assert_eq!(schedule.result(), RunResult::Succeeded);
+    }
+
+    #[test]
+    fn an_unhandled_failure_stops_new_work_but_lets_running_steps_finish() {
+        let plan = plan("  - {id: a, title: A, on: each, action: etcd.defrag}\n  - {id: b, title: B, on: cluster, action: etcd.health}\n  - {id: c, title: C, on: cluster, action: etcd.health, needs: [b]}\n");
+        let mut schedule = Schedule::new(&plan);
+        assert_eq!(keys(&plan, &schedule.next()), ["run a@a", "run a@b", "run b"]);
+        finish(&mut schedule, &plan, "a@a", StepState::Failed);
+        finish(&mut schedule, &plan, "b", StepState::Succeeded);
+        assert_eq!(keys(&plan, &schedule.next()), ["skip c (FailFast)"]);
+        assert!(!schedule.is_done(), "a@b is still running");
+        finish(&mut schedule, &plan, "a@b", StepState::Succeeded);
+        assert_eq!(schedule.result(), RunResult::Failed);
+    }
+
+    #[test]
+    fn condition_and_role_skips_satisfy_success_edges() {
+        let plan = plan("  - {id: a, title: A, on: followers, action: etcd.defrag}\n  - {id: b, title: B, on: each, action: etcd.defrag, needs: [a]}\n");
+        let mut schedule = Schedule::new(&plan);
+        schedule.next();
+        finish(&mut schedule, &plan, "a@a", StepState::Skipped(SkipReason::Role { wanted: "follower".into() }));
+        finish(&mut schedule, &plan, "a@b", StepState::Succeeded);
+        assert_eq!(keys(&plan, &schedule.next()), ["run b@a", "run b@b"]);
+    }
+
+    #[test]
+    fn interruption_skips_what_has_not_started() {
+        let plan = plan("  - {id: a, title: A, on: cluster, action: etcd.health}\n  - {id: b, title: B, on: cluster, action: etcd.health, needs: [a]}\n");
+        let mut schedule = Schedule::new(&plan);
+        schedule.next();
+        schedule.interrupt();
+        finish(&mut schedule, &plan, "a", StepState::Succeeded);
+        assert_eq!(keys(&plan, &schedule.next()), ["skip b (Interrupted)"]);
+        assert_eq!(schedule.result(), RunResult::Interrupted);
+    }
+
+    fn journal(events: Vec<Event>) -> Journal {
+        Journal {
+            header: crate::journal::JournalHeader {
+                format: crate::journal::JOURNAL_FORMAT.into(),
+                version: crate::journal::JOURNAL_VERSION,
+                run_id: "r".into(),
+                plan_digest: "d".into(),
+                created_at: Timestamp::now(),
+            },
+            records: events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| Record { seq: i as u64 + 1, at: Timestamp::now(), event })
+                .collect(),
+            torn_tail: false,
+        }
+    }
+
+    fn started(step: &str) -> Event {
+        Event::StepStarted { step: step.into(), attempt: 1 }
+    }
+
+    fn succeeded(step: &str) -> Event {
+        Event::StepFinished {
+            step: step.into(),
+            attempt: 1,
+            result: StepResult::Succeeded,
+            duration_ms: 1,
+            exit_status: None,
+            outputs: Default::default(),
+            output_tail: String::new(),
+        }
+    }
+
+    #[test]
+    fn resume_continues_after_the_last_completed_step() {
+        let plan = plan("  - {id: stop, title: S, on: each, action: etcd.stop_member}\n  - {id: start, title: St, on: each, action: etcd.start_member, needs: [stop]}\n");
+        // The controller died while stop@b was running; stopping is idempotent.
+        let journal = journal(vec![started("stop@a"), started("stop@b"), succeeded("stop@a")]);
+        let mut schedule = Schedule::resume(&plan, &journal).unwrap();
+        assert_eq!(keys(&plan, &schedule.next()), ["run stop@b", "run start@a"]);
+    }
+
+    #[test]
+    fn resume_refuses_a_non_idempotent_step_in_doubt() {
+        let plan = plan("  - {id: add, title: A, on: cluster, action: etcd.member.add, with: {name: x, peer_url: 'https://10.0.0.9:2380'}}\n");
+        let journal = journal(vec![started("add")]);
+        let err = Schedule::resume(&plan, &journal).unwrap_err();
+        assert_eq!(err, ResumeError::InDoubt { step: "add".into(), attempt: 1 });
+        assert!(err.to_string().contains("not idempotent"));
+    }
+
+    #[test]
+    fn resume_refuses_a_finished_run_and_unknown_steps() {
+        let plan = plan("  - {id: a, title: A, on: cluster, action: etcd.health}\n");
+        let done = journal(vec![Event::RunFinished { result: RunResult::Succeeded }]);
+        assert_eq!(Schedule::resume(&plan, &done).unwrap_err(), ResumeError::Finished(RunResult::Succeeded));
+        let other = journal(vec![started("zz")]);
+        assert_eq!(Schedule::resume(&plan, &other).unwrap_err(), ResumeError::UnknownStep("zz".into()));
+    }
+}
