@@ -344,6 +344,13 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
         );
     }
     let defaults = &inventory.defaults;
+    if defaults.etcd.member.is_some() {
+        sink.push(
+            document
+                .error_at_key(&root.key("defaults").key("etcd").key("member"), "a member name cannot be a default")
+                .hint("every member needs its own name: set `etcd.member` on the node, or leave it out to use the node name"),
+        );
+    }
     let mut names = HashSet::new();
     let mut members = HashSet::new();
     let mut urls = HashSet::new();

@@ -320,11 +320,16 @@ impl Journal {
             path: path.to_owned(),
             found,
         };
-        let first = lines.first().ok_or_else(|| format_error("an empty file".into()))?;
+        let first = lines
+            .first()
+            .ok_or_else(|| format_error("an empty file".into()))?;
         let header: JournalHeader =
             serde_json::from_str(first).map_err(|err| format_error(format!("no header: {err}")))?;
         if header.format != JOURNAL_FORMAT || header.version != JOURNAL_VERSION {
-            return Err(format_error(format!("format `{}` version {}", header.format, header.version)));
+            return Err(format_error(format!(
+                "format `{}` version {}",
+                header.format, header.version
+            )));
         }
         let mut records = Vec::new();
         let mut torn_tail = false;
@@ -460,7 +465,10 @@ impl JournalWriter {
 /// The length of the file up to and including its last newline.
 fn whole_lines_length(path: &Path) -> std::io::Result<u64> {
     let bytes = std::fs::read(path)?;
-    Ok(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i as u64 + 1))
+    Ok(bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i as u64 + 1))
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary, marked when cut.
@@ -483,7 +491,9 @@ mod tests {
         Event::StepFinished {
             step: step.into(),
             attempt: 1,
-            result: StepResult::Failed { error: "exit 3".into() },
+            result: StepResult::Failed {
+                error: "exit 3".into(),
+            },
             duration_ms: 1500,
             exit_status: Some(3),
             outputs: [("leader".to_string(), "cp1".to_string())].into(),
@@ -494,26 +504,69 @@ mod tests {
     #[test]
     fn events_round_trip_through_json() {
         let events = vec![
-            Event::RunStarted { runbook: "r".into(), inventory: "i".into(), check: false, etcdrill: "0.1.0".into() },
-            Event::RunResumed { previous_records: 4 },
-            Event::RolesResolved { leader: Some("cp1".into()), followers: vec!["cp2".into()] },
-            Event::StepStarted { step: "stop@cp1".into(), attempt: 2 },
+            Event::RunStarted {
+                runbook: "r".into(),
+                inventory: "i".into(),
+                check: false,
+                etcdrill: "0.1.0".into(),
+            },
+            Event::RunResumed {
+                previous_records: 4,
+            },
+            Event::RolesResolved {
+                leader: Some("cp1".into()),
+                followers: vec!["cp2".into()],
+            },
+            Event::StepStarted {
+                step: "stop@cp1".into(),
+                attempt: 2,
+            },
             finished("stop@cp1"),
-            Event::StepSkipped { step: "a".into(), reason: SkipReason::Condition { expression: "params.x".into() } },
-            Event::StepSkipped { step: "b".into(), reason: SkipReason::Dependency { dependency: "a".into() } },
-            Event::Confirmed { step: "c".into(), answer: true, by: "--yes".into() },
+            Event::StepSkipped {
+                step: "a".into(),
+                reason: SkipReason::Condition {
+                    expression: "params.x".into(),
+                },
+            },
+            Event::StepSkipped {
+                step: "b".into(),
+                reason: SkipReason::Dependency {
+                    dependency: "a".into(),
+                },
+            },
+            Event::Confirmed {
+                step: "c".into(),
+                answer: true,
+                by: "--yes".into(),
+            },
             Event::RollbackStarted { step: "c".into() },
-            Event::RollbackFinished { step: "c".into(), result: StepResult::TimedOut, duration_ms: 3, output_tail: String::new() },
-            Event::Interrupted { reason: "SIGINT".into() },
-            Event::RunFinished { result: RunResult::RollbackFailed },
+            Event::RollbackFinished {
+                step: "c".into(),
+                result: StepResult::TimedOut,
+                duration_ms: 3,
+                output_tail: String::new(),
+            },
+            Event::Interrupted {
+                reason: "SIGINT".into(),
+            },
+            Event::RunFinished {
+                result: RunResult::RollbackFailed,
+            },
         ];
         for event in events {
-            let record = Record { seq: 7, at: Timestamp::now(), event };
+            let record = Record {
+                seq: 7,
+                at: Timestamp::now(),
+                event,
+            };
             let json = serde_json::to_string(&record).unwrap();
             let back: Record = serde_json::from_str(&json).unwrap();
             // Timestamps keep milliseconds.
             assert_eq!(back.event, record.event, "{json}");
-            assert!(record.at.since(back.at) < Duration::from_millis(1), "{json}");
+            assert!(
+                record.at.since(back.at) < Duration::from_millis(1),
+                "{json}"
+            );
         }
     }
 
@@ -522,13 +575,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
+        writer
+            .append(Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            })
+            .unwrap();
         writer.append(finished("a")).unwrap();
         let journal = Journal::read(&path).unwrap();
         assert_eq!(journal.header.plan_digest, "abc");
-        assert_eq!(journal.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            journal.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert!(!journal.torn_tail);
-        assert!(JournalWriter::create(&path, "run-1", "abc").is_err(), "a journal is never overwritten");
+        assert!(
+            JournalWriter::create(&path, "run-1", "abc").is_err(),
+            "a journal is never overwritten"
+        );
     }
 
     #[test]
@@ -536,20 +600,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
+        writer
+            .append(Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            })
+            .unwrap();
         drop(writer);
         // A crash in the middle of a write.
-        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"seq\":2,\"at\":").unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"seq\":2,\"at\":")
+            .unwrap();
         let journal = Journal::read(&path).unwrap();
         assert!(journal.torn_tail);
         assert_eq!(journal.records.len(), 1);
 
         let (mut writer, before) = JournalWriter::resume(&path).unwrap();
         assert_eq!(before.records.len(), 1);
-        writer.append(Event::RunResumed { previous_records: 1 }).unwrap();
+        writer
+            .append(Event::RunResumed {
+                previous_records: 1,
+            })
+            .unwrap();
         let after = Journal::read(&path).unwrap();
         assert!(!after.torn_tail);
-        assert_eq!(after.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            after.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 
     #[test]
@@ -557,17 +638,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer.append(Event::StepStarted { step: "a".into(), attempt: 1 }).unwrap();
-        writer.append(Event::StepStarted { step: "b".into(), attempt: 1 }).unwrap();
+        writer
+            .append(Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            })
+            .unwrap();
+        writer
+            .append(Event::StepStarted {
+                step: "b".into(),
+                attempt: 1,
+            })
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let damaged = text.replacen("\"seq\":1", "\"seq\":\"one\"", 1);
         std::fs::write(&path, damaged).unwrap();
-        assert!(matches!(Journal::read(&path), Err(JournalError::Damaged { line: 2, .. })));
+        assert!(matches!(
+            Journal::read(&path),
+            Err(JournalError::Damaged { line: 2, .. })
+        ));
 
         let future = text.replacen("\"version\":1", "\"version\":99", 1);
         std::fs::write(&path, future).unwrap();
         let err = Journal::read(&path).unwrap_err().to_string();
-        assert!(err.contains("not an etcdrill journal of version 1 (format `etcdrill-journal` version 99)"), "{err}");
+        assert!(
+            err.contains(
+                "not an etcdrill journal of version 1 (format `etcdrill-journal` version 99)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! The data flow is `YAML -> Runbook -> Plan -> Journal -> Report`; each stage is a value that can
 //! be printed and tested. The stages up to the Plan are pure: they never touch a network or a node.
 
+pub mod cli;
 pub mod diagnostic;
 pub mod document;
+pub mod format;
 pub mod human_duration;
 pub mod inventory;
+pub mod journal;
 pub mod plan;
+pub mod redact;
 pub mod render;
 pub mod runbook;
+pub mod schedule;
+pub mod schema;
 pub mod source;

@@ -1,1 +1,25 @@
-fn main() {}
+//! The `etcdrill` binary: parses the command line, runs the command and maps the outcome to an
+//! exit code: 0 success, 1 invalid input or a failed command, 2 a usage error (reported by clap).
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use etcdrill::cli::{self, Cli, CliError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = cli::run(cli, &mut io::stdout().lock(), &mut io::stderr().lock());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped reading (`etcdrill plan ... | head`) is not a failure.
+        Err(CliError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            // Nothing is left to report a failure to write standard error on.
+            let _ = io::stderr().write_all(error.render().as_bytes());
+            ExitCode::FAILURE
+        }
+    }
+}

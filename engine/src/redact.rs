@@ -19,7 +19,10 @@ impl Redactor {
     /// A redactor for these secret values. Values shorter than 3 characters are not masked as
     /// text (masking every `a` would destroy the output) but still never printed by etcdrill.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.chars().count() >= 3).collect();
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.chars().count() >= 3)
+            .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Self { secrets }
@@ -76,7 +79,13 @@ fn mask_pem_private_keys(text: Cow<'_, str>) -> Cow<'_, str> {
 
 /// Masks the values of flags and variables that carry etcd credentials on command lines.
 fn mask_flag_values(text: Cow<'_, str>) -> Cow<'_, str> {
-    const KEYS: &[&str] = &["--password=", "--user=", "ETCDCTL_PASSWORD=", "ETCDCTL_USER=", "ETCD_PASSWORD="];
+    const KEYS: &[&str] = &[
+        "--password=",
+        "--user=",
+        "ETCDCTL_PASSWORD=",
+        "ETCDCTL_USER=",
+        "ETCD_PASSWORD=",
+    ];
     if !KEYS.iter().any(|k| text.contains(k)) {
         return text;
     }
@@ -89,7 +98,9 @@ fn mask_flag_values(text: Cow<'_, str>) -> Cow<'_, str> {
                 // A quoted value ends at its closing quote, whatever it holds.
                 Some(quote @ ('\'' | '"')) => {
                     value_start += 1;
-                    out[value_start..].find(quote).map_or(out.len(), |i| value_start + i)
+                    out[value_start..]
+                        .find(quote)
+                        .map_or(out.len(), |i| value_start + i)
                 }
                 _ => out[value_start..]
                     .find(|c: char| c.is_whitespace() || c == ';')
@@ -109,14 +120,20 @@ mod tests {
     #[test]
     fn registered_secrets_are_masked_longest_first() {
         let redactor = Redactor::new(["hunter2".into(), "hunter2-extra".into(), "ab".into()]);
-        assert_eq!(redactor.redact("pw=hunter2-extra or hunter2, ab"), "pw=******** or ********, ab");
+        assert_eq!(
+            redactor.redact("pw=hunter2-extra or hunter2, ab"),
+            "pw=******** or ********, ab"
+        );
     }
 
     #[test]
     fn private_keys_are_masked_whole() {
         let text = "before\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\nsecretbits\n-----END EC PRIVATE KEY-----\nafter\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         let out = Redactor::default().redact(text);
-        assert!(!out.contains("secretbits") && !out.contains("MHcCAQEE"), "{out}");
+        assert!(
+            !out.contains("secretbits") && !out.contains("MHcCAQEE"),
+            "{out}"
+        );
         assert!(out.contains("MIIB"), "certificates are public: {out}");
         assert!(out.contains("after"), "{out}");
     }
@@ -129,12 +146,19 @@ mod tests {
 
     #[test]
     fn credentials_on_command_lines_are_masked() {
-        let out = Redactor::default().redact("etcdctl --user=root:pw1 --password='x y' get a; ETCDCTL_PASSWORD=s3 x");
-        assert_eq!(out, "etcdctl --user=******** --password='********' get a; ETCDCTL_PASSWORD=******** x");
+        let out = Redactor::default()
+            .redact("etcdctl --user=root:pw1 --password='x y' get a; ETCDCTL_PASSWORD=s3 x");
+        assert_eq!(
+            out,
+            "etcdctl --user=******** --password='********' get a; ETCDCTL_PASSWORD=******** x"
+        );
     }
 
     #[test]
     fn clean_text_is_borrowed() {
-        assert!(matches!(Redactor::new(["secret".into()]).redact("nothing here"), Cow::Borrowed(_)));
+        assert!(matches!(
+            Redactor::new(["secret".into()]).redact("nothing here"),
+            Cow::Borrowed(_)
+        ));
     }
 }

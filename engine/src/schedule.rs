@@ -5,11 +5,15 @@
 //! the state of an interrupted run from its journal.
 //!
 //! Rules:
-//! - an edge waiting for `success` is satisfied by a step that succeeded, or that was skipped by
-//!   its own condition or role (a step that had nothing to do did not fail);
-//! - an edge waiting for `failure` is satisfied only by a step that failed; one waiting for
-//!   `always` by a step that ended in any way;
-//! - a step whose dependencies are all settled runs if every edge is satisfied, and is skipped
+//! - edges are judged per runbook step: the instances of one dependency (`stop@cp1`, `stop@cp2`...)
+//!   that a step waits for are one group;
+//! - instances skipped by their own condition or role had nothing to do: they do not count, and
+//!   the group's other instances decide. A group whose instances were all skipped that way did
+//!   nothing at all, which satisfies `success` and `always` but not `failure`;
+//! - otherwise a group waiting for `success` needs every counted instance to have succeeded, one
+//!   waiting for `failure` needs every counted instance to have failed, and one waiting for
+//!   `always` is satisfied once they ended;
+//! - a step whose dependencies are all settled runs if every group is satisfied, and is skipped
 //!   otherwise;
 //! - a failure that no edge waits for (with `failure` or `always`) fails the run: no new step
 //!   starts (fail-fast), and steps already running finish.
@@ -45,18 +49,20 @@ impl StepState {
         !matches!(self, StepState::Waiting | StepState::Running)
     }
 
+    /// Whether the step had nothing to do: skipped by its own condition or role.
+    fn is_vacuous(&self) -> bool {
+        matches!(
+            self,
+            StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. })
+        )
+    }
+
     /// Whether an edge waiting for `outcome` is satisfied by a dependency in this state.
     fn satisfies(&self, outcome: Outcome) -> bool {
         match (outcome, self) {
             (Outcome::Always, state) => state.is_settled(),
-            (Outcome::Failure, StepState::Failed) => true,
-            (Outcome::Failure, _) => false,
-            (Outcome::Success, StepState::Succeeded) => true,
-            (
-                Outcome::Success,
-                StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. }),
-            ) => true,
-            (Outcome::Success, _) => false,
+            (Outcome::Failure, state) => *state == StepState::Failed,
+            (Outcome::Success, state) => *state == StepState::Succeeded,
         }
     }
 }
@@ -144,7 +150,9 @@ impl<'p> Schedule<'p> {
                     started.remove(&i);
                     let last_attempt = plan.graph[i].retries.attempts + 1;
                     match result {
-                        StepResult::Succeeded | StepResult::Shown => schedule.settle(i, StepState::Succeeded),
+                        StepResult::Succeeded | StepResult::Shown => {
+                            schedule.settle(i, StepState::Succeeded)
+                        }
                         _ if *attempt >= last_attempt => schedule.settle(i, StepState::Failed),
                         // A failed attempt with retries left: the step runs again.
                         _ => {}
@@ -169,7 +177,10 @@ impl<'p> Schedule<'p> {
         }
         // Steps skipped because the run was stopped, or by fail-fast, get their chance again.
         for state in &mut schedule.states {
-            if matches!(state, StepState::Skipped(SkipReason::Interrupted | SkipReason::FailFast)) {
+            if matches!(
+                state,
+                StepState::Skipped(SkipReason::Interrupted | SkipReason::FailFast)
+            ) {
                 *state = StepState::Waiting;
             }
         }
@@ -187,7 +198,7 @@ impl<'p> Schedule<'p> {
     }
 
     /// Steps to run or skip now. Steps handed out to run are marked running.
-    pub fn next(&mut self) -> Vec<Decision> {
+    pub fn decide(&mut self) -> Vec<Decision> {
         let mut decisions = Vec::new();
         // Skips can settle further steps, so repeat until nothing changes.
         loop {
@@ -196,23 +207,25 @@ impl<'p> Schedule<'p> {
                 if self.states[index.index()] != StepState::Waiting {
                     continue;
                 }
-                let incoming: Vec<(NodeIndex, Outcome)> = self
+                let mut incoming: Vec<(NodeIndex, Outcome)> = self
                     .plan
                     .graph
                     .edges_directed(index, Direction::Incoming)
                     .map(|e| (e.source(), *e.weight()))
                     .collect();
-                if incoming.iter().any(|(d, _)| !self.states[d.index()].is_settled()) {
+                incoming.sort_by_key(|(d, _)| *d);
+                if incoming
+                    .iter()
+                    .any(|(d, _)| !self.states[d.index()].is_settled())
+                {
                     continue;
                 }
-                let unmet = incoming
-                    .iter()
-                    .find(|(d, outcome)| !self.states[d.index()].satisfies(*outcome));
+                let unmet = self.unmet_dependency(&incoming);
                 let decision = match unmet {
                     Some((dependency, _)) => Decision::Skip(
                         index,
                         SkipReason::Dependency {
-                            dependency: self.plan.graph[*dependency].key.clone(),
+                            dependency: self.plan.graph[dependency].key.clone(),
                         },
                     ),
                     None if self.interrupted => Decision::Skip(index, SkipReason::Interrupted),
@@ -230,6 +243,34 @@ impl<'p> Schedule<'p> {
                 return decisions;
             }
         }
+    }
+
+    /// The first dependency group (by runbook step and outcome) that is not satisfied, named by
+    /// one of its instances.
+    fn unmet_dependency(&self, incoming: &[(NodeIndex, Outcome)]) -> Option<(NodeIndex, Outcome)> {
+        let mut groups: Vec<((&str, Outcome), Vec<NodeIndex>)> = Vec::new();
+        for &(dependency, outcome) in incoming {
+            let key = (self.plan.graph[dependency].step.as_str(), outcome);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(dependency),
+                None => groups.push((key, vec![dependency])),
+            }
+        }
+        groups.into_iter().find_map(|((_, outcome), members)| {
+            let counted: Vec<NodeIndex> = members
+                .iter()
+                .copied()
+                .filter(|d| !self.states[d.index()].is_vacuous())
+                .collect();
+            let satisfied = if counted.is_empty() {
+                outcome != Outcome::Failure
+            } else {
+                counted
+                    .iter()
+                    .all(|d| self.states[d.index()].satisfies(outcome))
+            };
+            (!satisfied).then(|| (*counted.first().unwrap_or(&members[0]), outcome))
+        })
     }
 
     /// Records how a running step ended.
@@ -280,7 +321,11 @@ impl<'p> Schedule<'p> {
 
     /// How the run ended, once every step has ended (rollback not counted).
     pub fn result(&self) -> RunResult {
-        if self.interrupted && self.states.iter().any(|s| *s == StepState::Skipped(SkipReason::Interrupted)) {
+        if self.interrupted
+            && self
+                .states
+                .contains(&StepState::Skipped(SkipReason::Interrupted))
+        {
             RunResult::Interrupted
         } else if self.unhandled_failure() {
             RunResult::Failed
@@ -302,7 +347,11 @@ mod tests {
     const INVENTORY: &str = "name: lab\ndefaults: {etcd: {management: {static_pod: {}}}}\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n";
 
     fn plan(steps: &str) -> Plan {
-        let runbook = Runbook::load(SourceFile::new("rb.yaml", format!("name: t\nsummary: s\nsteps:\n{steps}"))).unwrap();
+        let runbook = Runbook::load(SourceFile::new(
+            "rb.yaml",
+            format!("name: t\nsummary: s\nsteps:\n{steps}"),
+        ))
+        .unwrap();
         let cluster = Cluster::load(SourceFile::new("inv.yaml", INVENTORY)).unwrap();
         compile(&runbook, &cluster, &[]).unwrap()
     }
@@ -331,12 +380,19 @@ mod tests {
     fn success_runs_the_main_path_and_skips_the_alternative() {
         let plan = plan(ALTERNATIVE);
         let mut schedule = Schedule::new(&plan);
-        assert_eq!(keys(&plan, &schedule.next()), ["run check"]);
-        assert!(schedule.next().is_empty(), "nothing else is ready while check runs");
+        assert_eq!(keys(&plan, &schedule.decide()), ["run check"]);
+        assert!(
+            schedule.decide().is_empty(),
+            "nothing else is ready while check runs"
+        );
         finish(&mut schedule, &plan, "check", StepState::Succeeded);
         assert_eq!(
-            keys(&plan, &schedule.next()),
-            ["skip fix (Dependency { dependency: \"check\" })", "run use@a", "run use@b"]
+            keys(&plan, &schedule.decide()),
+            [
+                "skip fix (Dependency { dependency: \"check\" })",
+                "run use@a",
+                "run use@b"
+            ]
         );
         finish(&mut schedule, &plan, "use@a", StepState::Succeeded);
         finish(&mut schedule, &plan, "use@b", StepState::Succeeded);
@@ -348,11 +404,15 @@ mod tests {
     fn a_handled_failure_takes_the_alternative_and_does_not_fail_the_run() {
         let plan = plan(ALTERNATIVE);
         let mut schedule = Schedule::new(&plan);
-        schedule.next();
+        schedule.decide();
         finish(&mut schedule, &plan, "check", StepState::Failed);
         assert_eq!(
-            keys(&plan, &schedule.next()),
-            ["run fix", "skip use@a (Dependency { dependency: \"check\" })", "skip use@b (Dependency { dependency: \"check\" })"]
+            keys(&plan, &schedule.decide()),
+            [
+                "run fix",
+                "skip use@a (Dependency { dependency: \"check\" })",
+                "skip use@b (Dependency { dependency: \"check\" })"
+            ]
         );
         finish(&mut schedule, &plan, "fix", StepState::Succeeded);
         assert_eq!(schedule.result(), RunResult::Succeeded);
@@ -360,12 +420,17 @@ mod tests {
 
     #[test]
     fn an_unhandled_failure_stops_new_work_but_lets_running_steps_finish() {
-        let plan = plan("  - {id: a, title: A, on: each, action: etcd.defrag}\n  - {id: b, title: B, on: cluster, action: etcd.health}\n  - {id: c, title: C, on: cluster, action: etcd.health, needs: [b]}\n");
+        let plan = plan(
+            "  - {id: a, title: A, on: each, action: etcd.defrag}\n  - {id: b, title: B, on: cluster, action: etcd.health}\n  - {id: c, title: C, on: cluster, action: etcd.health, needs: [b]}\n",
+        );
         let mut schedule = Schedule::new(&plan);
-        assert_eq!(keys(&plan, &schedule.next()), ["run a@a", "run a@b", "run b"]);
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            ["run a@a", "run a@b", "run b"]
+        );
         finish(&mut schedule, &plan, "a@a", StepState::Failed);
         finish(&mut schedule, &plan, "b", StepState::Succeeded);
-        assert_eq!(keys(&plan, &schedule.next()), ["skip c (FailFast)"]);
+        assert_eq!(keys(&plan, &schedule.decide()), ["skip c (FailFast)"]);
         assert!(!schedule.is_done(), "a@b is still running");
         finish(&mut schedule, &plan, "a@b", StepState::Succeeded);
         assert_eq!(schedule.result(), RunResult::Failed);
@@ -373,22 +438,72 @@ mod tests {
 
     #[test]
     fn condition_and_role_skips_satisfy_success_edges() {
-        let plan = plan("  - {id: a, title: A, on: followers, action: etcd.defrag}\n  - {id: b, title: B, on: each, action: etcd.defrag, needs: [a]}\n");
+        let plan = plan(
+            "  - {id: a, title: A, on: followers, action: etcd.defrag}\n  - {id: b, title: B, on: each, action: etcd.defrag, needs: [a]}\n",
+        );
         let mut schedule = Schedule::new(&plan);
-        schedule.next();
-        finish(&mut schedule, &plan, "a@a", StepState::Skipped(SkipReason::Role { wanted: "follower".into() }));
+        schedule.decide();
+        finish(
+            &mut schedule,
+            &plan,
+            "a@a",
+            StepState::Skipped(SkipReason::Role {
+                wanted: "follower".into(),
+            }),
+        );
         finish(&mut schedule, &plan, "a@b", StepState::Succeeded);
-        assert_eq!(keys(&plan, &schedule.next()), ["run b@a", "run b@b"]);
+        assert_eq!(keys(&plan, &schedule.decide()), ["run b@a", "run b@b"]);
+    }
+
+    #[test]
+    fn a_failure_branch_off_one_chosen_node_fires() {
+        // The probe runs on one node chosen by a parameter; its other instances are skipped.
+        let plan = plan(concat!(
+            "  - {id: probe, title: P, on: each, action: etcd.health}\n",
+            "  - {id: fallback, title: F, on: cluster, action: etcd.alarm.disarm, needs: [{step: probe, outcome: failure}]}\n",
+            "  - {id: main, title: M, on: cluster, action: etcd.defrag, needs: [probe]}\n",
+        ));
+        let vacuous = || {
+            StepState::Skipped(SkipReason::Condition {
+                expression: "x".into(),
+            })
+        };
+        let mut schedule = Schedule::new(&plan);
+        schedule.decide();
+        finish(&mut schedule, &plan, "probe@a", vacuous());
+        finish(&mut schedule, &plan, "probe@b", StepState::Failed);
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            [
+                "run fallback",
+                "skip main (Dependency { dependency: \"probe@b\" })"
+            ]
+        );
+
+        let mut schedule = Schedule::new(&plan);
+        schedule.decide();
+        finish(&mut schedule, &plan, "probe@a", vacuous());
+        finish(&mut schedule, &plan, "probe@b", vacuous());
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            [
+                "skip fallback (Dependency { dependency: \"probe@a\" })",
+                "run main"
+            ],
+            "a probe that had nothing to do failed nowhere"
+        );
     }
 
     #[test]
     fn interruption_skips_what_has_not_started() {
-        let plan = plan("  - {id: a, title: A, on: cluster, action: etcd.health}\n  - {id: b, title: B, on: cluster, action: etcd.health, needs: [a]}\n");
+        let plan = plan(
+            "  - {id: a, title: A, on: cluster, action: etcd.health}\n  - {id: b, title: B, on: cluster, action: etcd.health, needs: [a]}\n",
+        );
         let mut schedule = Schedule::new(&plan);
-        schedule.next();
+        schedule.decide();
         schedule.interrupt();
         finish(&mut schedule, &plan, "a", StepState::Succeeded);
-        assert_eq!(keys(&plan, &schedule.next()), ["skip b (Interrupted)"]);
+        assert_eq!(keys(&plan, &schedule.decide()), ["skip b (Interrupted)"]);
         assert_eq!(schedule.result(), RunResult::Interrupted);
     }
 
@@ -404,14 +519,21 @@ mod tests {
             records: events
                 .into_iter()
                 .enumerate()
-                .map(|(i, event)| Record { seq: i as u64 + 1, at: Timestamp::now(), event })
+                .map(|(i, event)| Record {
+                    seq: i as u64 + 1,
+                    at: Timestamp::now(),
+                    event,
+                })
                 .collect(),
             torn_tail: false,
         }
     }
 
     fn started(step: &str) -> Event {
-        Event::StepStarted { step: step.into(), attempt: 1 }
+        Event::StepStarted {
+            step: step.into(),
+            attempt: 1,
+        }
     }
 
     fn succeeded(step: &str) -> Event {
@@ -428,28 +550,53 @@ mod tests {
 
     #[test]
     fn resume_continues_after_the_last_completed_step() {
-        let plan = plan("  - {id: stop, title: S, on: each, action: etcd.stop_member}\n  - {id: start, title: St, on: each, action: etcd.start_member, needs: [stop]}\n");
+        let plan = plan(
+            "  - {id: stop, title: S, on: each, action: etcd.stop_member}\n  - {id: start, title: St, on: each, action: etcd.start_member, needs: [stop]}\n",
+        );
         // The controller died while stop@b was running; stopping is idempotent.
-        let journal = journal(vec![started("stop@a"), started("stop@b"), succeeded("stop@a")]);
+        let journal = journal(vec![
+            started("stop@a"),
+            started("stop@b"),
+            succeeded("stop@a"),
+        ]);
         let mut schedule = Schedule::resume(&plan, &journal).unwrap();
-        assert_eq!(keys(&plan, &schedule.next()), ["run stop@b", "run start@a"]);
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            ["run stop@b", "run start@a"]
+        );
     }
 
     #[test]
     fn resume_refuses_a_non_idempotent_step_in_doubt() {
-        let plan = plan("  - {id: add, title: A, on: cluster, action: etcd.member.add, with: {name: x, peer_url: 'https://10.0.0.9:2380'}}\n");
+        let plan = plan(
+            "  - {id: add, title: A, on: cluster, action: etcd.member.add, with: {name: x, peer_url: 'https://10.0.0.9:2380'}}\n",
+        );
         let journal = journal(vec![started("add")]);
         let err = Schedule::resume(&plan, &journal).unwrap_err();
-        assert_eq!(err, ResumeError::InDoubt { step: "add".into(), attempt: 1 });
+        assert_eq!(
+            err,
+            ResumeError::InDoubt {
+                step: "add".into(),
+                attempt: 1
+            }
+        );
         assert!(err.to_string().contains("not idempotent"));
     }
 
     #[test]
     fn resume_refuses_a_finished_run_and_unknown_steps() {
         let plan = plan("  - {id: a, title: A, on: cluster, action: etcd.health}\n");
-        let done = journal(vec![Event::RunFinished { result: RunResult::Succeeded }]);
-        assert_eq!(Schedule::resume(&plan, &done).unwrap_err(), ResumeError::Finished(RunResult::Succeeded));
+        let done = journal(vec![Event::RunFinished {
+            result: RunResult::Succeeded,
+        }]);
+        assert_eq!(
+            Schedule::resume(&plan, &done).unwrap_err(),
+            ResumeError::Finished(RunResult::Succeeded)
+        );
         let other = journal(vec![started("zz")]);
-        assert_eq!(Schedule::resume(&plan, &other).unwrap_err(), ResumeError::UnknownStep("zz".into()));
+        assert_eq!(
+            Schedule::resume(&plan, &other).unwrap_err(),
+            ResumeError::UnknownStep("zz".into())
+        );
     }
 }

@@ -488,7 +488,11 @@ impl<'a> Compiler<'a> {
         if referenced.is_empty() {
             return Vec::new();
         }
-        let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         let mut seen = BTreeSet::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -507,7 +511,12 @@ impl<'a> Compiler<'a> {
                 let names = if step.action == ActionKind::Shell {
                     step.outputs.keys().cloned().collect()
                 } else {
-                    step.action.info().outputs.iter().map(|s| s.to_string()).collect()
+                    step.action
+                        .info()
+                        .outputs
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
                 };
                 (step.id.as_str(), names)
             })

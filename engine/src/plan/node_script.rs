@@ -162,11 +162,13 @@ fn require_env_file<'a>(
     })
 }
 
-/// Characters a flag value may hold to be written into a manifest or env file as it is.
+/// Characters a flag value may hold to be written into a manifest or env file as it is. A value
+/// known only at run time passes now and is checked when the step is rendered again to run.
 fn plain_flag_value(value: &str) -> bool {
-    value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._:/=,@+%~-[]".contains(c))
+    crate::render::has_placeholder(value)
+        || value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/=,@+%~-[]".contains(c))
 }
 
 fn check_flags(args: &ConfigureMemberArgs) -> Result<(), ScriptError> {
@@ -357,7 +359,7 @@ fn snapshot_restore(
         command.push("--skip-hash-check".into());
     }
     Ok(format!(
-        "set -eu\ndata_dir={}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f {snap} ] || {{ echo \"snapshot \"{snap}\" not found on this node\" >&2; exit 1; }}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
+        "set -eu\ndata_dir={}\nsnapshot={snap}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
         q(&args.data_dir),
         command.join(" "),
         snap = q(&args.snapshot),

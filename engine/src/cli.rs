@@ -1,0 +1,391 @@
+//! The command line: `plan`, `validate` and `schema`, their arguments, and the one error type
+//! the binary turns into an exit code.
+//!
+//! Nothing here touches a network or a node: `plan` is a dry run whose only side effect is the
+//! file named by `-o`.
+
+use std::error::Error as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::diagnostic::{Diagnostic, DiagnosticSink, Diagnostics};
+use crate::document::Document;
+use crate::format::Format;
+use crate::inventory::Cluster;
+use crate::plan::{ParamInput, compile};
+use crate::runbook::Runbook;
+use crate::schema;
+use crate::source::{Location, SourceFile};
+
+/// etcdrill: declarative runbooks for etcd operations and restore drills.
+#[derive(Debug, Parser)]
+#[command(name = "etcdrill", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile a runbook against an inventory and print the plan. Touches nothing.
+    Plan(PlanArgs),
+    /// Check runbook and inventory files, each on its own.
+    Validate(ValidateArgs),
+    /// Write the JSON Schemas of runbook and inventory files.
+    Schema(SchemaArgs),
+}
+
+/// Arguments of `etcdrill plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The runbook file.
+    pub runbook: PathBuf,
+    /// The inventory file of the cluster to plan for.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// A parameter value; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the plan to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `etcdrill validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Runbook and inventory files; the kind of each is told from its top-level keys.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `etcdrill schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The directory to write the schemas into.
+    #[arg(long, value_name = "DIR", default_value = "schemas")]
+    pub out: PathBuf,
+}
+
+/// Why a command failed. Every variant means exit code 1; usage errors never get here (clap
+/// reports them and exits with 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("failed to read `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A file could not be written.
+    #[error("failed to write `{}`", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Standard output or standard error could not be written.
+    #[error("failed to write the output")]
+    Output(#[source] io::Error),
+    /// The input is invalid; every problem found is listed.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+    /// Some files given to `validate` are invalid (their problems were already printed).
+    #[error("{failed} of {total} files failed validation")]
+    ValidationFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many were given.
+        total: usize,
+    },
+}
+
+impl CliError {
+    /// The error as shown to a person: diagnostics as they are, anything else as `error: ...`
+    /// followed by its causes, one per line.
+    pub fn render(&self) -> String {
+        let mut text = match self {
+            CliError::Invalid(diagnostics) => diagnostics.to_string(),
+            other => {
+                let mut text = format!("error: {other}");
+                let mut cause = other.source();
+                while let Some(error) = cause {
+                    text.push_str(&format!("\n  caused by: {error}"));
+                    cause = error.source();
+                }
+                text
+            }
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// Runs a parsed command line, writing results to `out` and per-file problems to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Plan(args) => plan(&args, out),
+        Command::Validate(args) => validate(&args, out, err),
+        Command::Schema(args) => write_schemas(&args, out),
+    }?;
+    out.flush().map_err(CliError::Output)
+}
+
+fn plan(args: &PlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let inputs = param_inputs(&args.params);
+    let runbook = Runbook::load(read(&args.runbook)?);
+    let cluster = Cluster::load(read(&args.inventory)?);
+    // Report the problems of every input together, as the compiler does.
+    let (runbook, cluster, inputs) = match (runbook, cluster, inputs) {
+        (Ok(runbook), Ok(cluster), Ok(inputs)) => (runbook, cluster, inputs),
+        (runbook, cluster, inputs) => {
+            let problems = [runbook.err(), cluster.err(), inputs.err()];
+            let all = problems
+                .into_iter()
+                .flatten()
+                .flat_map(|d| d.iter().cloned().collect::<Vec<_>>());
+            return Err(Diagnostics::new(all.collect()).into());
+        }
+    };
+    let plan = compile(&runbook, &cluster, &inputs)?;
+    let rendered = args.format.render(&plan);
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        }),
+        None => out.write_all(rendered.as_bytes()).map_err(CliError::Output),
+    }
+}
+
+/// Turns `-p NAME=VALUE` arguments into parameter inputs located on a synthetic "command line"
+/// source (`-p a=1 -p b=2`), so a bad value gets a caret under its argument.
+pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnostics> {
+    // Control characters are shown escaped so the line stays one line and columns stay true.
+    let shown: Vec<String> = params
+        .iter()
+        .map(|param| {
+            param
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let line = shown
+        .iter()
+        .map(|param| format!("-p {param}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let source = SourceFile::new("command line", line);
+    let mut sink = DiagnosticSink::default();
+    let mut inputs = Vec::new();
+    let mut column = 1;
+    for (param, shown) in params.iter().zip(&shown) {
+        let location = Some(Location {
+            line: 1,
+            column: column + "-p ".len(),
+        });
+        column += "-p ".len() + shown.chars().count() + 1;
+        match param.split_once('=') {
+            Some((name, value)) if !name.is_empty() => inputs.push(ParamInput {
+                name: name.to_string(),
+                value: serde_yaml::Value::String(value.to_string()),
+                source: source.clone(),
+                location,
+            }),
+            Some(_) => sink.push(
+                Diagnostic::at(&source, location, "a parameter without a name")
+                    .expected("NAME=VALUE"),
+            ),
+            None => sink.push(
+                Diagnostic::at(
+                    &source,
+                    location,
+                    format!("parameter `{shown}` has no value"),
+                )
+                .expected("NAME=VALUE")
+                .hint(format!("write `-p {shown}=VALUE`")),
+            ),
+        }
+    }
+    sink.finish(inputs)
+}
+
+fn read(path: &Path) -> Result<SourceFile, CliError> {
+    SourceFile::read(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What a file given to `validate` turned out to be.
+enum Checked {
+    Runbook { name: String, steps: usize },
+    Inventory { name: String, nodes: usize },
+    Drill,
+}
+
+fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    let mut failed = 0;
+    for path in &args.files {
+        let shown = path.display();
+        let line = match check(path) {
+            Ok(Checked::Runbook { name, steps }) => {
+                format!("ok: {shown} (runbook {name}, {steps} steps)")
+            }
+            Ok(Checked::Inventory { name, nodes }) => {
+                format!("ok: {shown} (inventory {name}, {nodes} nodes)")
+            }
+            Ok(Checked::Drill) => {
+                format!("skipped: {shown} (a drill; drill files are validated once drills exist)")
+            }
+            Err(error) => {
+                failed += 1;
+                // A blank line keeps one file's problems apart from the next one's.
+                writeln!(err, "{}", error.render()).map_err(CliError::Output)?;
+                continue;
+            }
+        };
+        writeln!(out, "{line}").map_err(CliError::Output)?;
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(CliError::ValidationFailed {
+            failed,
+            total: args.files.len(),
+        }),
+    }
+}
+
+/// Loads a file as whatever its top-level keys say it is.
+fn check(path: &Path) -> Result<Checked, CliError> {
+    let source = read(path)?;
+    let document = Document::<serde_yaml::Value>::parse(source.clone())?;
+    let has = |key: &str| document.value.get(key).is_some();
+    if has("steps") {
+        let runbook = Runbook::load(source)?.value;
+        Ok(Checked::Runbook {
+            steps: runbook.steps.len(),
+            name: runbook.name,
+        })
+    } else if has("nodes") {
+        let cluster = Cluster::load(source)?;
+        Ok(Checked::Inventory {
+            name: cluster.inventory().name.clone(),
+            nodes: cluster.nodes.len(),
+        })
+    } else if has("runbook") && has("inventory") {
+        Ok(Checked::Drill)
+    } else {
+        Err(Diagnostics::from(
+            Diagnostic::at(&source, None, "cannot tell what kind of file this is").expected(
+                "a runbook (a mapping with `steps`) or an inventory (a mapping with `nodes`)",
+            ),
+        )
+        .into())
+    }
+}
+
+fn write_schemas(args: &SchemaArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CliError::Write { path, source }
+    };
+    std::fs::create_dir_all(&args.out).map_err(failed(&args.out))?;
+    for file in schema::files() {
+        let path = args.out.join(file.name);
+        std::fs::write(&path, file.content).map_err(failed(&path))?;
+        writeln!(out, "wrote {}", path.display()).map_err(CliError::Output)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(args: &[&str]) -> Result<Vec<ParamInput>, Diagnostics> {
+        param_inputs(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn params_are_located_at_their_argument() {
+        let inputs = params(&["a=1", "snapshot=/x=y", "empty="]).unwrap();
+        let cases = [("a", "1", 4), ("snapshot", "/x=y", 11), ("empty", "", 28)];
+        assert_eq!(inputs.len(), cases.len());
+        for (input, (name, value, column)) in inputs.iter().zip(cases) {
+            assert_eq!(input.name, name);
+            assert_eq!(input.value, serde_yaml::Value::String(value.into()));
+            assert_eq!(input.location, Some(Location { line: 1, column }), "{name}");
+            assert_eq!(input.source.text(), "-p a=1 -p snapshot=/x=y -p empty=");
+        }
+    }
+
+    #[test]
+    fn malformed_params_get_a_caret() {
+        let cases = [
+            (
+                &["a=1", "oops"][..],
+                "parameter `oops` has no value",
+                "-p a=1 -p oops\n  |           ^^^^",
+            ),
+            (
+                &["=1"][..],
+                "a parameter without a name",
+                "-p =1\n  |    ^^",
+            ),
+        ];
+        for (args, message, caret) in cases {
+            let rendered = params(args).unwrap_err().to_string();
+            assert!(rendered.contains(message), "{rendered}");
+            assert!(rendered.contains(caret), "{rendered}");
+            assert!(rendered.contains("--> command line:1:"), "{rendered}");
+        }
+    }
+
+    #[test]
+    fn control_characters_keep_columns_true() {
+        let inputs = params(&["a=x\ny", "b=2"]).unwrap();
+        assert_eq!(inputs[0].value, serde_yaml::Value::String("x\ny".into()));
+        assert_eq!(inputs[1].source.text(), "-p a=x\\ny -p b=2");
+        assert_eq!(
+            inputs[1].location,
+            Some(Location {
+                line: 1,
+                column: 14
+            })
+        );
+    }
+
+    #[test]
+    fn errors_show_their_causes() {
+        let error = CliError::Read {
+            path: "rb.yaml".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(
+            error.render(),
+            "error: failed to read `rb.yaml`\n  caused by: no such file\n"
+        );
+    }
+}
