@@ -16,7 +16,8 @@ const RUNS: usize = 15;
 
 /// An inventory of `NODES` kubeadm nodes.
 fn inventory() -> String {
-    let mut text = String::from("name: bench\ndefaults:\n  etcd:\n    management: {static_pod: {}}\nnodes:\n");
+    let mut text =
+        String::from("name: bench\ndefaults:\n  etcd:\n    management: {static_pod: {}}\nnodes:\n");
     for i in 1..=NODES {
         text.push_str(&format!("  - {{name: cp{i}, address: 10.0.0.{i}}}\n"));
     }
@@ -42,8 +43,14 @@ fn runbook() -> String {
             3 => "on: each\n    action: etcd.configure_member\n    with: {set: {initial-cluster-state: existing}}".to_string(),
             _ => "on: each\n    action: etcd.defrag".to_string(),
         };
-        let needs = if i % 5 == 1 && i > 1 { format!("{needs}\n    # s0 outputs flow through the chain") } else { needs };
-        text.push_str(&format!("  - id: s{i}\n    title: step {i}\n    {body}{needs}\n"));
+        let needs = if i % 5 == 1 && i > 1 {
+            format!("{needs}\n    # s0 outputs flow through the chain")
+        } else {
+            needs
+        };
+        text.push_str(&format!(
+            "  - id: s{i}\n    title: step {i}\n    {body}{needs}\n"
+        ));
     }
     text
 }
@@ -61,13 +68,15 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn main() {
     let runbook_text = runbook();
-    let cluster = Cluster::load(SourceFile::new("bench-inventory.yaml", inventory())).expect("inventory");
+    let cluster =
+        Cluster::load(SourceFile::new("bench-inventory.yaml", inventory())).expect("inventory");
     let mut parse = Vec::new();
     let mut build = Vec::new();
     let mut instances = 0;
     for _ in 0..RUNS {
         let start = Instant::now();
-        let loaded = Runbook::load(SourceFile::new("bench-runbook.yaml", runbook_text.clone())).expect("runbook");
+        let loaded = Runbook::load(SourceFile::new("bench-runbook.yaml", runbook_text.clone()))
+            .expect("runbook");
         parse.push(start.elapsed());
         let start = Instant::now();
         let plan = compile(&loaded, &cluster, &[]).expect("plan");
@@ -77,9 +86,16 @@ fn main() {
     }
     let (parse_median, parse_worst) = median(parse);
     let (build_median, build_worst) = median(build);
-    println!("runbook: {STEPS} steps over {NODES} nodes = {instances} plan steps, {} KiB of YAML", runbook_text.len() / 1024);
-    println!("parse   (YAML -> Runbook): median {parse_median:?}, worst {parse_worst:?} over {RUNS} runs");
-    println!("compile (Runbook -> Plan): median {build_median:?}, worst {build_worst:?} over {RUNS} runs");
+    println!(
+        "runbook: {STEPS} steps over {NODES} nodes = {instances} plan steps, {} KiB of YAML",
+        runbook_text.len() / 1024
+    );
+    println!(
+        "parse   (YAML -> Runbook): median {parse_median:?}, worst {parse_worst:?} over {RUNS} runs"
+    );
+    println!(
+        "compile (Runbook -> Plan): median {build_median:?}, worst {build_worst:?} over {RUNS} runs"
+    );
     println!("total median: {:?}", parse_median + build_median);
     if let Some(kib) = peak_rss_kib() {
         println!("peak RSS: {} MiB", kib / 1024);
