@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod document;
+pub mod etcd;
+pub mod exec;
 pub mod format;
 pub mod human_duration;
 pub mod inventory;
@@ -17,3 +19,4 @@ pub mod runbook;
 pub mod schedule;
 pub mod schema;
 pub mod source;
+pub mod transport;

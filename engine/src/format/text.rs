@@ -6,7 +6,7 @@ use std::fmt::{Result, Write};
 use petgraph::graph::NodeIndex;
 
 use super::describe::{self, OperationView, RollbackView, Style, one_line};
-use crate::plan::Plan;
+use crate::plan::{Host, Operation, Plan};
 
 /// Keys and expressions in backticks; everything from a user's file on one line, escaped.
 const STYLE: Style = Style {
@@ -139,6 +139,18 @@ fn step(out: &mut String, plan: &Plan, index: NodeIndex) -> Result {
         RollbackView::Sentence(sentence) => writeln!(out, "{DETAIL}rollback: {sentence}"),
         RollbackView::Run(view) => operation(out, "rollback", &view),
     }
+}
+
+/// One operation as the text plan shows it, e.g. for check mode's "shown, not run".
+pub(crate) fn describe_operation(op: &Operation, host: &Host) -> String {
+    let mut out = String::new();
+    operation(
+        &mut out,
+        "would run",
+        &describe::operation(&STYLE, op, host),
+    )
+    .expect("writing to a String cannot fail");
+    out
 }
 
 fn operation(out: &mut String, label: &str, view: &OperationView) -> Result {

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 
-use super::context;
+use super::context::{self, RunValues};
 use super::node_script::{self, ScriptError};
 use super::{
     Condition, FileDigest, Host, NodeSummary, Operation, Phase, Plan, PlanHeader, PlanStep,
@@ -48,6 +48,27 @@ pub fn compile(
     cluster: &Cluster,
     inputs: &[ParamInput],
 ) -> Result<Plan, Diagnostics> {
+    compile_with(runbook, cluster, inputs, None)
+}
+
+/// Compiles again during a run, with the values known by then (run id, outputs of finished
+/// steps) and secrets revealed, so that a deferred step runs exactly what the plan showed with its
+/// placeholders filled in. The result is for execution only: it holds secrets, never print it.
+pub fn compile_for_run(
+    runbook: &Document<Runbook>,
+    cluster: &Cluster,
+    inputs: &[ParamInput],
+    values: &RunValues,
+) -> Result<Plan, Diagnostics> {
+    compile_with(runbook, cluster, inputs, Some(values))
+}
+
+fn compile_with(
+    runbook: &Document<Runbook>,
+    cluster: &Cluster,
+    inputs: &[ParamInput],
+    values: Option<&RunValues>,
+) -> Result<Plan, Diagnostics> {
     let mut sink = DiagnosticSink::default();
     let params = resolve_params(runbook, cluster, inputs, &mut sink);
     check_topology(runbook, cluster, &mut sink);
@@ -60,12 +81,13 @@ pub fn compile(
         .filter(|(_, spec)| spec.secret)
         .map(|(name, _)| name.as_str())
         .collect();
-    let base = context::base(cluster, &params, &secrets);
+    let base = context::base(cluster, &params, &secrets, values);
     let mut compiler = Compiler {
         runbook,
         cluster,
         renderer: Renderer::new(),
         base,
+        values,
         graph: DiGraph::new(),
         instances: HashMap::new(),
         sink: DiagnosticSink::default(),
@@ -307,6 +329,7 @@ struct Compiler<'a> {
     cluster: &'a Cluster,
     renderer: Renderer,
     base: Value,
+    values: Option<&'a RunValues>,
     graph: DiGraph<PlanStep, Outcome>,
     /// Instances of each runbook entry, with their node (None for controller and cluster steps).
     instances: HashMap<Origin, Vec<(Option<String>, NodeIndex)>>,
@@ -543,7 +566,7 @@ impl<'a> Compiler<'a> {
                 (Host::Node(name), true) => format!("{key_base}@{name}"),
                 _ => key_base,
             };
-            let context = context::for_instance(&self.base, node, &outputs);
+            let context = context::for_instance(&self.base, node, &outputs, self.values);
             if let Some(step) = self.instance(&entry, phase, key, host, node, role, context) {
                 let index = self.graph.add_node(step);
                 made.push((node.map(|n| n.name.clone()), index));
@@ -565,7 +588,8 @@ impl<'a> Compiler<'a> {
     ) -> Option<PlanStep> {
         let when = match entry.when {
             None => Condition::Always,
-            Some(expression) if refers_to_run_time(expression) => {
+            // Once run values are known (a run-time compile), such conditions are evaluated.
+            Some(expression) if refers_to_run_time(expression) && self.values.is_none() => {
                 // Evaluate once with placeholders so unknown variables are caught now.
                 self.template(&entry.path.key("when"), |r| {
                     r.condition(expression, &context)

@@ -6,15 +6,41 @@ use crate::inventory::{Cluster, Management, Node};
 use crate::render::{placeholder, shell_join};
 use crate::runbook::param::ParamValues;
 
+/// Values known once a run is under way: they replace the plan's placeholders when a deferred
+/// step is compiled again just before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunValues {
+    /// `run.*` values by name (`id`, `dir`, `started_at`).
+    pub run: std::collections::BTreeMap<String, String>,
+    /// Outputs by plan step key (`save`, `save@cp1`), then by output name.
+    pub outputs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl RunValues {
+    /// The output `name` of runbook step `step` as seen from `node`: the same node's instance
+    /// first, then the step's single instance.
+    fn output(&self, step: &str, node: Option<&str>, name: &str) -> Option<&str> {
+        let own = node.and_then(|n| self.outputs.get(&format!("{step}@{n}")));
+        own.or_else(|| self.outputs.get(step))
+            .and_then(|outputs| outputs.get(name))
+            .map(String::as_str)
+    }
+}
+
 /// Run-time values every template may use; they render as placeholders in a plan.
 pub(crate) const RUN_VALUES: &[&str] = &["id", "dir", "started_at"];
 
 /// The part of the context shared by every step of a plan.
-pub(crate) fn base(cluster: &Cluster, params: &ParamValues, secrets: &[&str]) -> Value {
+pub(crate) fn base(
+    cluster: &Cluster,
+    params: &ParamValues,
+    secrets: &[&str],
+    values: Option<&RunValues>,
+) -> Value {
     let params: Map<String, Value> = params
         .iter()
         .map(|(name, value)| {
-            let shown = if secrets.contains(&name.as_str()) {
+            let shown = if secrets.contains(&name.as_str()) && values.is_none() {
                 Value::String(placeholder(&format!("secret.{name}")))
             } else {
                 value.clone()
@@ -45,7 +71,12 @@ pub(crate) fn base(cluster: &Cluster, params: &ParamValues, secrets: &[&str]) ->
         "nodes": nodes,
         "run": RUN_VALUES
             .iter()
-            .map(|v| (v.to_string(), Value::String(placeholder(&format!("run.{v}")))))
+            .map(|v| {
+                let value = values
+                    .and_then(|values| values.run.get(*v).cloned())
+                    .unwrap_or_else(|| placeholder(&format!("run.{v}")));
+                (v.to_string(), Value::String(value))
+            })
             .collect::<Map<_, _>>(),
     })
 }
@@ -86,6 +117,7 @@ pub(crate) fn for_instance(
     base: &Value,
     node: Option<&Node>,
     outputs: &[(&str, Vec<String>)],
+    values: Option<&RunValues>,
 ) -> Value {
     let mut context = base.clone();
     let object = context
@@ -101,7 +133,11 @@ pub(crate) fn for_instance(
                 .iter()
                 .map(|name| {
                     let path = format!("steps.{step}.outputs.{name}");
-                    (name.clone(), Value::String(placeholder(&path)))
+                    let known = values.and_then(|values| {
+                        values.output(step, node.map(|n| n.name.as_str()), name)
+                    });
+                    let value = known.map_or_else(|| placeholder(&path), str::to_owned);
+                    (name.clone(), Value::String(value))
                 })
                 .collect();
             (step.to_string(), json!({ "outputs": values }))

@@ -14,7 +14,8 @@ use crate::human_duration::HumanDuration;
 use crate::runbook::action::{Action, ActionKind, CopyDirection, Nature};
 use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
-pub use compiler::{ParamInput, compile};
+pub use compiler::{ParamInput, compile, compile_for_run};
+pub use context::RunValues;
 
 /// A compiled runbook, ready to review or run.
 #[derive(Debug, Clone)]

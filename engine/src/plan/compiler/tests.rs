@@ -265,3 +265,38 @@ fn the_digest_changes_with_the_plan() {
     assert_eq!(a.digest(), b.digest());
     assert_ne!(a.digest(), c.digest());
 }
+
+#[test]
+fn a_run_time_compile_fills_placeholders_with_run_values() {
+    let runbook_text = "name: t\nsummary: s\nparams:\n  token: {type: string, secret: true, default: hunter2}\nsteps:\n  - {id: save, title: S, on: cluster, action: etcd.snapshot.save, with: {path: '/b/{{run.id}}.db'}}\n  - {id: check, title: C, on: each, action: etcd.snapshot.verify, with: {path: '{{steps.save.outputs.path}}'}, needs: [save]}\n  - {id: use, title: U, on: each, action: shell, with: {run: 'echo {{params.token}}'}}\n";
+    let runbook = Runbook::load(SourceFile::new("rb.yaml", runbook_text)).unwrap();
+    let values = RunValues {
+        run: [("id".to_string(), "r-42".to_string())].into(),
+        outputs: [(
+            "save".to_string(),
+            [("path".to_string(), "/b/r 42.db".to_string())].into(),
+        )]
+        .into(),
+    };
+    let plan = super::compile_for_run(&runbook, &cluster(INVENTORY), &[], &values).unwrap();
+    let Operation::Etcd {
+        call: Action::EtcdSnapshotSave(save),
+        ..
+    } = &plan.graph[plan.find("save").unwrap()].operation
+    else {
+        panic!()
+    };
+    assert_eq!(save.path, "/b/r-42.db");
+    let Operation::Script { script } = &plan.graph[plan.find("check@cp2").unwrap()].operation
+    else {
+        panic!()
+    };
+    assert!(script.contains("f='/b/r 42.db'"), "{script}");
+    let Operation::Script { script } = &plan.graph[plan.find("use@cp1").unwrap()].operation else {
+        panic!()
+    };
+    assert_eq!(
+        script, "echo hunter2",
+        "secrets are revealed to the executor only"
+    );
+}

@@ -1,8 +1,10 @@
-//! The command line: `plan`, `validate` and `schema`, their arguments, and the one error type
-//! the binary turns into an exit code.
+//! The command line: its subcommands, their arguments, and the one error type the binary turns
+//! into an exit code.
 //!
-//! Nothing here touches a network or a node: `plan` is a dry run whose only side effect is the
-//! file named by `-o`.
+//! `plan`, `validate` and `schema` touch no network and no node: `plan` is a dry run whose only
+//! side effect is the file named by `-o`. `run`, `resume` and `rollback` (in `execute`) do.
+
+mod execute;
 
 use std::error::Error as _;
 use std::io::{self, Write};
@@ -37,7 +39,15 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write the JSON Schemas of runbook and inventory files.
     Schema(SchemaArgs),
+    /// Compile a runbook exactly as `plan` does and execute it against the cluster.
+    Run(execute::RunArgs),
+    /// Continue a run whose controller stopped, after its last completed step.
+    Resume(execute::RunRefArgs),
+    /// Undo the completed steps of a failed or stopped run, newest first.
+    Rollback(execute::RunRefArgs),
 }
+
+pub use execute::{ExecArgs, Output, RunArgs, RunRefArgs};
 
 /// Arguments of `etcdrill plan`.
 #[derive(Debug, Args)]
@@ -102,6 +112,20 @@ pub enum CliError {
     /// The input is invalid; every problem found is listed.
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
+    /// The async runtime could not start.
+    #[error("failed to start the runtime")]
+    Runtime(#[source] io::Error),
+    /// A run could not start, or could not go on.
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    /// A run ended without succeeding.
+    #[error("the run did not succeed ({result:?}); its journal is in {}", dir.display())]
+    RunFailed {
+        /// How it ended.
+        result: crate::journal::RunResult,
+        /// Its directory.
+        dir: PathBuf,
+    },
     /// Some files given to `validate` are invalid (their problems were already printed).
     #[error("{failed} of {total} files failed validation")]
     ValidationFailed {
@@ -141,26 +165,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Plan(args) => plan(&args, out),
         Command::Validate(args) => validate(&args, out, err),
         Command::Schema(args) => write_schemas(&args, out),
+        Command::Run(args) => execute::run(&args),
+        Command::Resume(args) => execute::resume(&args),
+        Command::Rollback(args) => execute::rollback(&args),
     }?;
     out.flush().map_err(CliError::Output)
 }
 
 fn plan(args: &PlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let inputs = param_inputs(&args.params);
-    let runbook = Runbook::load(read(&args.runbook)?);
-    let cluster = Cluster::load(read(&args.inventory)?);
-    // Report the problems of every input together, as the compiler does.
-    let (runbook, cluster, inputs) = match (runbook, cluster, inputs) {
-        (Ok(runbook), Ok(cluster), Ok(inputs)) => (runbook, cluster, inputs),
-        (runbook, cluster, inputs) => {
-            let problems = [runbook.err(), cluster.err(), inputs.err()];
-            let all = problems
-                .into_iter()
-                .flatten()
-                .flat_map(|d| d.iter().cloned().collect::<Vec<_>>());
-            return Err(Diagnostics::new(all.collect()).into());
-        }
-    };
+    let (runbook, cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
     let plan = compile(&runbook, &cluster, &inputs)?;
     let rendered = args.format.render(&plan);
     match &args.output {
@@ -169,6 +182,29 @@ fn plan(args: &PlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
             source,
         }),
         None => out.write_all(rendered.as_bytes()).map_err(CliError::Output),
+    }
+}
+
+/// Loads a runbook, an inventory and `-p` values, reporting the problems of all three together,
+/// as the compiler does.
+pub(crate) fn load_all(
+    runbook: &Path,
+    inventory: &Path,
+    params: &[String],
+) -> Result<(Document<Runbook>, Cluster, Vec<ParamInput>), CliError> {
+    let inputs = param_inputs(params);
+    let runbook = Runbook::load(read(runbook)?);
+    let cluster = Cluster::load(read(inventory)?);
+    match (runbook, cluster, inputs) {
+        (Ok(runbook), Ok(cluster), Ok(inputs)) => Ok((runbook, cluster, inputs)),
+        (runbook, cluster, inputs) => {
+            let problems = [runbook.err(), cluster.err(), inputs.err()];
+            let all = problems
+                .into_iter()
+                .flatten()
+                .flat_map(|d| d.iter().cloned().collect::<Vec<_>>());
+            Err(Diagnostics::new(all.collect()).into())
+        }
     }
 }
 

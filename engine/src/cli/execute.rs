@@ -1,0 +1,331 @@
+//! `run`, `resume` and `rollback`: the commands that touch a cluster. They compile exactly as
+//! `plan` does, then hand the plan to the executor.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use tokio::sync::watch;
+
+use super::{CliError, load_all, read};
+use crate::document::Document;
+use crate::exec::progress::Reporter;
+use crate::exec::run_dir::{RunDir, RunRecord};
+use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
+use crate::inventory::Cluster;
+use crate::journal::RunResult;
+use crate::plan::{ParamInput, Plan, compile};
+use crate::runbook::Runbook;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Progress for people on standard error.
+    #[default]
+    Human,
+    /// The journal's events as JSON lines on standard output.
+    Json,
+}
+
+/// Options shared by the commands that run steps.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Consent to destructive steps and confirmation gates without being asked.
+    #[arg(long)]
+    pub yes: bool,
+    /// Consent to destructive steps on an inventory marked `production: true`.
+    #[arg(long)]
+    pub allow_production: bool,
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// After a failure: undo the completed steps (`rollback`), or leave everything for a person (`stop`).
+    #[arg(long, value_enum, default_value_t)]
+    pub on_failure: OnFailure,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Where run directories go (default: the inventory's `controller.work_dir`, else `.etcdrill`).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Arguments of `etcdrill run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The runbook file.
+    pub runbook: PathBuf,
+    /// The inventory file of the cluster to run against.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// A parameter value; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Check mode: probes run live against the cluster, actions are rendered and shown, not run.
+    #[arg(long)]
+    pub check: bool,
+    /// Options shared with resume.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Arguments of `etcdrill resume` and `etcdrill rollback`.
+#[derive(Debug, Args)]
+pub struct RunRefArgs {
+    /// The run: its directory, or its id under the work dir's `runs/`.
+    pub run: String,
+    /// Secret parameter values again (they are never stored); other values come from the run.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Options shared with run.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// `etcdrill run`.
+pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
+    let (runbook, cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
+    let plan = compile(&runbook, &cluster, &inputs)?;
+    let work_dir = work_dir(&args.exec, &cluster);
+    let secrets = secret_values(&runbook, &inputs);
+    let options = options(&args.exec, args.check);
+    let record = |dir: &RunDir| {
+        let mut record = RunRecord::new(&dir.id, &args.runbook, &args.inventory, args.check);
+        for input in &inputs {
+            let secret = runbook
+                .value
+                .params
+                .get(&input.name)
+                .is_some_and(|p| p.secret);
+            record.add_param(&input.name, &input.value, secret);
+        }
+        record
+    };
+    let mut reporter = reporter(args.exec.output);
+    let summary = with_runtime(|shutdown| async {
+        let inputs = RunInputs {
+            runbook: &runbook,
+            cluster: &cluster,
+            params: &inputs,
+            plan: &plan,
+            secrets,
+        };
+        exec::run(
+            inputs,
+            options,
+            &mut TerminalPrompter,
+            &mut reporter,
+            &work_dir,
+            record,
+            shutdown,
+        )
+        .await
+    })?;
+    conclude(&summary)
+}
+
+/// `etcdrill resume`.
+pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
+    let (dir, runbook, cluster, inputs, plan) = reopen(args)?;
+    let options = options(
+        &args.exec,
+        dir.read_record().map_err(exec::ExecError::from)?.check,
+    );
+    let secrets = secret_values(&runbook, &inputs);
+    let mut reporter = reporter(args.exec.output);
+    let summary = with_runtime(|shutdown| async {
+        let inputs = RunInputs {
+            runbook: &runbook,
+            cluster: &cluster,
+            params: &inputs,
+            plan: &plan,
+            secrets,
+        };
+        exec::resume(
+            inputs,
+            options,
+            &mut TerminalPrompter,
+            &mut reporter,
+            dir,
+            shutdown,
+        )
+        .await
+    })?;
+    conclude(&summary)
+}
+
+/// `etcdrill rollback`.
+pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
+    let (dir, runbook, cluster, inputs, plan) = reopen(args)?;
+    let secrets = secret_values(&runbook, &inputs);
+    let mut reporter = reporter(args.exec.output);
+    let summary = with_runtime(|_shutdown| async {
+        let inputs = RunInputs {
+            runbook: &runbook,
+            cluster: &cluster,
+            params: &inputs,
+            plan: &plan,
+            secrets,
+        };
+        exec::rollback(inputs, &mut reporter, dir).await
+    })?;
+    conclude(&summary)
+}
+
+type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
+
+/// Loads what a run was started with, secrets given again with `-p`, and compiles it.
+fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
+    let work_dir = args
+        .exec
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".etcdrill"));
+    let dir = RunDir::open(&args.run, &work_dir).map_err(exec::ExecError::from)?;
+    let record = dir.read_record().map_err(exec::ExecError::from)?;
+    let given = super::param_inputs(&args.params)?;
+    let runbook = Runbook::load(read(&record.runbook)?)?;
+    let cluster = Cluster::load(read(&record.inventory)?)?;
+    let mut inputs = Vec::new();
+    for recorded in &record.params {
+        match (
+            &recorded.value,
+            given.iter().find(|g| g.name == recorded.name),
+        ) {
+            (Some(value), _) => {
+                let mut input = ParamInput {
+                    name: recorded.name.clone(),
+                    value: value.clone(),
+                    source: crate::source::SourceFile::new(dir.path.join("run.json"), ""),
+                    location: None,
+                };
+                // A value given again must be the one the run started with.
+                if let Some(again) = given.iter().find(|g| g.name == recorded.name) {
+                    if &again.value != value {
+                        return Err(exec::ExecError::Refused(format!(
+                            "parameter `{}` was {:?} when run {} started; resume and rollback keep it",
+                            recorded.name, value, dir.id
+                        ))
+                        .into());
+                    }
+                    input = again.clone();
+                }
+                inputs.push(input);
+            }
+            (None, Some(secret)) if record.secret_matches(&recorded.name, &secret.value) => {
+                inputs.push(secret.clone())
+            }
+            (None, Some(_)) => {
+                return Err(exec::ExecError::Refused(format!(
+                    "secret parameter `{}` differs from the one run {} started with",
+                    recorded.name, dir.id
+                ))
+                .into());
+            }
+            (None, None) => {
+                return Err(exec::ExecError::Refused(format!(
+                    "secret parameter `{}` is never stored: give it again with `-p {}=...`",
+                    recorded.name, recorded.name
+                ))
+                .into());
+            }
+        }
+    }
+    let plan = compile(&runbook, &cluster, &inputs)?;
+    Ok((dir, runbook, cluster, inputs, plan))
+}
+
+fn work_dir(exec: &ExecArgs, cluster: &Cluster) -> PathBuf {
+    exec.work_dir
+        .clone()
+        .or_else(|| {
+            cluster
+                .inventory()
+                .controller
+                .work_dir
+                .clone()
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(".etcdrill"))
+}
+
+fn options(exec: &ExecArgs, check: bool) -> RunOptions {
+    RunOptions {
+        check,
+        yes: exec.yes,
+        allow_production: exec.allow_production,
+        concurrency: exec.concurrency,
+        on_failure: exec.on_failure,
+    }
+}
+
+fn reporter(output: Output) -> Reporter {
+    match output {
+        Output::Human => Reporter::human(),
+        Output::Json => Reporter::json(Box::new(std::io::stdout())),
+    }
+}
+
+/// The values of secret parameters, given or defaulted, so that output can mask them.
+fn secret_values(runbook: &Document<Runbook>, inputs: &[ParamInput]) -> Vec<String> {
+    runbook
+        .value
+        .params
+        .iter()
+        .filter(|(_, spec)| spec.secret)
+        .filter_map(|(name, spec)| {
+            inputs
+                .iter()
+                .find(|i| &i.name == name)
+                .map(|i| i.value.clone())
+                .or_else(|| spec.default.clone())
+        })
+        .filter_map(|value| match value {
+            serde_yaml::Value::String(text) => Some(text),
+            other => serde_yaml::to_string(&other)
+                .ok()
+                .map(|t| t.trim().to_owned()),
+        })
+        .collect()
+}
+
+/// Runs `body` on a runtime, with Ctrl-C and SIGTERM counted into a watch channel: the first
+/// asks the run to stop starting steps, the second abandons running ones.
+fn with_runtime<F, T>(body: impl FnOnce(watch::Receiver<u32>) -> F) -> Result<T, CliError>
+where
+    F: std::future::Future<Output = Result<T, exec::ExecError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        let (stop, shutdown) = watch::channel(0u32);
+        let signals = tokio::spawn(async move {
+            let Ok(mut terminate) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    interrupted = tokio::signal::ctrl_c() => if interrupted.is_err() { return },
+                    _ = terminate.recv() => {}
+                }
+                stop.send_modify(|count| *count += 1);
+            }
+        });
+        let result = body(shutdown).await;
+        signals.abort();
+        result.map_err(CliError::from)
+    })
+}
+
+fn conclude(summary: &RunSummary) -> Result<(), CliError> {
+    match summary.result {
+        RunResult::Succeeded => Ok(()),
+        result => Err(CliError::RunFailed {
+            result,
+            dir: summary.dir.path.clone(),
+        }),
+    }
+}

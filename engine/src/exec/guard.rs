@@ -1,0 +1,204 @@
+//! The checks a run passes before its first side effect: consent for destructive steps and
+//! confirmation gates, protection of production inventories, and connections to every node with
+//! strict host key checking.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::{ExecError, RunOptions};
+use crate::inventory::Cluster;
+use crate::plan::{Condition, Host, Operation, Plan, PlanStep, Rollback};
+use crate::runbook::action::Nature;
+use crate::transport::Transport;
+
+/// Asks a person yes-or-no questions.
+pub trait Prompter {
+    /// Whether a person is there to answer.
+    fn interactive(&self) -> bool;
+    /// Asks; only an explicit yes is yes.
+    fn confirm(&mut self, question: &str) -> bool;
+}
+
+/// Asks on the terminal (stderr for the question, stdin for the answer).
+#[derive(Debug, Default)]
+pub struct TerminalPrompter;
+
+impl Prompter for TerminalPrompter {
+    fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+
+    fn confirm(&mut self, question: &str) -> bool {
+        if !self.interactive() {
+            return false;
+        }
+        let mut stderr = std::io::stderr();
+        // If the question cannot be shown, the answer cannot be trusted.
+        if write!(stderr, "{question}\nType `yes` to go on: ")
+            .and_then(|()| stderr.flush())
+            .is_err()
+        {
+            return false;
+        }
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+    }
+}
+
+/// Nobody to ask: every question is answered no.
+#[derive(Debug, Default)]
+pub struct NoPrompter;
+
+impl Prompter for NoPrompter {
+    fn interactive(&self) -> bool {
+        false
+    }
+
+    fn confirm(&mut self, _question: &str) -> bool {
+        false
+    }
+}
+
+/// Steps that will destroy something if the run reaches them.
+fn destructive_steps(plan: &Plan) -> Vec<&PlanStep> {
+    plan.graph
+        .node_weights()
+        .filter(|s| {
+            s.destructive
+                && s.nature == Nature::Action
+                && !matches!(s.when, Condition::SkippedAtCompile(_))
+        })
+        .collect()
+}
+
+fn listing(steps: &[&PlanStep]) -> String {
+    steps
+        .iter()
+        .map(|s| format!("  - {} on {}: {} ({})", s.key, s.host, s.title, s.action))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Checks consent for destructive steps and gates before anything runs.
+pub(crate) fn consent(
+    plan: &Plan,
+    cluster: &Cluster,
+    options: &RunOptions,
+    prompter: &mut dyn Prompter,
+) -> Result<(), ExecError> {
+    if options.check {
+        // Check mode runs probes only: nothing is changed, so nothing needs consent.
+        return Ok(());
+    }
+    let destructive = destructive_steps(plan);
+    let gates = plan
+        .graph
+        .node_weights()
+        .filter(|s| s.confirm.is_some())
+        .count();
+    let inventory = cluster.inventory();
+    if !destructive.is_empty() && inventory.production && !options.allow_production {
+        return Err(ExecError::Refused(format!(
+            "inventory `{}` is marked production and this plan has {} destructive step(s):\n{}\npass --allow-production (with --yes, or at a terminal) if that is really meant",
+            inventory.name,
+            destructive.len(),
+            listing(&destructive)
+        )));
+    }
+    if (destructive.is_empty() && gates == 0) || options.yes {
+        return Ok(());
+    }
+    if !prompter.interactive() {
+        return Err(ExecError::Refused(format!(
+            "this plan has {} destructive step(s) and {gates} confirmation gate(s), and there is no terminal to ask:\n{}\nreview it with `etcdrill plan`, then pass --yes to run it without questions",
+            destructive.len(),
+            listing(&destructive)
+        )));
+    }
+    let question = format!(
+        "Runbook `{}` on inventory `{}` will DESTROY, if it gets that far:\n{}\nRun it? (each confirmation gate is asked again when reached)",
+        plan.header.runbook,
+        inventory.name,
+        if destructive.is_empty() {
+            "  (nothing: but it has confirmation gates)".to_string()
+        } else {
+            listing(&destructive)
+        }
+    );
+    if prompter.confirm(&question) {
+        Ok(())
+    } else {
+        Err(ExecError::Refused("declined at the terminal".into()))
+    }
+}
+
+/// The question shown at a step's confirmation gate.
+pub(crate) fn describe_gate(step: &PlanStep, question: &str) -> String {
+    let marker = if step.destructive {
+        " [DESTRUCTIVE]"
+    } else {
+        ""
+    };
+    format!(
+        "{} on {}{marker}: {}\n{question}",
+        step.key, step.host, step.title
+    )
+}
+
+/// Connects to every node the plan runs commands on, in parallel, before anything runs. An unknown
+/// or changed host key or an unreachable node stops the run here.
+pub(crate) async fn connect(
+    plan: &Plan,
+    cluster: &Cluster,
+) -> Result<HashMap<String, Transport>, ExecError> {
+    let uses_node = |step: &PlanStep| {
+        let runs_there =
+            |op: &Operation| matches!(op, Operation::Script { .. } | Operation::Copy { .. });
+        runs_there(&step.operation)
+            || matches!(&step.rollback, Rollback::Run { operation } if runs_there(operation))
+    };
+    let mut names: Vec<&str> = plan
+        .graph
+        .node_weights()
+        .filter(|s| uses_node(s))
+        .filter_map(|s| match &s.host {
+            Host::Node(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut pending: FuturesUnordered<_> = names
+        .into_iter()
+        .filter_map(|name| cluster.node(name))
+        .map(|node| async move { (node.name.clone(), Transport::connect(node).await) })
+        .collect();
+    let mut transports = HashMap::new();
+    let mut failures = Vec::new();
+    while let Some((name, connected)) = pending.next().await {
+        match connected {
+            Ok(transport) => {
+                transports.insert(name, transport);
+            }
+            Err(err) => failures.push(format!(
+                "  - {name}: {}",
+                super::step_run::error_chain(&err)
+            )),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(transports);
+    }
+    for (_, transport) in transports {
+        // Best effort: the run is refused either way.
+        let _ = transport.close().await;
+    }
+    failures.sort();
+    Err(ExecError::Unreachable {
+        count: failures.len(),
+        details: failures.join("\n"),
+    })
+}

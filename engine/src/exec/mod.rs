@@ -1,0 +1,794 @@
+//! The executor: runs a compiled plan against real nodes and a real cluster.
+//!
+//! One dispatcher owns the schedule, the journal, the prompts and the reporter; step executions
+//! only run their operation and send back messages. Before the first side effect it checks every
+//! guard (consent for destructive steps, production, connections with strict host keys); during the
+//! run it resolves roles and run-time conditions, renders deferred steps again with real values,
+//! refuses member removals that would risk quorum, and journals every event; on failure it undoes
+//! the completed steps in reverse order.
+
+mod guard;
+pub mod progress;
+pub mod run_dir;
+mod step_run;
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use petgraph::graph::NodeIndex;
+use tokio::sync::{mpsc, watch};
+
+use crate::document::Document;
+use crate::etcd::{self, EtcdAccess, Roles};
+use crate::inventory::Cluster;
+use crate::journal::{
+    Event, Journal, JournalError, JournalWriter, Record, RunResult, SkipReason, StepResult,
+};
+use crate::plan::{
+    Condition, Host, Operation, ParamInput, Plan, PlanStep, RoleGuard, Rollback, RunValues,
+    compile_for_run,
+};
+use crate::redact::Redactor;
+use crate::runbook::Runbook;
+use crate::runbook::action::{Action, Nature};
+use crate::schedule::{Decision, ResumeError, Schedule, StepState};
+use crate::transport::Transport;
+
+pub use guard::{NoPrompter, Prompter, TerminalPrompter};
+use progress::Reporter;
+use run_dir::RunDir;
+use step_run::{Message, StepEnv, error_chain, run_rollback, run_step};
+
+/// What to do when a step fails and the run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnFailure {
+    /// Undo the completed steps, newest first (the default).
+    #[default]
+    Rollback,
+    /// Leave everything as it is, for a person to look at; `etcdrill rollback RUN` undoes later.
+    Stop,
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Check mode: probes run live, actions are rendered and shown but not executed.
+    pub check: bool,
+    /// Consent to destructive steps and confirmation gates without asking.
+    pub yes: bool,
+    /// Consent to run destructive steps against an inventory marked production.
+    pub allow_production: bool,
+    /// Most steps running at once.
+    pub concurrency: usize,
+    /// What to do after a failure.
+    pub on_failure: OnFailure,
+}
+
+/// Everything a run is made of besides its options.
+pub struct RunInputs<'a> {
+    /// The runbook, to render deferred steps again with run-time values.
+    pub runbook: &'a Document<Runbook>,
+    /// The inventory.
+    pub cluster: &'a Cluster,
+    /// The parameter values given.
+    pub params: &'a [ParamInput],
+    /// The plan that was reviewed (secrets masked).
+    pub plan: &'a Plan,
+    /// Secret values, to mask wherever output goes.
+    pub secrets: Vec<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run's directory.
+    pub dir: RunDir,
+    /// How it ended.
+    pub result: RunResult,
+}
+
+/// Why a run could not start, or stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A guard refused the run before anything happened.
+    #[error("nothing was run: {0}")]
+    Refused(String),
+    /// Nodes could not be reached before anything happened.
+    #[error("nothing was run: {count} node(s) could not be reached safely:\n{details}")]
+    Unreachable {
+        /// How many.
+        count: usize,
+        /// One line per node.
+        details: String,
+    },
+    /// The controller's etcd credentials are unusable.
+    #[error("nothing was run: etcd access")]
+    Access(#[source] etcd::EtcdError),
+    /// The journal could not be written: the run stops, since it could not be resumed.
+    #[error("the journal could not be written")]
+    Journal(#[from] JournalError),
+    /// The run directory could not be made or read.
+    #[error("the run directory")]
+    RunDir(#[from] run_dir::RunDirError),
+    /// The journal cannot be continued safely.
+    #[error("the run cannot be resumed")]
+    Resume(#[from] ResumeError),
+}
+
+/// Starts a new run of `inputs.plan` in a new directory under `work_dir`.
+pub async fn run(
+    inputs: RunInputs<'_>,
+    options: RunOptions,
+    prompter: &mut dyn Prompter,
+    reporter: &mut Reporter,
+    work_dir: &std::path::Path,
+    record: impl FnOnce(&RunDir) -> run_dir::RunRecord,
+    shutdown: watch::Receiver<u32>,
+) -> Result<RunSummary, ExecError> {
+    guard::consent(inputs.plan, inputs.cluster, &options, prompter)?;
+    let transports = guard::connect(inputs.plan, inputs.cluster).await?;
+    let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
+        .map_err(ExecError::Access)?;
+    let dir = RunDir::create(work_dir, &inputs.plan.header.runbook)?;
+    dir.write_record(&record(&dir))?;
+    dir.write_plan(inputs.plan)?;
+    let journal = JournalWriter::create(&dir.journal(), &dir.id, &inputs.plan.digest())?;
+    let schedule = Schedule::new(inputs.plan);
+    let mut dispatcher = Dispatcher::new(
+        &inputs, &options, &dir, journal, schedule, transports, access, reporter,
+    );
+    dispatcher.emit(Event::RunStarted {
+        runbook: inputs.plan.header.runbook.clone(),
+        inventory: inputs.plan.header.inventory.clone(),
+        check: options.check,
+        etcdrill: env!("CARGO_PKG_VERSION").into(),
+    })?;
+    let result = dispatcher.drive(prompter, shutdown).await?;
+    Ok(RunSummary { dir, result })
+}
+
+/// Continues a run whose controller stopped, from its journal. The plan compiled now must be the
+/// plan the run started with.
+#[allow(clippy::too_many_arguments)]
+pub async fn resume(
+    inputs: RunInputs<'_>,
+    options: RunOptions,
+    prompter: &mut dyn Prompter,
+    reporter: &mut Reporter,
+    dir: RunDir,
+    shutdown: watch::Receiver<u32>,
+) -> Result<RunSummary, ExecError> {
+    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    let digest = inputs.plan.digest();
+    if before.header.plan_digest != digest {
+        return Err(ExecError::Refused(format!(
+            "the runbook, inventory or parameters changed since run {} started (plan digest {} then, {} now); resume continues only the same plan",
+            dir.id,
+            short(&before.header.plan_digest),
+            short(&digest)
+        )));
+    }
+    let schedule = Schedule::resume(inputs.plan, &before)?;
+    guard::consent(inputs.plan, inputs.cluster, &options, prompter)?;
+    let transports = guard::connect(inputs.plan, inputs.cluster).await?;
+    let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
+        .map_err(ExecError::Access)?;
+    let mut dispatcher = Dispatcher::new(
+        &inputs, &options, &dir, journal, schedule, transports, access, reporter,
+    );
+    dispatcher.restore(&before);
+    dispatcher.emit(Event::RunResumed {
+        previous_records: before.records.len() as u64,
+    })?;
+    let result = dispatcher.drive(prompter, shutdown).await?;
+    Ok(RunSummary { dir, result })
+}
+
+/// Undoes the completed steps of a stopped or failed run, newest first.
+pub async fn rollback(
+    inputs: RunInputs<'_>,
+    reporter: &mut Reporter,
+    dir: RunDir,
+) -> Result<RunSummary, ExecError> {
+    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    if before.header.plan_digest != inputs.plan.digest() {
+        return Err(ExecError::Refused(format!(
+            "the runbook, inventory or parameters changed since run {} started; rollback needs the same plan",
+            dir.id
+        )));
+    }
+    let schedule = Schedule::new(inputs.plan);
+    let transports = guard::connect(inputs.plan, inputs.cluster).await?;
+    let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
+        .map_err(ExecError::Access)?;
+    let options = RunOptions {
+        check: false,
+        yes: true,
+        allow_production: true,
+        concurrency: 1,
+        on_failure: OnFailure::Rollback,
+    };
+    let mut dispatcher = Dispatcher::new(
+        &inputs, &options, &dir, journal, schedule, transports, access, reporter,
+    );
+    dispatcher.restore(&before);
+    let result = dispatcher.roll_back().await?;
+    dispatcher.emit(Event::RunFinished { result })?;
+    Ok(RunSummary { dir, result })
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+type StepFuture<'f> = Pin<Box<dyn std::future::Future<Output = ()> + 'f>>;
+
+struct Dispatcher<'a> {
+    inputs: &'a RunInputs<'a>,
+    options: &'a RunOptions,
+    dir: &'a RunDir,
+    journal: JournalWriter,
+    schedule: Schedule<'a>,
+    transports: HashMap<String, Transport>,
+    access: std::sync::Arc<EtcdAccess>,
+    redactor: Redactor,
+    reporter: &'a mut Reporter,
+    roles: Option<Roles>,
+    values: RunValues,
+    /// Steps that succeeded, in completion order, with the rollback rendered when they ran.
+    completed: Vec<(NodeIndex, Rollback)>,
+    /// The step as it ran (rendered with run-time values), for rollback.
+    rendered: HashMap<NodeIndex, PlanStep>,
+}
+
+impl<'a> Dispatcher<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        inputs: &'a RunInputs<'a>,
+        options: &'a RunOptions,
+        dir: &'a RunDir,
+        journal: JournalWriter,
+        schedule: Schedule<'a>,
+        transports: HashMap<String, Transport>,
+        access: EtcdAccess,
+        reporter: &'a mut Reporter,
+    ) -> Self {
+        let started_at =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let values = RunValues {
+            run: [
+                ("id".to_string(), dir.id.clone()),
+                ("dir".to_string(), dir.path.display().to_string()),
+                ("started_at".to_string(), started_at),
+            ]
+            .into(),
+            outputs: BTreeMap::new(),
+        };
+        Self {
+            inputs,
+            options,
+            dir,
+            journal,
+            schedule,
+            transports,
+            access: std::sync::Arc::new(access),
+            redactor: Redactor::new(inputs.secrets.iter().cloned()),
+            reporter,
+            roles: None,
+            values,
+            completed: Vec::new(),
+            rendered: HashMap::new(),
+        }
+    }
+
+    /// Takes back what an earlier controller recorded: outputs, roles, completed steps.
+    fn restore(&mut self, before: &Journal) {
+        let plan = self.inputs.plan;
+        for record in &before.records {
+            match &record.event {
+                Event::StepFinished {
+                    step,
+                    result: StepResult::Succeeded,
+                    outputs,
+                    ..
+                } => {
+                    if !outputs.is_empty() {
+                        self.values
+                            .outputs
+                            .insert(step.clone(), outputs.clone().into_iter().collect());
+                    }
+                    if let Some(index) = plan.find(step) {
+                        self.completed.push((index, Rollback::NotNeeded));
+                    }
+                }
+                Event::RolesResolved { leader, followers } => {
+                    self.roles = Some(Roles {
+                        leader: leader.clone(),
+                        followers: followers.clone(),
+                    });
+                }
+                Event::RunStarted { .. } => {
+                    let started = humantime::format_rfc3339_seconds(record.at.0).to_string();
+                    self.values.run.insert("started_at".into(), started);
+                }
+                _ => {}
+            }
+        }
+        // Rollbacks of steps an earlier controller completed are rendered again now, with the
+        // outputs it recorded.
+        let rerendered = self.render();
+        for (index, rollback) in &mut self.completed {
+            let key = &plan.graph[*index].key;
+            if let Some(step) = rerendered
+                .as_ref()
+                .ok()
+                .and_then(|p| p.find(key).map(|i| p.graph[i].clone()))
+            {
+                *rollback = step.rollback.clone();
+                self.rendered.insert(*index, step);
+            } else {
+                *rollback = plan.graph[*index].rollback.clone();
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
+        let record = self.journal.append(event)?;
+        self.reporter.record(self.inputs.plan, &record);
+        Ok(record)
+    }
+
+    /// Compiles the plan again with the values known now.
+    fn render(&self) -> Result<Plan, String> {
+        compile_for_run(
+            self.inputs.runbook,
+            self.inputs.cluster,
+            self.inputs.params,
+            &self.values,
+        )
+        .map_err(|diagnostics| self.redactor.redact(&diagnostics.to_string()).into_owned())
+    }
+
+    async fn drive(
+        &mut self,
+        prompter: &mut dyn Prompter,
+        mut shutdown: watch::Receiver<u32>,
+    ) -> Result<RunResult, ExecError> {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
+        let plan = self.inputs.plan;
+        let mut stopping_reported = false;
+        // Step executions borrow these while the dispatcher keeps mutating its own state.
+        let transports = std::mem::take(&mut self.transports);
+        let local = Transport::local();
+        let access = self.access.clone();
+        let redactor = self.redactor.clone();
+        let env = StepEnv {
+            transports: &transports,
+            local: &local,
+            access: access.as_ref(),
+            cluster: self.inputs.cluster,
+            redactor: &redactor,
+        };
+        let env = &env;
+        let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+        let mut queue: std::collections::VecDeque<NodeIndex> = Default::default();
+        let mut progressed = true;
+        loop {
+            if *shutdown.borrow() > 0 && !stopping_reported {
+                stopping_reported = true;
+                self.schedule.interrupt();
+                self.emit(Event::Interrupted {
+                    reason: "stop requested (Ctrl-C or SIGTERM)".into(),
+                })?;
+            }
+            let decisions = self.schedule.decide();
+            progressed |= !decisions.is_empty();
+            for decision in decisions {
+                match decision {
+                    Decision::Skip(index, reason) => {
+                        self.emit(Event::StepSkipped {
+                            step: plan.graph[index].key.clone(),
+                            reason,
+                        })?;
+                    }
+                    Decision::Run(index) => queue.push_back(index),
+                }
+            }
+            while running.len() < self.options.concurrency.max(1) {
+                let Some(index) = queue.pop_front() else {
+                    break;
+                };
+                match self.prepare(index, prompter).await? {
+                    Prepared::Settled(state) => {
+                        self.schedule.finish(index, state);
+                        progressed = true;
+                    }
+                    Prepared::Run(step) => {
+                        let stopping = shutdown.clone();
+                        let sender = sender.clone();
+                        running.push(Box::pin(async move {
+                            run_step(env, index, &step, &stopping, &sender).await;
+                        }));
+                    }
+                }
+            }
+            if running.is_empty() && queue.is_empty() && receiver.is_empty() {
+                if self.schedule.is_done() || !progressed {
+                    break;
+                }
+                // Steps settled while preparing may have made others ready: decide again.
+                progressed = false;
+                continue;
+            }
+            progressed = true;
+            tokio::select! {
+                Some(message) = receiver.recv() => self.handle(message)?,
+                Some(()) = running.next(), if !running.is_empty() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() > 1 {
+                        // A second Ctrl-C: stop waiting for running steps.
+                        drop(running);
+                        while let Ok(message) = receiver.try_recv() {
+                            self.handle(message)?;
+                        }
+                        self.transports = transports;
+                        self.emit(Event::Interrupted { reason: "forced stop: running steps abandoned".into() })?;
+                        self.emit(Event::RunFinished { result: RunResult::Interrupted })?;
+                        return Ok(RunResult::Interrupted);
+                    }
+                }
+            }
+        }
+        while let Ok(message) = receiver.try_recv() {
+            self.handle(message)?;
+        }
+        drop(running);
+        self.transports = transports;
+        let mut result = self.schedule.result();
+        if result == RunResult::Failed && !self.options.check {
+            match self.options.on_failure {
+                OnFailure::Rollback => result = self.roll_back().await?,
+                OnFailure::Stop => self.reporter.note(&format!(
+                    "the run failed and nothing was undone; to undo its completed steps: etcdrill rollback {}",
+                    self.dir.path.display()
+                )),
+            }
+        }
+        if result == RunResult::Interrupted {
+            self.reporter.note(&format!(
+                "stopped; to continue: etcdrill resume {}   to undo what completed: etcdrill rollback {}",
+                self.dir.path.display(),
+                self.dir.path.display()
+            ));
+        }
+        self.emit(Event::RunFinished { result })?;
+        Ok(result)
+    }
+
+    /// Everything that decides, just before a step would run, whether and what it runs.
+    async fn prepare(
+        &mut self,
+        index: NodeIndex,
+        prompter: &mut dyn Prompter,
+    ) -> Result<Prepared, ExecError> {
+        let plan = self.inputs.plan;
+        let planned = &plan.graph[index];
+        let key = planned.key.clone();
+        if let Some(role) = planned.role {
+            match self.role_matches(planned, role).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let wanted = match role {
+                        RoleGuard::Leader => "leader",
+                        RoleGuard::Follower => "follower",
+                    };
+                    let reason = SkipReason::Role {
+                        wanted: wanted.into(),
+                    };
+                    self.emit(Event::StepSkipped {
+                        step: key,
+                        reason: reason.clone(),
+                    })?;
+                    return Ok(Prepared::Settled(StepState::Skipped(reason)));
+                }
+                Err(error) => return self.fail_before_start(index, error),
+            }
+        }
+        // Steps whose operation or condition needs run-time values are rendered again now.
+        let needs_values =
+            planned.template.is_some() || matches!(planned.when, Condition::AtRunTime(_));
+        let step = if needs_values {
+            match self.render() {
+                Ok(fresh) => match fresh.find(&key) {
+                    Some(i) => fresh.graph[i].clone(),
+                    None => {
+                        return self.fail_before_start(
+                            index,
+                            format!("step `{key}` vanished when rendered again"),
+                        );
+                    }
+                },
+                Err(error) => return self.fail_before_start(index, error),
+            }
+        } else {
+            planned.clone()
+        };
+        // Rendered with run values, a run-time condition is now either true or skipped.
+        if let Condition::SkippedAtCompile(expression) = &step.when {
+            let reason = SkipReason::Condition {
+                expression: expression.clone(),
+            };
+            self.emit(Event::StepSkipped {
+                step: key,
+                reason: reason.clone(),
+            })?;
+            return Ok(Prepared::Settled(StepState::Skipped(reason)));
+        }
+        if let Some(question) = &step.confirm {
+            if !self.options.check {
+                let (answer, by) = if self.options.yes {
+                    (true, "--yes".to_string())
+                } else {
+                    (
+                        prompter.confirm(&guard::describe_gate(&step, question)),
+                        "terminal".to_string(),
+                    )
+                };
+                self.emit(Event::Confirmed {
+                    step: key.clone(),
+                    answer,
+                    by,
+                })?;
+                if !answer {
+                    self.emit(Event::StepSkipped {
+                        step: key,
+                        reason: SkipReason::Declined,
+                    })?;
+                    return Ok(Prepared::Settled(StepState::Skipped(SkipReason::Declined)));
+                }
+            }
+        }
+        if self.options.check && step.nature == Nature::Action {
+            self.emit(Event::StepStarted {
+                step: key.clone(),
+                attempt: 1,
+            })?;
+            self.emit(Event::StepFinished {
+                step: key,
+                attempt: 1,
+                result: StepResult::Shown,
+                duration_ms: 0,
+                exit_status: None,
+                outputs: BTreeMap::new(),
+                output_tail: self
+                    .redactor
+                    .redact(&crate::format::text::describe_operation(
+                        &step.operation,
+                        &step.host,
+                    ))
+                    .into_owned(),
+            })?;
+            return Ok(Prepared::Settled(StepState::Succeeded));
+        }
+        if let Operation::Etcd {
+            call: Action::EtcdMemberRemove(args),
+            ..
+        } = &step.operation
+        {
+            if let Err(error) = self.quorum_guard(&args.name).await {
+                return self.fail_before_start(index, error);
+            }
+        }
+        self.rendered.insert(index, step.clone());
+        Ok(Prepared::Run(Box::new(step)))
+    }
+
+    /// Records a step that failed before its operation started.
+    fn fail_before_start(
+        &mut self,
+        index: NodeIndex,
+        error: String,
+    ) -> Result<Prepared, ExecError> {
+        let key = self.inputs.plan.graph[index].key.clone();
+        self.emit(Event::StepStarted {
+            step: key.clone(),
+            attempt: 1,
+        })?;
+        self.emit(Event::StepFinished {
+            step: key,
+            attempt: 1,
+            result: StepResult::Failed {
+                error: self.redactor.redact(&error).into_owned(),
+            },
+            duration_ms: 0,
+            exit_status: None,
+            outputs: BTreeMap::new(),
+            output_tail: String::new(),
+        })?;
+        Ok(Prepared::Settled(StepState::Failed))
+    }
+
+    async fn role_matches(&mut self, step: &PlanStep, role: RoleGuard) -> Result<bool, String> {
+        if self.roles.is_none() {
+            let roles = etcd::roles(&self.access, self.inputs.cluster, Duration::from_secs(15))
+                .await
+                .map_err(|err| {
+                    format!(
+                        "cannot tell the leader from the followers: {}",
+                        error_chain(&err)
+                    )
+                })?;
+            self.emit(Event::RolesResolved {
+                leader: roles.leader.clone(),
+                followers: roles.followers.clone(),
+            })
+            .map_err(|err| error_chain(&err))?;
+            self.roles = Some(roles);
+        }
+        let roles = self.roles.as_ref().expect("roles were just resolved");
+        let Host::Node(node) = &step.host else {
+            return Ok(false);
+        };
+        match role {
+            RoleGuard::Leader => match &roles.leader {
+                Some(leader) => Ok(leader == node),
+                None => Err("the cluster has no leader, so `leader` cannot be resolved".into()),
+            },
+            RoleGuard::Follower => Ok(roles.followers.iter().any(|f| f == node)),
+        }
+    }
+
+    /// Refuses to remove a member while another member is unhealthy: with one down and one
+    /// removed, a three-member cluster is one failure from losing quorum.
+    async fn quorum_guard(&self, member: &str) -> Result<(), String> {
+        let health =
+            etcd::member_health(&self.access, self.inputs.cluster, Duration::from_secs(15)).await;
+        let removed = self
+            .inputs
+            .cluster
+            .nodes
+            .iter()
+            .find(|n| n.etcd.member == member)
+            .map(|n| n.name.as_str());
+        let unhealthy: Vec<String> = health
+            .into_iter()
+            .filter(|(node, _)| Some(node.as_str()) != removed)
+            .filter_map(|(node, status)| status.err().map(|why| format!("{node} ({why})")))
+            .collect();
+        if unhealthy.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "refusing to remove member `{member}` while another member is unhealthy: {}; removing a member while another is down can lose quorum. Bring it back first, or recover quorum with quorum-recovery",
+                unhealthy.join(", ")
+            ))
+        }
+    }
+
+    fn handle(&mut self, message: Message) -> Result<(), ExecError> {
+        let plan = self.inputs.plan;
+        match message {
+            Message::Started { index, attempt } => {
+                self.emit(Event::StepStarted {
+                    step: plan.graph[index].key.clone(),
+                    attempt,
+                })?;
+            }
+            Message::Finished {
+                index,
+                attempt,
+                result,
+                duration,
+                exit_status,
+                outputs,
+                output_tail,
+                last,
+            } => {
+                let key = plan.graph[index].key.clone();
+                let succeeded = result == StepResult::Succeeded;
+                if succeeded && !outputs.is_empty() {
+                    self.values.outputs.insert(key.clone(), outputs.clone());
+                }
+                self.emit(Event::StepFinished {
+                    step: key,
+                    attempt,
+                    result,
+                    duration_ms: duration.as_millis() as u64,
+                    exit_status,
+                    outputs,
+                    output_tail,
+                })?;
+                if last {
+                    let state = if succeeded {
+                        StepState::Succeeded
+                    } else {
+                        StepState::Failed
+                    };
+                    if succeeded {
+                        let rollback = self.rendered.get(&index).map_or_else(
+                            || plan.graph[index].rollback.clone(),
+                            |s| s.rollback.clone(),
+                        );
+                        self.completed.push((index, rollback));
+                    }
+                    self.schedule.finish(index, state);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the completed steps, newest first. One failing rollback does not stop the others;
+    /// a failed or impossible rollback makes the result `RollbackFailed`.
+    async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
+        let plan = self.inputs.plan;
+        let transports = std::mem::take(&mut self.transports);
+        let local = Transport::local();
+        let access = self.access.clone();
+        let redactor = self.redactor.clone();
+        let env = StepEnv {
+            transports: &transports,
+            local: &local,
+            access: access.as_ref(),
+            cluster: self.inputs.cluster,
+            redactor: &redactor,
+        };
+        let mut all_undone = true;
+        let completed: Vec<(NodeIndex, Rollback)> = self.completed.iter().rev().cloned().collect();
+        for (index, rollback) in completed {
+            let step = self
+                .rendered
+                .get(&index)
+                .cloned()
+                .unwrap_or_else(|| plan.graph[index].clone());
+            match rollback {
+                Rollback::NotNeeded | Rollback::Declined => {}
+                Rollback::Irreversible => {
+                    all_undone = false;
+                    self.emit(Event::RollbackStarted {
+                        step: step.key.clone(),
+                    })?;
+                    self.emit(Event::RollbackFinished {
+                        step: step.key.clone(),
+                        result: StepResult::Failed {
+                            error: "this step cannot be undone: a person must look at it".into(),
+                        },
+                        duration_ms: 0,
+                        output_tail: String::new(),
+                    })?;
+                }
+                Rollback::Run { operation } => {
+                    self.emit(Event::RollbackStarted {
+                        step: step.key.clone(),
+                    })?;
+                    let (result, duration, output_tail) =
+                        run_rollback(&env, &step, &operation).await;
+                    all_undone &= result == StepResult::Succeeded;
+                    self.emit(Event::RollbackFinished {
+                        step: step.key.clone(),
+                        result,
+                        duration_ms: duration.as_millis() as u64,
+                        output_tail,
+                    })?;
+                }
+            }
+        }
+        self.transports = transports;
+        Ok(if all_undone {
+            RunResult::RolledBack
+        } else {
+            RunResult::RollbackFailed
+        })
+    }
+}
+
+/// What preparing a step decided.
+enum Prepared {
+    /// It settled without running (skipped, declined, shown, failed a guard).
+    Settled(StepState),
+    /// Run it, as rendered now.
+    Run(Box<PlanStep>),
+}

@@ -1,0 +1,276 @@
+//! A run's directory: `run.json` (what was run, to resume it), `plan.json` (the reviewed plan) and
+//! `journal.jsonl` (what happened), under `<work_dir>/runs/<run id>/`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::Plan;
+
+/// The `format` of `run.json`.
+const RECORD_FORMAT: &str = "etcdrill-run";
+/// The version of `run.json` this build writes and reads.
+const RECORD_VERSION: u32 = 1;
+
+/// Why a run directory could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    /// A file system operation failed.
+    #[error("failed to {what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `run.json` is not a run record this build understands.
+    #[error("{path} is not an etcdrill run record of version {RECORD_VERSION}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No run directory by that name.
+    #[error("no run `{0}`: give a run directory, or a run id under the work dir's `runs/`")]
+    NotFound(String),
+}
+
+/// A parameter as given to a run: its value, or for a secret only a salted digest of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedParam {
+    /// Name.
+    pub name: String,
+    /// The value as given, unless secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_yaml::Value>,
+    /// sha256 of the run id and the secret value, to tell whether the same secret is given again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_digest: Option<String>,
+}
+
+/// What a run was started with: enough to compile the same plan again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Always `etcdrill-run`.
+    pub format: String,
+    /// Record version.
+    pub version: u32,
+    /// The run.
+    pub run_id: String,
+    /// Runbook file as given.
+    pub runbook: PathBuf,
+    /// Inventory file as given.
+    pub inventory: PathBuf,
+    /// Parameters given with `-p` (defaults are not recorded: they are in the runbook).
+    pub params: Vec<RecordedParam>,
+    /// Check mode.
+    pub check: bool,
+}
+
+impl RunRecord {
+    /// A record for a new run.
+    pub fn new(run_id: &str, runbook: &Path, inventory: &Path, check: bool) -> Self {
+        Self {
+            format: RECORD_FORMAT.into(),
+            version: RECORD_VERSION,
+            run_id: run_id.into(),
+            runbook: runbook.to_owned(),
+            inventory: inventory.to_owned(),
+            params: Vec::new(),
+            check,
+        }
+    }
+
+    /// Records a parameter; a secret one only as a salted digest.
+    pub fn add_param(&mut self, name: &str, value: &serde_yaml::Value, secret: bool) {
+        self.params.push(if secret {
+            RecordedParam {
+                name: name.into(),
+                value: None,
+                secret_digest: Some(secret_digest(&self.run_id, value)),
+            }
+        } else {
+            RecordedParam {
+                name: name.into(),
+                value: Some(value.clone()),
+                secret_digest: None,
+            }
+        });
+    }
+
+    /// Whether `value` is the secret recorded for `name`.
+    pub fn secret_matches(&self, name: &str, value: &serde_yaml::Value) -> bool {
+        self.params.iter().any(|p| {
+            p.name == name
+                && p.secret_digest.as_deref() == Some(&secret_digest(&self.run_id, value))
+        })
+    }
+}
+
+fn secret_digest(run_id: &str, value: &serde_yaml::Value) -> String {
+    let text = serde_yaml::to_string(value).unwrap_or_default();
+    let digest = Sha256::digest(format!("{run_id}\0{text}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A run's directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The run id (the directory's name).
+    pub id: String,
+    /// The directory.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Makes the directory of a new run of `runbook` under `<work_dir>/runs/`.
+    pub fn create(work_dir: &Path, runbook: &str) -> Result<Self, RunDirError> {
+        let id = new_run_id(runbook);
+        let path = work_dir.join("runs").join(&id);
+        std::fs::create_dir_all(&path).map_err(|source| RunDirError::Io {
+            what: "create run directory",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { id, path })
+    }
+
+    /// Finds an existing run by directory path or by id under `<work_dir>/runs/`.
+    pub fn open(run: &str, work_dir: &Path) -> Result<Self, RunDirError> {
+        let candidates = [PathBuf::from(run), work_dir.join("runs").join(run)];
+        let path = candidates
+            .into_iter()
+            .find(|p| p.join("run.json").is_file())
+            .ok_or_else(|| RunDirError::NotFound(run.into()))?;
+        let id = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| run.into());
+        Ok(Self { id, path })
+    }
+
+    /// The journal file.
+    pub fn journal(&self) -> PathBuf {
+        self.path.join("journal.jsonl")
+    }
+
+    /// Writes `run.json`.
+    pub fn write_record(&self, record: &RunRecord) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(record).expect("a run record serialises");
+        self.write("run.json", &json)
+    }
+
+    /// Reads `run.json`.
+    pub fn read_record(&self) -> Result<RunRecord, RunDirError> {
+        let path = self.path.join("run.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| RunDirError::Io {
+            what: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let record: RunRecord =
+            serde_json::from_str(&text).map_err(|source| RunDirError::Format {
+                path: path.clone(),
+                source,
+            })?;
+        if record.format != RECORD_FORMAT || record.version != RECORD_VERSION {
+            let source = serde::de::Error::custom(format!(
+                "format `{}` version {}",
+                record.format, record.version
+            ));
+            return Err(RunDirError::Format { path, source });
+        }
+        Ok(record)
+    }
+
+    /// Writes the reviewed plan as `plan.json` (secrets masked, as in every plan document).
+    pub fn write_plan(&self, plan: &Plan) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(&plan.document()).expect("a plan serialises");
+        self.write("plan.json", &json)
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<(), RunDirError> {
+        let path = self.path.join(name);
+        std::fs::write(&path, format!("{text}\n")).map_err(|source| RunDirError::Io {
+            what: "write",
+            path,
+            source,
+        })
+    }
+}
+
+/// `20261126T001500Z-restore-3-node-1a2b3c`: sortable by time, readable, unique.
+fn new_run_id(runbook: &str) -> String {
+    let now = std::time::SystemTime::now();
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let salt = Sha256::digest(format!("{nanos}{}{runbook}", std::process::id()).as_bytes());
+    let name: String = runbook
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!(
+        "{stamp}-{name}-{:02x}{:02x}{:02x}",
+        salt[0], salt[1], salt[2]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_keep_secrets_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), "restore-3-node").unwrap();
+        let mut record =
+            RunRecord::new(&run.id, Path::new("rb.yaml"), Path::new("inv.yaml"), false);
+        record.add_param("snapshot", &"/b/s.db".into(), false);
+        record.add_param("token", &"hunter2".into(), true);
+        run.write_record(&record).unwrap();
+        let text = std::fs::read_to_string(run.path.join("run.json")).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let back = RunDir::open(&run.id, dir.path())
+            .unwrap()
+            .read_record()
+            .unwrap();
+        assert_eq!(back, record);
+        assert!(back.secret_matches("token", &"hunter2".into()));
+        assert!(!back.secret_matches("token", &"hunter3".into()));
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_name_the_runbook() {
+        let id = new_run_id("restore 3/node");
+        assert!(id.contains("-restore_3_node-"), "{id}");
+        assert!(id.starts_with("20"), "{id}");
+        assert_ne!(new_run_id("a"), new_run_id("a"));
+    }
+
+    #[test]
+    fn unknown_runs_are_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RunDir::open("nope", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no run `nope`"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! Support shared by the integration tests that run etcdrill against the test bed: an inventory
+//! describing a bed, and a small builder that runs the real `etcdrill` binary.
+
+#![allow(dead_code)] // Each test binary uses part of it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use etcdrill::journal::{Event, Journal, Record};
+use etcdrill_testbed::{Bed, Management};
+
+/// An etcdrill inventory for `bed`, with runs kept under `work_dir`.
+pub fn inventory_yaml(bed: &Bed, work_dir: &Path) -> String {
+    inventory_with(bed, work_dir, &bed.ssh().known_hosts)
+}
+
+/// An inventory for `bed` that trusts the host keys in `known_hosts`.
+pub fn inventory_with(bed: &Bed, work_dir: &Path, known_hosts: &Path) -> String {
+    let ssh = bed.ssh();
+    let tls = bed.tls();
+    let node = &bed.nodes()[0];
+    let management = match bed.config().management {
+        Management::StaticPod => "{static_pod: {}}".to_string(),
+        Management::External => format!(
+            "{{external: {{start: {}, stop: {}, env_file: {}}}}}",
+            quoted(&node.start_command().unwrap_or_default()),
+            quoted(&node.stop_command().unwrap_or_default()),
+            quoted(&node.external_env_path().display().to_string()),
+        ),
+    };
+    // etcd 3.4 has no etcdutl: its etcdctl restores (with the v3 API).
+    let etcdutl = match node.etcdutl_path() {
+        Some(path) => format!("[{}]", quoted(&path.display().to_string())),
+        None => format!(
+            "[env, ETCDCTL_API=3, {}]",
+            quoted(&node.etcdctl_path().display().to_string())
+        ),
+    };
+    let mut text = format!(
+        "name: bed-{id}\nproduction: false\ncontroller:\n  tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n  work_dir: {work}\ndefaults:\n  ssh: {{user: {user}, port: {port}, identity_file: {identity}, known_hosts: {known}}}\n  etcd:\n    management: {management}\n    etcdctl: [{etcdctl}]\n    etcdutl: {etcdutl}\nnodes:\n",
+        id = bed.id(),
+        ca = quoted(&tls.ca_cert.display().to_string()),
+        cert = quoted(&tls.client_cert.display().to_string()),
+        key = quoted(&tls.client_key.display().to_string()),
+        work = quoted(&work_dir.display().to_string()),
+        user = quoted(&ssh.user),
+        port = ssh.port,
+        identity = quoted(&ssh.identity_file.display().to_string()),
+        known = quoted(&known_hosts.display().to_string()),
+        etcdctl = quoted(&node.etcdctl_path().display().to_string()),
+    );
+    for node in bed.nodes() {
+        text.push_str(&format!(
+            "  - {{name: {}, address: {}}}\n",
+            quoted(node.name()),
+            node.address()
+        ));
+    }
+    text
+}
+
+/// A YAML double-quoted scalar.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serialises")
+}
+
+/// The `etcdrill` binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_etcdrill"))
+}
+
+/// A command line for `etcdrill`, run without a terminal.
+pub struct Etcdrill {
+    command: Command,
+}
+
+impl Etcdrill {
+    /// `etcdrill ARGS...`, in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let mut command = Command::new(binary());
+        command.current_dir(dir).stdin(Stdio::null());
+        Self { command }
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    /// Runs to the end.
+    pub fn run(mut self) -> Outcome {
+        let output = self.command.output().expect("etcdrill runs");
+        Outcome(output)
+    }
+
+    /// Starts it and returns the child, for tests that kill it.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command.stdout(Stdio::null()).stderr(Stdio::piped());
+        self.command.spawn().expect("etcdrill starts")
+    }
+}
+
+/// What an `etcdrill` run printed and how it exited.
+pub struct Outcome(pub Output);
+
+impl Outcome {
+    /// Standard output.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    /// Standard error.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Everything printed, for assertion messages.
+    pub fn shown(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.0.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Panics unless the run exited with `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(self.0.status.code(), Some(code), "{}", self.shown());
+        self
+    }
+}
+
+/// The only run directory under `work_dir`.
+pub fn only_run(work_dir: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(work_dir.join("runs"))
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("a directory entry").path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        runs.len(),
+        1,
+        "expected one run under {}: {runs:?}",
+        work_dir.display()
+    );
+    runs.into_iter().next().expect("one run")
+}
+
+/// Whether `work_dir` holds no run at all.
+pub fn no_runs(work_dir: &Path) -> bool {
+    std::fs::read_dir(work_dir.join("runs")).map_or(true, |mut e| e.next().is_none())
+}
+
+/// The run's journal.
+pub fn journal(run: &Path) -> Journal {
+    Journal::read(&run.join("journal.jsonl")).expect("the journal reads")
+}
+
+/// The result of the last `StepFinished` of `step`, as `succeeded`, `failed`, `shown`...
+pub fn step_result(journal: &Journal, step: &str) -> Option<String> {
+    journal.records.iter().rev().find_map(|r| match &r.event {
+        Event::StepFinished {
+            step: s, result, ..
+        } if s == step => Some(
+            serde_json::to_value(result).expect("serialises")["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => None,
+    })
+}
+
+/// The outputs of `step`'s last successful attempt.
+pub fn step_outputs(journal: &Journal, step: &str) -> std::collections::BTreeMap<String, String> {
+    journal
+        .records
+        .iter()
+        .rev()
+        .find_map(|r| match &r.event {
+            Event::StepFinished {
+                step: s, outputs, ..
+            } if s == step => Some(outputs.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until a journal under `work_dir` holds a record matching `wanted`, within `timeout`.
+pub fn wait_for_record(
+    work_dir: &Path,
+    timeout: Duration,
+    wanted: impl Fn(&Record) -> bool,
+) -> Result<(), String> {
+    etcdrill_testbed::wait_until("the journal to show the awaited event", timeout, || {
+        let runs =
+            std::fs::read_dir(work_dir.join("runs")).map_err(|e| format!("no runs yet: {e}"))?;
+        for run in runs.flatten() {
+            if let Ok(journal) = Journal::read(&run.path().join("journal.jsonl")) {
+                if journal.records.iter().any(&wanted) {
+                    return Ok(());
+                }
+                return Err(format!("{} records, none matches", journal.records.len()));
+            }
+        }
+        Err("no journal yet".into())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Writes `text` as a file in `dir` and returns its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("a test file writes");
+    path
+}
