@@ -260,6 +260,25 @@ fn kill_then_resume(bed: &Bed, wanted: fn(&Event) -> bool) -> String {
             .any(|r| matches!(r.event, Event::RunFinished { .. })),
         "killed too late"
     );
+
+    // A changed runbook is a different plan: resume refuses it and runs nothing.
+    std::fs::write(&runbook, SLOW.replace("Last mark", "Last mark, edited")).unwrap();
+    let refused = Etcdrill::new(work.path())
+        .args(["resume", run.to_str().unwrap()])
+        .run()
+        .expect_code(1);
+    assert!(
+        refused.stderr().contains("changed since run"),
+        "{}",
+        refused.shown()
+    );
+    assert_eq!(
+        journal(&run).records.len(),
+        before.records.len(),
+        "a refused resume wrote to the journal"
+    );
+    std::fs::write(&runbook, SLOW).unwrap();
+
     Etcdrill::new(work.path())
         .args([
             "resume",
@@ -429,13 +448,62 @@ fn a_failed_run_rolls_the_cluster_back_to_its_prior_state() {
     assert_eq!(members_after, members_before);
     assert_eq!(
         bed.get(&canary.key).unwrap(),
-        Some(canary.value),
+        Some(canary.value.clone()),
         "the data came back"
     );
     for node in bed.nodes() {
         node.exec_ok("test -d /var/lib/etcd.empty && test ! -e /var/lib/etcd.kept")
             .unwrap();
     }
+
+    // With `--on-failure stop` the cluster is left as the failure found it, for a person to
+    // look at; `etcdrill rollback` undoes it later.
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let runbook = write(work.path(), "runbook.yaml", ROLLBACK);
+    let outcome = Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--yes",
+            "--on-failure",
+            "stop",
+        ])
+        .run()
+        .expect_code(1);
+    assert!(
+        outcome.stderr().contains("etcdrill rollback"),
+        "{}",
+        outcome.shown()
+    );
+    let run = only_run(work.path());
+    for node in bed.nodes() {
+        assert!(
+            node.etcd_pids().unwrap().is_empty(),
+            "{} still runs etcd",
+            node.name()
+        );
+    }
+    // A rolled-back run did not succeed, and the command says so.
+    Etcdrill::new(work.path())
+        .args(["rollback", run.to_str().unwrap()])
+        .run()
+        .expect_code(1);
+    let after = support::journal(&run);
+    assert!(matches!(
+        after.records.last().unwrap().event,
+        Event::RunFinished {
+            result: RunResult::RolledBack
+        }
+    ));
+    bed.wait_healthy(Duration::from_secs(90)).unwrap();
+    assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
 }
 
 const HARMLESS: &str = "name: harmless\nsummary: reads only\nsteps:\n  - {id: look, title: Look, on: each, action: shell, with: {run: 'true'}}\n";
@@ -476,6 +544,33 @@ fn guards_stop_the_run_before_anything_is_destroyed() {
     assert!(outcome.stderr().contains("--yes"), "{}", outcome.shown());
     assert!(
         outcome.stderr().contains("remove on cluster"),
+        "{}",
+        outcome.shown()
+    );
+    assert!(no_runs(work.path()));
+    assert_eq!(bed.member_list().unwrap().len(), 3);
+
+    // The same on an inventory marked production: --yes alone is not enough.
+    let production =
+        inventory_yaml(&bed, work.path()).replace("production: false", "production: true");
+    let production = write(work.path(), "production.yaml", &production);
+    let outcome = Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            production.to_str().unwrap(),
+            "--yes",
+        ])
+        .run()
+        .expect_code(1);
+    assert!(
+        outcome.stderr().contains("marked production"),
+        "{}",
+        outcome.shown()
+    );
+    assert!(
+        outcome.stderr().contains("--allow-production"),
         "{}",
         outcome.shown()
     );
@@ -599,26 +694,136 @@ fn the_stock_restore_runbook_restores_a_static_pod_cluster() {
     bed.seed(100, 256).unwrap();
     let kept = bed.put_canary("in-the-snapshot").unwrap();
     let first = &bed.nodes()[0];
-    first.etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"]).unwrap();
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap();
     let snapshot = first.host_path("/var/backups/etcd/drill.db").unwrap();
     let lost = bed.put_canary("after-the-snapshot").unwrap();
 
     let work = tempfile::tempdir().unwrap();
-    let inventory = write(work.path(), "inventory.yaml", &inventory_yaml(&bed, work.path()));
-    let runbook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/restore-3-node.yaml");
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/restore-3-node.yaml");
     let outcome = Etcdrill::new(work.path())
-        .args(["run", runbook.to_str().unwrap(), "-i", inventory.to_str().unwrap(), "--yes"])
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--yes",
+        ])
         .args(["-p", &format!("snapshot={}", snapshot.display())])
         // etcd 3.5.1's etcdutl has no --bump-revision.
         .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
         .run();
-    eprintln!("{}", outcome.shown());
     let outcome = outcome.expect_code(0);
-    let _ = outcome;
+
+    // Every run leaves its report beside its journal.
+    let run = only_run(work.path());
+    for file in [
+        "report.md",
+        "report.html",
+        "report.json",
+        "report.junit.xml",
+    ] {
+        assert!(
+            run.join(file).is_file(),
+            "{file} is missing from {:?}\n{}",
+            std::fs::read_dir(&run)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            outcome.shown()
+        );
+    }
+    let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(markdown.starts_with("# Run SUCCEEDED"), "{markdown}");
+    assert!(outcome.stderr().contains("report: "), "{}", outcome.shown());
 
     bed.wait_healthy(Duration::from_secs(60)).unwrap();
-    assert_eq!(bed.get(&kept.key).unwrap(), Some(kept.value), "a key in the snapshot is back");
-    assert_eq!(bed.get(&lost.key).unwrap(), None, "a key written after the snapshot is gone");
+    assert_eq!(
+        bed.get(&kept.key).unwrap(),
+        Some(kept.value),
+        "a key in the snapshot is back"
+    );
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "a key written after the snapshot is gone"
+    );
     assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
     assert_eq!(bed.member_list().unwrap().len(), 3);
+}
+
+#[test]
+fn an_interrupt_lets_running_steps_finish_and_starts_nothing_new() {
+    let Some(bed) = bed(1) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let runbook = write(work.path(), "runbook.yaml", SLOW);
+    bed.nodes()[0]
+        .exec_ok("rm -f /var/backups/etcd/trail")
+        .unwrap();
+    let mut child = Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+        ])
+        .spawn();
+    wait_for_record(
+        work.path(),
+        Duration::from_secs(60),
+        |r| matches!(&r.event, Event::StepStarted { step, .. } if step.starts_with("slow@")),
+    )
+    .unwrap();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+
+    let run = only_run(work.path());
+    let journal = journal(&run);
+    let node = bed.nodes()[0].name();
+    assert!(
+        journal
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::Interrupted { .. }))
+    );
+    assert_eq!(
+        step_result(&journal, &format!("slow@{node}")).as_deref(),
+        Some("succeeded"),
+        "the running step finished"
+    );
+    assert!(
+        journal.records.iter().any(
+            |r| matches!(&r.event, Event::StepSkipped { step, .. } if step.starts_with("last@"))
+        )
+    );
+    assert!(matches!(
+        journal.records.last().unwrap().event,
+        Event::RunFinished {
+            result: RunResult::Interrupted
+        }
+    ));
+    let trail = bed.nodes()[0]
+        .exec_ok("cat /var/backups/etcd/trail")
+        .unwrap();
+    assert!(
+        trail.ends_with("slow-end\n") && !trail.contains("last"),
+        "{trail}"
+    );
 }

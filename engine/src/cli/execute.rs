@@ -12,8 +12,9 @@ use crate::exec::progress::Reporter;
 use crate::exec::run_dir::{RunDir, RunRecord};
 use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
 use crate::inventory::Cluster;
-use crate::journal::RunResult;
+use crate::journal::{Journal, RunResult, Timestamp};
 use crate::plan::{ParamInput, Plan, compile};
+use crate::report::{self, Report, ReportContext};
 use crate::runbook::Runbook;
 
 /// How progress is shown.
@@ -120,6 +121,12 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
         )
         .await
     })?;
+    write_report(
+        &plan,
+        &summary.dir,
+        &secret_values(&runbook, &inputs),
+        &mut reporter,
+    )?;
     conclude(&summary)
 }
 
@@ -150,6 +157,12 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         )
         .await
     })?;
+    write_report(
+        &plan,
+        &summary.dir,
+        &secret_values(&runbook, &inputs),
+        &mut reporter,
+    )?;
     conclude(&summary)
 }
 
@@ -168,7 +181,55 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
+    write_report(
+        &plan,
+        &summary.dir,
+        &secret_values(&runbook, &inputs),
+        &mut reporter,
+    )?;
     conclude(&summary)
+}
+
+/// `etcdrill report`: writes a run's report again from its plan and journal.
+pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
+    let (dir, runbook, _cluster, inputs, plan) = reopen(args)?;
+    let mut reporter = reporter(args.exec.output);
+    write_report(
+        &plan,
+        &dir,
+        &secret_values(&runbook, &inputs),
+        &mut reporter,
+    )
+}
+
+/// Computes the report from the plan and the journal and writes it into the run directory.
+fn write_report(
+    plan: &Plan,
+    dir: &RunDir,
+    secrets: &[String],
+    reporter: &mut Reporter,
+) -> Result<(), CliError> {
+    let journal = Journal::read(&dir.journal()).map_err(exec::ExecError::from)?;
+    let context = ReportContext {
+        run_dir: Some(dir.path.clone()),
+        record: dir.read_record().ok(),
+        drill: None,
+        generated_at: Some(Timestamp::now()),
+        secrets: secrets.to_vec(),
+    };
+    let built = Report::build(plan, &journal, context);
+    let written = report::write_all(&dir.path, &built)?;
+    let markdown = written
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "md"));
+    if let Some(path) = markdown {
+        reporter.note(&format!(
+            "report: {} ({})",
+            path.display(),
+            built.verdict.title
+        ));
+    }
+    Ok(())
 }
 
 type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);

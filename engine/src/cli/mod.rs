@@ -45,6 +45,8 @@ pub enum Command {
     Resume(execute::RunRefArgs),
     /// Undo the completed steps of a failed or stopped run, newest first.
     Rollback(execute::RunRefArgs),
+    /// Write a run's report again (Markdown, HTML, JSON, JUnit) from its plan and journal.
+    Report(execute::RunRefArgs),
 }
 
 pub use execute::{ExecArgs, Output, RunArgs, RunRefArgs};
@@ -118,6 +120,9 @@ pub enum CliError {
     /// A run could not start, or could not go on.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
+    /// A report could not be written.
+    #[error("the report could not be written")]
+    Report(#[from] crate::report::ReportError),
     /// A run ended without succeeding.
     #[error("the run did not succeed ({result:?}); its journal is in {}", dir.display())]
     RunFailed {
@@ -168,6 +173,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Run(args) => execute::run(&args),
         Command::Resume(args) => execute::resume(&args),
         Command::Rollback(args) => execute::rollback(&args),
+        Command::Report(args) => execute::report(&args),
     }?;
     out.flush().map_err(CliError::Output)
 }

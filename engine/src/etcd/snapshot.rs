@@ -4,12 +4,13 @@
 //! A snapshot is the member's bbolt database followed by the 32-byte sha256 of it; the server
 //! sends that digest as the stream's last message, so the stream is read to its end (stopping at
 //! `remaining_bytes == 0` loses it: etcdv3/etcd-client issue 83). Both directions use constant
-//! memory whatever the size. The bbolt structure check of a verified file comes later.
+//! memory whatever the size. Verifying a file also checks its bbolt structure
+//! ([`crate::snapshot`]).
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::CallOutcome;
 use super::call::{Ctx, call_error};
@@ -84,32 +85,43 @@ impl TrailerHasher {
     }
 }
 
-/// Checks a snapshot file on the controller: its size is `512 * k + 32` and its last 32 bytes
-/// are the sha256 of the rest. Reads it once, in constant memory.
+/// Checks a snapshot file on the controller with [`crate::snapshot::verify`]: its size is
+/// `512 * k + 32`, its last 32 bytes are the sha256 of the rest, and the rest is a sound bbolt
+/// database (the consistency checks `etcdutl snapshot status` runs). Reads it in constant memory,
+/// on a blocking thread.
 pub async fn verify_snapshot_file(path: &Path) -> Result<SnapshotFile, EtcdError> {
-    let io = |what: &'static str| {
-        move |source| EtcdError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
-    let mut file = tokio::fs::File::open(path)
+    let owned = path.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || crate::snapshot::verify(&owned))
         .await
-        .map_err(io("open snapshot"))?;
-    let mut hasher = TrailerHasher::default();
-    let mut buffer = vec![0u8; BUFFER];
-    loop {
-        let n = file.read(&mut buffer).await.map_err(io("read snapshot"))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
+        .map_err(|join| EtcdError::Io {
+            what: "verify snapshot",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(join.to_string()),
+        })?;
+    match checked {
+        Ok(status) => match status.sha256_trailer {
+            crate::snapshot::TrailerCheck::Valid { sha256 } => Ok(SnapshotFile {
+                size: status.file_size,
+                sha256,
+            }),
+            // `verify` accepts only a valid trailer; never report anything else as sound.
+            other => Err(EtcdError::Snapshot {
+                path: path.to_path_buf(),
+                reason: format!("corrupt: sha256 trailer {other:?}"),
+            }),
+        },
+        Err(err) => Err(match err.kind {
+            crate::snapshot::SnapshotErrorKind::Io { what, source } => EtcdError::Io {
+                what,
+                path: err.path,
+                source,
+            },
+            kind => EtcdError::Snapshot {
+                path: err.path,
+                reason: kind.to_string(),
+            },
+        }),
     }
-    hasher.finish().map_err(|reason| EtcdError::Snapshot {
-        path: path.to_path_buf(),
-        reason,
-    })
 }
 
 /// `etcd.snapshot.save`: streams from the first endpoint into `PATH.part`, checks the trailer,

@@ -204,6 +204,31 @@ fn operation(out: &mut String, label: &str, view: &OperationView) -> Result {
     Ok(())
 }
 
+/// A Markdown code span holding `text` on one line, for the run report.
+pub(crate) fn code_span(text: &str) -> String {
+    code_line(text)
+}
+
+/// `text` on one line with every markup character escaped, for the run report.
+pub(crate) fn plain_text(text: &str) -> String {
+    escape(&one_line(text))
+}
+
+/// A fenced code block holding `text` whatever backtick runs it contains, for the run report.
+pub(crate) fn fenced_block(text: &str, language: &str) -> String {
+    let text = describe::block(text);
+    let fence = "`".repeat(longest_run(&text, '`').max(2) + 1);
+    format!(
+        "{fence}{language}\n{}\n{fence}",
+        text.trim_end_matches('\n')
+    )
+}
+
+/// One Markdown table row with pipes escaped, for the run report.
+pub(crate) fn table_row(out: &mut String, cells: &[&str]) -> Result {
+    row(out, cells)
+}
+
 /// One table row; pipes in cells are escaped, even inside code spans (GitHub's rule).
 fn row(out: &mut String, cells: &[&str]) -> Result {
     let cells: Vec<String> = cells.iter().map(|cell| cell.replace('|', "\\|")).collect();

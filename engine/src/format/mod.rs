@@ -10,7 +10,7 @@ pub mod markdown;
 pub mod mermaid;
 pub mod text;
 
-use crate::plan::Plan;
+use crate::plan::{Host, Operation, Plan};
 
 /// A plan output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +39,20 @@ impl Format {
             Format::Mermaid => mermaid::render(plan),
         }
     }
+}
+
+/// An operation in the words the plan formats use, for the run report: a headline, `name: value`
+/// arguments and the script. Nothing is escaped: each report format escapes it its own way.
+pub(crate) fn operation_words(
+    operation: &Operation,
+    host: &Host,
+) -> (String, Vec<(String, String)>, Option<String>) {
+    const RAW: describe::Style = describe::Style {
+        code: |text| text.to_string(),
+        plain: |text| text.to_string(),
+    };
+    let view = describe::operation(&RAW, operation, host);
+    (view.headline, view.args, view.script)
 }
 
 #[cfg(test)]

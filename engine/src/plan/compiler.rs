@@ -1037,8 +1037,11 @@ impl<'a> Compiler<'a> {
         let runbook = &self.runbook.value;
         let (dependent, dependency) = (&runbook.steps[i], &runbook.steps[j]);
         let both_per_node = dependent.on.is_per_node() && dependency.on.is_per_node();
+        // Node to node by default only between steps that both run on several nodes; a step on
+        // one named node is simply waited for, or waits for every instance.
+        let both_multi_node = dependent.on.is_multi_node() && dependency.on.is_multi_node();
         let pairing = match need.pairing {
-            Pairing::Auto if both_per_node => Pairing::Node,
+            Pairing::Auto if both_multi_node => Pairing::Node,
             Pairing::Auto => Pairing::All,
             explicit => explicit,
         };

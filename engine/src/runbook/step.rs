@@ -90,6 +90,12 @@ impl Target {
         !matches!(self, Target::Controller | Target::Cluster)
     }
 
+    /// Whether this target can yield more than one instance (`each`, `group:`, `leader`,
+    /// `followers`): the targets whose instances pair node to node by default.
+    pub fn is_multi_node(&self) -> bool {
+        self.is_per_node() && !matches!(self, Target::Node(_))
+    }
+
     /// Whether the nodes are only known at run time.
     pub fn is_runtime_role(&self) -> bool {
         matches!(self, Target::Leader | Target::Followers)
@@ -205,7 +211,8 @@ impl fmt::Display for Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pairing {
-    /// Node to node when both steps are per-node, otherwise every instance (the default).
+    /// Node to node when both steps run on several nodes (`each`, `group:`, `leader`,
+    /// `followers`), otherwise every instance (the default).
     #[default]
     Auto,
     /// Each instance waits for the dependency's instance on the same node.

@@ -5,7 +5,7 @@
 //! jump host and known_hosts file, a connect timeout and keep-alives. Everything the inventory
 //! leaves unset falls to `~/.ssh/config`, which ssh reads as usual. The control socket lives in a
 //! private (0700) directory under the system temp dir. Every command is a new channel of that
-//! master; a failed connection is classified from ssh's own messages (see [`classify`]).
+//! master; a failed connection is classified from ssh's own messages (a table of them).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,8 +26,14 @@ pub(crate) fn skip<T>(test: &str, reason: &str) -> Option<T> {
         !required(),
         "{test}: {reason} (ETCDRILL_TESTBED_REQUIRED or CI is set, so this fails instead of skipping)"
     );
-    eprintln!("skipping {test}: {reason}");
+    note(&format!("skipping {test}: {reason}"));
     None
+}
+
+/// Prints a line on stderr past the test harness's capture, so that skips are seen.
+pub(crate) fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Whether `program` is on PATH.

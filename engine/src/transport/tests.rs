@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::sshd_harness::{Sshd, on_path, ssh_node};
+use super::sshd_harness::{Sshd, note, on_path, ssh_node};
 use super::*;
 
 fn request(script: &str) -> CommandRequest<'_> {
@@ -487,7 +487,7 @@ async fn ssh_sudo_runs_through_sudo() {
     };
     if !on_path("sudo") {
         // Installing packages from a test is not allowed; the sudo prefix is unit-tested above.
-        eprintln!("skipping ssh_sudo_runs_through_sudo: `sudo` is not installed");
+        note("skipping ssh_sudo_runs_through_sudo: `sudo` is not installed");
         return;
     }
     let transport = connect(&sshd).await;
@@ -624,11 +624,11 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
     let pull_time = started.elapsed();
     assert_eq!(pulled, data.len() as u64);
     assert!(std::fs::read(&back).unwrap() == data, "pulled bytes differ");
-    eprintln!(
+    note(&format!(
         "20 MiB over loopback ssh: push {:.0} MiB/s, pull {:.0} MiB/s",
         20.0 / push_time.as_secs_f64(),
         20.0 / pull_time.as_secs_f64()
-    );
+    ));
     // A pull of a missing file is a remote error naming the file.
     let error = transport
         .pull("/nonexistent/x.db", &back, false, Duration::from_secs(10))

@@ -36,6 +36,7 @@ mod config;
 mod error;
 mod etcd_config;
 mod exec;
+mod inventory;
 mod network;
 mod node;
 mod node_setup;
