@@ -191,13 +191,13 @@ fn generate(bin: &Path, path: &Path, megabytes: u64) {
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
-            match etcd_client::Client::connect([endpoint.as_str()], None).await {
-                Ok(mut c) if c.status().await.is_ok() => break c,
-                _ if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                _ => panic!("etcd did not start"),
+            if let Ok(mut c) = etcd_client::Client::connect([endpoint.as_str()], None).await
+                && c.status().await.is_ok()
+            {
+                break c;
             }
+            assert!(Instant::now() < deadline, "etcd did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let mut tasks = Vec::new();
         for worker in 0..8u64 {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod document;
+pub mod drill;
 pub mod etcd;
 pub mod exec;
 pub mod format;
@@ -17,6 +18,7 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod runbook;
+pub mod sandbox;
 pub mod schedule;
 pub mod schema;
 pub mod snapshot;

@@ -35,6 +35,10 @@ pub fn files() -> Vec<SchemaFile> {
             name: "inventory.schema.json",
             content: pretty(inventory()),
         },
+        SchemaFile {
+            name: "drill.schema.json",
+            content: pretty(drill()),
+        },
     ]
 }
 
@@ -83,6 +87,11 @@ pub fn runbook() -> Schema {
         }
     }
     schema
+}
+
+/// The schema of a drill file.
+pub fn drill() -> Schema {
+    generator().into_root_schema_for::<crate::drill::Drill>()
 }
 
 /// The schema of an inventory file.

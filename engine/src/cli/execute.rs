@@ -14,7 +14,7 @@ use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPr
 use crate::inventory::Cluster;
 use crate::journal::{Journal, RunResult, Timestamp};
 use crate::plan::{ParamInput, Plan, compile};
-use crate::report::{self, Report, ReportContext};
+use crate::report::{self, DrillFacts, Report, ReportContext};
 use crate::runbook::Runbook;
 
 /// How progress is shown.
@@ -203,33 +203,32 @@ pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
 }
 
 /// Computes the report from the plan and the journal and writes it into the run directory.
-fn write_report(
+fn write_report(plan: &Plan, dir: &RunDir, secrets: &[String], reporter: &mut Reporter) -> Result<(), CliError> {
+    write_report_with(plan, dir, secrets, None, reporter).map(|_| ())
+}
+
+/// Like [`write_report`], with a drill's measurements; returns the report.
+fn write_report_with(
     plan: &Plan,
     dir: &RunDir,
     secrets: &[String],
+    drill: Option<DrillFacts>,
     reporter: &mut Reporter,
-) -> Result<(), CliError> {
+) -> Result<Report, CliError> {
     let journal = Journal::read(&dir.journal()).map_err(exec::ExecError::from)?;
     let context = ReportContext {
         run_dir: Some(dir.path.clone()),
         record: dir.read_record().ok(),
-        drill: None,
+        drill,
         generated_at: Some(Timestamp::now()),
         secrets: secrets.to_vec(),
     };
     let built = Report::build(plan, &journal, context);
     let written = report::write_all(&dir.path, &built)?;
-    let markdown = written
-        .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "md"));
-    if let Some(path) = markdown {
-        reporter.note(&format!(
-            "report: {} ({})",
-            path.display(),
-            built.verdict.title
-        ));
+    if let Some(path) = written.iter().find(|p| p.extension().is_some_and(|e| e == "md")) {
+        reporter.note(&format!("report: {} ({})", path.display(), built.verdict.title));
     }
-    Ok(())
+    Ok(built)
 }
 
 type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
@@ -388,5 +387,63 @@ fn conclude(summary: &RunSummary) -> Result<(), CliError> {
             result,
             dir: summary.dir.path.clone(),
         }),
+    }
+}
+
+/// Arguments of `etcdrill drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// What to do with a drill.
+    #[command(subcommand)]
+    pub command: DrillCommand,
+}
+
+/// A drill subcommand.
+#[derive(Debug, clap::Subcommand)]
+pub enum DrillCommand {
+    /// Stage the drill's disaster, run its runbook, verify the recovery and write the report.
+    Run(DrillRunArgs),
+}
+
+/// Arguments of `etcdrill drill run`.
+#[derive(Debug, Args)]
+pub struct DrillRunArgs {
+    /// The drill file.
+    pub drill: PathBuf,
+    /// Options shared with run.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// `etcdrill drill run`.
+pub(super) fn drill(args: &DrillArgs) -> Result<(), CliError> {
+    let DrillCommand::Run(args) = &args.command;
+    let prepared = crate::drill::prepare(&args.drill, args.exec.work_dir.as_deref())?;
+    let work_dir = work_dir(&args.exec, &prepared.cluster);
+    let options = options(&args.exec, false);
+    let mut reporter = reporter(args.exec.output);
+    let outcome = with_runtime(|shutdown| async {
+        crate::drill::run(&prepared, options, &mut TerminalPrompter, &mut reporter, &work_dir, shutdown)
+            .await
+            .map_err(|err| match err {
+                crate::drill::DrillError::Exec(exec) => exec,
+                other => exec::ExecError::Refused(exec::error_chain(&other)),
+            })
+    })?;
+    let secrets = secret_values(&prepared.runbook, &prepared.params);
+    let built = write_report_with(&prepared.plan, &outcome.run.dir, &secrets, Some(outcome.facts.clone()), &mut reporter)?;
+    reporter.note(&format!(
+        "drill `{}`: {}{}",
+        prepared.drill.value.name,
+        if outcome.passed() { "PASSED" } else { "FAILED" },
+        outcome.facts.rto.map(|rto| format!(" (RTO {:.1} s)", rto.as_secs_f64())).unwrap_or_default()
+    ));
+    if outcome.passed() {
+        Ok(())
+    } else {
+        Err(CliError::DrillFailed {
+            verdict: built.verdict.title,
+            dir: outcome.run.dir.path.clone(),
+        })
     }
 }

@@ -47,9 +47,11 @@ pub enum Command {
     Rollback(execute::RunRefArgs),
     /// Write a run's report again (Markdown, HTML, JSON, JUnit) from its plan and journal.
     Report(execute::RunRefArgs),
+    /// Restore drills: stage a disaster, recover with a runbook, prove it, report.
+    Drill(execute::DrillArgs),
 }
 
-pub use execute::{ExecArgs, Output, RunArgs, RunRefArgs};
+pub use execute::{DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, Output, RunArgs, RunRefArgs};
 
 /// Arguments of `etcdrill plan`.
 #[derive(Debug, Args)]
@@ -123,6 +125,17 @@ pub enum CliError {
     /// A report could not be written.
     #[error("the report could not be written")]
     Report(#[from] crate::report::ReportError),
+    /// A drill could not be prepared or run.
+    #[error(transparent)]
+    Drill(#[from] crate::drill::DrillError),
+    /// A drill ran and its verdict is not a pass.
+    #[error("{verdict}; the report is in {}", dir.display())]
+    DrillFailed {
+        /// The report's verdict.
+        verdict: String,
+        /// The run directory.
+        dir: PathBuf,
+    },
     /// A run ended without succeeding.
     #[error("the run did not succeed ({result:?}); its journal is in {}", dir.display())]
     RunFailed {
@@ -174,6 +187,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Resume(args) => execute::resume(&args),
         Command::Rollback(args) => execute::rollback(&args),
         Command::Report(args) => execute::report(&args),
+        Command::Drill(args) => execute::drill(&args),
     }?;
     out.flush().map_err(CliError::Output)
 }
@@ -284,7 +298,7 @@ fn read(path: &Path) -> Result<SourceFile, CliError> {
 enum Checked {
     Runbook { name: String, steps: usize },
     Inventory { name: String, nodes: usize },
-    Drill,
+    Drill { name: String, runbook: String, inventory: String, steps: usize },
 }
 
 fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
@@ -298,8 +312,8 @@ fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
             Ok(Checked::Inventory { name, nodes }) => {
                 format!("ok: {shown} (inventory {name}, {nodes} nodes)")
             }
-            Ok(Checked::Drill) => {
-                format!("skipped: {shown} (a drill; drill files are validated once drills exist)")
+            Ok(Checked::Drill { name, runbook, inventory, steps }) => {
+                format!("ok: {shown} (drill {name}: runbook {runbook} on inventory {inventory}, {steps} plan steps)")
             }
             Err(error) => {
                 failed += 1;
@@ -337,11 +351,18 @@ fn check(path: &Path) -> Result<Checked, CliError> {
             nodes: cluster.nodes.len(),
         })
     } else if has("runbook") && has("inventory") {
-        Ok(Checked::Drill)
+        // A drill is checked whole: its inventory and runbook load and compile together.
+        let prepared = crate::drill::prepare(path, None)?;
+        Ok(Checked::Drill {
+            name: prepared.drill.value.name.clone(),
+            runbook: prepared.runbook.value.name.clone(),
+            inventory: prepared.cluster.inventory().name.clone(),
+            steps: prepared.plan.graph.node_count(),
+        })
     } else {
         Err(Diagnostics::from(
             Diagnostic::at(&source, None, "cannot tell what kind of file this is").expected(
-                "a runbook (a mapping with `steps`) or an inventory (a mapping with `nodes`)",
+                "a runbook (a mapping with `steps`), an inventory (with `nodes`) or a drill (with `runbook` and `inventory`)",
             ),
         )
         .into())

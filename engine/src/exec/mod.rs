@@ -40,7 +40,8 @@ use crate::transport::Transport;
 pub use guard::{NoPrompter, Prompter, TerminalPrompter};
 use progress::Reporter;
 use run_dir::RunDir;
-use step_run::{Message, StepEnv, error_chain, run_rollback, run_step};
+pub(crate) use step_run::error_chain;
+use step_run::{Message, StepEnv, run_rollback, run_step};
 
 /// What to do when a step fails and the run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -1,0 +1,98 @@
+//! Restore drills end to end on the test bed: `etcdrill drill run` stages the disaster, runs the
+//! stock runbook, verifies the recovery and writes a report with RTO, RPO and every check.
+
+mod support;
+
+use std::path::Path;
+
+use etcdrill_testbed::{Bed, BedConfig, EtcdVersion, require};
+use support::{Etcdrill, inventory_yaml, only_run, write};
+
+fn bed(config: BedConfig) -> Option<Bed> {
+    if !require(&config) {
+        return None;
+    }
+    Some(Bed::start(config).expect("the test bed starts"))
+}
+
+/// Writes a drill of `runbook` with `disaster` against `bed` and runs it; returns the report JSON.
+fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::Value {
+    let work = tempfile::tempdir().unwrap();
+    write(work.path(), "inventory.yaml", &inventory_yaml(bed, work.path()));
+    let runbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks").join(runbook);
+    let drill = write(
+        work.path(),
+        "drill.yaml",
+        &format!(
+            "name: bed-drill\nsummary: a drill on the test bed\ninventory: inventory.yaml\nrunbook: {}\nparams: {params}\ndisaster: {disaster}\nseed: {{keys: 200, value_bytes: 128}}\n",
+            serde_json::to_string(&runbook.display().to_string()).unwrap()
+        ),
+    );
+    let outcome = Etcdrill::new(work.path())
+        .args(["drill", "run", drill.to_str().unwrap(), "--yes", "--work-dir", work.path().to_str().unwrap()])
+        .run();
+    let run = only_run(work.path());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap_or_else(|_| panic!("no report:\n{}", outcome.shown()))).unwrap();
+    assert_eq!(outcome.0.status.code(), Some(0), "{}\n{}", outcome.shown(), std::fs::read_to_string(run.join("report.md")).unwrap_or_default());
+    assert!(outcome.stderr().contains("PASSED"), "{}", outcome.shown());
+    report
+}
+
+fn assert_verified(report: &serde_json::Value, expected: &[&str]) {
+    let drill = &report["drill"];
+    let checks = drill["verifications"].as_array().unwrap_or_else(|| panic!("no verifications: {report:#}"));
+    for name in expected {
+        let check = checks.iter().find(|c| c["name"].as_str().is_some_and(|n| n.contains(name)));
+        let check = check.unwrap_or_else(|| panic!("no check `{name}` in {checks:#?}"));
+        assert_eq!(check["passed"], true, "{check:#}");
+    }
+    assert!(drill["rto_ms"].as_u64().is_some(), "no RTO: {drill:#}");
+}
+
+#[test]
+fn a_restore_drill_passes_on_static_pods_with_etcd_3_5() {
+    let Some(bed) = bed(BedConfig::new(3)) else { return };
+    let report = drill(
+        &bed,
+        "restore-3-node.yaml",
+        "{bump_revision: 0, mark_compacted: false}",
+        "{restore: {}}",
+    );
+    assert_verified(&report, &["healthy", "no alarm", "3 voting members", "leader", "hash-kv", "canary", "after the snapshot is gone", "key count"]);
+    let rpo = &report["drill"]["rpo"];
+    assert!(rpo["revisions_lost"].as_u64().is_some_and(|n| n >= 1), "{rpo:#}");
+    assert_eq!(report["verdict"]["outcome"], "succeeded", "{:#}", report["verdict"]);
+}
+
+#[test]
+fn a_restore_drill_passes_on_static_pods_with_etcd_3_4() {
+    let Some(bed) = bed(BedConfig::new(3).version(EtcdVersion::V3_4)) else { return };
+    let report = drill(
+        &bed,
+        "restore-3-node.yaml",
+        "{bump_revision: 0, mark_compacted: false}",
+        "{restore: {}}",
+    );
+    assert_verified(&report, &["healthy", "hash-kv", "canary", "after the snapshot is gone", "key count"]);
+}
+
+/// Every stock drill (but the sandbox's, whose inventory exists once the sandbox is up) loads,
+/// and its runbook compiles against its inventory.
+#[test]
+fn the_stock_drills_validate() {
+    let drills = Path::new(env!("CARGO_MANIFEST_DIR")).join("../drills");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&drills).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") || name.starts_with("sandbox") {
+            continue;
+        }
+        let prepared = etcdrill::drill::prepare(&path, Some(Path::new("/nonexistent-work-dir")))
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(prepared.plan.graph.node_count() > 0, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} stock drills");
+}
