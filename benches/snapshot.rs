@@ -116,6 +116,7 @@ fn child(mode: &str, path: &Path) {
 }
 
 /// Runs `cmd` to completion: its stdout, wall time and peak RSS in KiB (from `wait4`).
+#[allow(clippy::zombie_processes)] // reaped by `wait4` below, which also yields its rusage
 fn measure(mut cmd: Command) -> (String, Duration, i64) {
     let out_path = std::env::temp_dir().join(format!("etcdrill-bench-{}.out", std::process::id()));
     let out = std::fs::File::create(&out_path).unwrap();

@@ -18,8 +18,14 @@ fn bed(config: BedConfig) -> Option<Bed> {
 /// Writes a drill of `runbook` with `disaster` against `bed` and runs it; returns the report JSON.
 fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::Value {
     let work = tempfile::tempdir().unwrap();
-    write(work.path(), "inventory.yaml", &inventory_yaml(bed, work.path()));
-    let runbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks").join(runbook);
+    write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(bed, work.path()),
+    );
+    let runbook = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runbooks")
+        .join(runbook);
     let drill = write(
         work.path(),
         "drill.yaml",
@@ -29,21 +35,41 @@ fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::
         ),
     );
     let outcome = Etcdrill::new(work.path())
-        .args(["drill", "run", drill.to_str().unwrap(), "--yes", "--work-dir", work.path().to_str().unwrap()])
+        .args([
+            "drill",
+            "run",
+            drill.to_str().unwrap(),
+            "--yes",
+            "--work-dir",
+            work.path().to_str().unwrap(),
+        ])
         .run();
     let run = only_run(work.path());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap_or_else(|_| panic!("no report:\n{}", outcome.shown()))).unwrap();
-    assert_eq!(outcome.0.status.code(), Some(0), "{}\n{}", outcome.shown(), std::fs::read_to_string(run.join("report.md")).unwrap_or_default());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("report.json"))
+            .unwrap_or_else(|_| panic!("no report:\n{}", outcome.shown())),
+    )
+    .unwrap();
+    assert_eq!(
+        outcome.0.status.code(),
+        Some(0),
+        "{}\n{}",
+        outcome.shown(),
+        std::fs::read_to_string(run.join("report.md")).unwrap_or_default()
+    );
     assert!(outcome.stderr().contains("PASSED"), "{}", outcome.shown());
     report
 }
 
 fn assert_verified(report: &serde_json::Value, expected: &[&str]) {
     let drill = &report["drill"];
-    let checks = drill["verifications"].as_array().unwrap_or_else(|| panic!("no verifications: {report:#}"));
+    let checks = drill["verifications"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no verifications: {report:#}"));
     for name in expected {
-        let check = checks.iter().find(|c| c["name"].as_str().is_some_and(|n| n.contains(name)));
+        let check = checks
+            .iter()
+            .find(|c| c["name"].as_str().is_some_and(|n| n.contains(name)));
         let check = check.unwrap_or_else(|| panic!("no check `{name}` in {checks:#?}"));
         assert_eq!(check["passed"], true, "{check:#}");
     }
@@ -52,29 +78,61 @@ fn assert_verified(report: &serde_json::Value, expected: &[&str]) {
 
 #[test]
 fn a_restore_drill_passes_on_static_pods_with_etcd_3_5() {
-    let Some(bed) = bed(BedConfig::new(3)) else { return };
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
     let report = drill(
         &bed,
         "restore-3-node.yaml",
         "{bump_revision: 0, mark_compacted: false}",
         "{restore: {}}",
     );
-    assert_verified(&report, &["healthy", "no alarm", "3 voting members", "leader", "hash-kv", "canary", "after the snapshot is gone", "key count"]);
+    assert_verified(
+        &report,
+        &[
+            "healthy",
+            "no alarm",
+            "3 voting members",
+            "leader",
+            "hash-kv",
+            "canary",
+            "after the snapshot is gone",
+            "key count",
+        ],
+    );
     let rpo = &report["drill"]["rpo"];
-    assert!(rpo["revisions_lost"].as_u64().is_some_and(|n| n >= 1), "{rpo:#}");
-    assert_eq!(report["verdict"]["outcome"], "succeeded", "{:#}", report["verdict"]);
+    assert!(
+        rpo["revisions_lost"].as_u64().is_some_and(|n| n >= 1),
+        "{rpo:#}"
+    );
+    assert_eq!(
+        report["verdict"]["outcome"], "succeeded",
+        "{:#}",
+        report["verdict"]
+    );
 }
 
 #[test]
 fn a_restore_drill_passes_on_static_pods_with_etcd_3_4() {
-    let Some(bed) = bed(BedConfig::new(3).version(EtcdVersion::V3_4)) else { return };
+    let Some(bed) = bed(BedConfig::new(3).version(EtcdVersion::V3_4)) else {
+        return;
+    };
     let report = drill(
         &bed,
         "restore-3-node.yaml",
         "{bump_revision: 0, mark_compacted: false}",
         "{restore: {}}",
     );
-    assert_verified(&report, &["healthy", "hash-kv", "canary", "after the snapshot is gone", "key count"]);
+    assert_verified(
+        &report,
+        &[
+            "healthy",
+            "hash-kv",
+            "canary",
+            "after the snapshot is gone",
+            "key count",
+        ],
+    );
 }
 
 /// Every stock drill (but the sandbox's, whose inventory exists once the sandbox is up) loads,

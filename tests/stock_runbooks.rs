@@ -615,6 +615,11 @@ fn replace_member_touches_only_the_chosen_node() {
             panic!()
         };
         assert!(add.learner, "a replacement joins as a learner");
+        assert!(
+            step(&plan, &format!("add@{chosen}")).retries.attempts >= 5,
+            "etcd refuses an add until the receiving member has been connected to every voting \
+             member for 5 s (strict reconfig check), e.g. right after the removal"
+        );
         let promote = step(&plan, &format!("promote@{chosen}"));
         assert!(
             promote.retries.attempts >= 10,

@@ -174,3 +174,32 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("a test file writes");
     path
 }
+
+/// The path of a stock runbook, `runbooks/NAME.yaml`.
+pub fn stock_runbook(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../runbooks/{name}.yaml"))
+}
+
+/// An inventory for `bed` whose static pods park their manifests in `parked_dir` (where the
+/// cluster's administrator moves a manifest to stop a member by hand), with runs under `work_dir`.
+pub fn inventory_parking_at(bed: &Bed, work_dir: &Path, parked_dir: &str) -> String {
+    let yaml = inventory_yaml(bed, work_dir);
+    let default = "management: {static_pod: {}}";
+    assert!(yaml.contains(default), "a static pod inventory: {yaml}");
+    yaml.replace(
+        default,
+        &format!("management: {{static_pod: {{parked_dir: {parked_dir:?}}}}}"),
+    )
+}
+
+/// What a run left for diagnosis: everything it printed, then its report, when there is one.
+pub fn diagnosis(outcome: &Outcome, work_dir: &Path) -> String {
+    let report = std::fs::read_dir(work_dir.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|run| std::fs::read_to_string(run.path().join("report.md")).ok())
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("{}\n--- report.md\n{report}", outcome.shown())
+}

@@ -203,7 +203,12 @@ pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
 }
 
 /// Computes the report from the plan and the journal and writes it into the run directory.
-fn write_report(plan: &Plan, dir: &RunDir, secrets: &[String], reporter: &mut Reporter) -> Result<(), CliError> {
+fn write_report(
+    plan: &Plan,
+    dir: &RunDir,
+    secrets: &[String],
+    reporter: &mut Reporter,
+) -> Result<(), CliError> {
     write_report_with(plan, dir, secrets, None, reporter).map(|_| ())
 }
 
@@ -225,8 +230,15 @@ fn write_report_with(
     };
     let built = Report::build(plan, &journal, context);
     let written = report::write_all(&dir.path, &built)?;
-    if let Some(path) = written.iter().find(|p| p.extension().is_some_and(|e| e == "md")) {
-        reporter.note(&format!("report: {} ({})", path.display(), built.verdict.title));
+    if let Some(path) = written
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+    {
+        reporter.note(&format!(
+            "report: {} ({})",
+            path.display(),
+            built.verdict.title
+        ));
     }
     Ok(built)
 }
@@ -423,20 +435,37 @@ pub(super) fn drill(args: &DrillArgs) -> Result<(), CliError> {
     let options = options(&args.exec, false);
     let mut reporter = reporter(args.exec.output);
     let outcome = with_runtime(|shutdown| async {
-        crate::drill::run(&prepared, options, &mut TerminalPrompter, &mut reporter, &work_dir, shutdown)
-            .await
-            .map_err(|err| match err {
-                crate::drill::DrillError::Exec(exec) => exec,
-                other => exec::ExecError::Refused(exec::error_chain(&other)),
-            })
+        crate::drill::run(
+            &prepared,
+            options,
+            &mut TerminalPrompter,
+            &mut reporter,
+            &work_dir,
+            shutdown,
+        )
+        .await
+        .map_err(|err| match err {
+            crate::drill::DrillError::Exec(exec) => exec,
+            other => exec::ExecError::Refused(exec::error_chain(&other)),
+        })
     })?;
     let secrets = secret_values(&prepared.runbook, &prepared.params);
-    let built = write_report_with(&prepared.plan, &outcome.run.dir, &secrets, Some(outcome.facts.clone()), &mut reporter)?;
+    let built = write_report_with(
+        &prepared.plan,
+        &outcome.run.dir,
+        &secrets,
+        Some(outcome.facts.clone()),
+        &mut reporter,
+    )?;
     reporter.note(&format!(
         "drill `{}`: {}{}",
         prepared.drill.value.name,
         if outcome.passed() { "PASSED" } else { "FAILED" },
-        outcome.facts.rto.map(|rto| format!(" (RTO {:.1} s)", rto.as_secs_f64())).unwrap_or_default()
+        outcome
+            .facts
+            .rto
+            .map(|rto| format!(" (RTO {:.1} s)", rto.as_secs_f64()))
+            .unwrap_or_default()
     ));
     if outcome.passed() {
         Ok(())

@@ -49,6 +49,8 @@ pub enum Command {
     Report(execute::RunRefArgs),
     /// Restore drills: stage a disaster, recover with a runbook, prove it, report.
     Drill(execute::DrillArgs),
+    /// Start, inspect or remove the local etcd sandbox (no root, no SSH).
+    Sandbox(crate::sandbox::cli::SandboxArgs),
 }
 
 pub use execute::{DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, Output, RunArgs, RunRefArgs};
@@ -125,6 +127,9 @@ pub enum CliError {
     /// A report could not be written.
     #[error("the report could not be written")]
     Report(#[from] crate::report::ReportError),
+    /// A sandbox command failed.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     /// A drill could not be prepared or run.
     #[error(transparent)]
     Drill(#[from] crate::drill::DrillError),
@@ -188,6 +193,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Rollback(args) => execute::rollback(&args),
         Command::Report(args) => execute::report(&args),
         Command::Drill(args) => execute::drill(&args),
+        Command::Sandbox(args) => crate::sandbox::cli::run(&args, out).map_err(CliError::from),
     }?;
     out.flush().map_err(CliError::Output)
 }
@@ -296,9 +302,20 @@ fn read(path: &Path) -> Result<SourceFile, CliError> {
 
 /// What a file given to `validate` turned out to be.
 enum Checked {
-    Runbook { name: String, steps: usize },
-    Inventory { name: String, nodes: usize },
-    Drill { name: String, runbook: String, inventory: String, steps: usize },
+    Runbook {
+        name: String,
+        steps: usize,
+    },
+    Inventory {
+        name: String,
+        nodes: usize,
+    },
+    Drill {
+        name: String,
+        runbook: String,
+        inventory: String,
+        steps: usize,
+    },
 }
 
 fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
@@ -312,8 +329,15 @@ fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Re
             Ok(Checked::Inventory { name, nodes }) => {
                 format!("ok: {shown} (inventory {name}, {nodes} nodes)")
             }
-            Ok(Checked::Drill { name, runbook, inventory, steps }) => {
-                format!("ok: {shown} (drill {name}: runbook {runbook} on inventory {inventory}, {steps} plan steps)")
+            Ok(Checked::Drill {
+                name,
+                runbook,
+                inventory,
+                steps,
+            }) => {
+                format!(
+                    "ok: {shown} (drill {name}: runbook {runbook} on inventory {inventory}, {steps} plan steps)"
+                )
             }
             Err(error) => {
                 failed += 1;

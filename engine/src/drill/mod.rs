@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-pub use spec::{Disaster, DisasterKind, Drill, Expectations, LoseMajority, LoseMember, RestoreDisaster, Seed};
+pub use spec::{
+    Disaster, DisasterKind, Drill, Expectations, LoseMajority, LoseMember, RestoreDisaster, Seed,
+};
 
 use crate::diagnostic::Diagnostics;
 use crate::document::Document;
@@ -28,8 +30,8 @@ use crate::plan::{ParamInput, Plan, compile};
 use crate::report::{DrillFacts, RpoFacts, Verification};
 use crate::runbook::Runbook;
 use crate::runbook::action::{
-    Action, KvPutArgs, NoArgs, SnapshotSaveArgs, VerifyHealthyArgs, VerifyKeyArgs, VerifyLeaderArgs,
-    VerifyMemberCountArgs,
+    Action, KvPutArgs, NoArgs, SnapshotSaveArgs, VerifyHealthyArgs, VerifyKeyArgs,
+    VerifyLeaderArgs, VerifyMemberCountArgs,
 };
 use crate::source::{SourceFile, YamlPath};
 
@@ -107,14 +109,17 @@ impl DrillOutcome {
 }
 
 fn read(path: &Path) -> Result<SourceFile, DrillError> {
-    SourceFile::read(path).map_err(|source| DrillError::Read { path: path.to_owned(), source })
+    SourceFile::read(path).map_err(|source| DrillError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Loads a drill and everything it names, and compiles the runbook: every input is checked here,
 /// before the drill touches anything.
 pub fn prepare(drill_path: &Path, work_dir: Option<&Path>) -> Result<PreparedDrill, DrillError> {
     let drill = Drill::load(read(drill_path)?)?;
-    let disaster = drill.value.disaster_kind(&drill).map_err(Diagnostics::from)?;
+    let disaster = drill.value.disaster_kind(&drill)?;
     let base = drill_path.parent().unwrap_or(Path::new("."));
     let inventory_path = base.join(&drill.value.inventory);
     let runbook_path = base.join(&drill.value.runbook);
@@ -123,14 +128,24 @@ pub fn prepare(drill_path: &Path, work_dir: Option<&Path>) -> Result<PreparedDri
     let (cluster, runbook) = match (cluster, runbook) {
         (Ok(c), Ok(r)) => (c, r),
         (c, r) => {
-            let all = [c.err(), r.err()].into_iter().flatten().flat_map(|d| d.iter().cloned().collect::<Vec<_>>());
+            let all = [c.err(), r.err()]
+                .into_iter()
+                .flatten()
+                .flat_map(|d| d.iter().cloned().collect::<Vec<_>>());
             return Err(Diagnostics::new(all.collect()).into());
         }
     };
     check_nodes(&drill, &disaster, &cluster)?;
     let work_dir = work_dir
         .map(Path::to_owned)
-        .or_else(|| cluster.inventory().controller.work_dir.clone().map(PathBuf::from))
+        .or_else(|| {
+            cluster
+                .inventory()
+                .controller
+                .work_dir
+                .clone()
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(".etcdrill"));
     let mut params: Vec<ParamInput> = drill
         .value
@@ -150,12 +165,18 @@ pub fn prepare(drill_path: &Path, work_dir: Option<&Path>) -> Result<PreparedDri
                 .chars()
                 .filter(char::is_ascii_alphanumeric)
                 .collect();
-            let path = absolute(&work_dir.join("drills").join(format!("{}-{stamp}.db", drill.value.name)));
+            let path = absolute(
+                &work_dir
+                    .join("drills")
+                    .join(format!("{}-{stamp}.db", drill.value.name)),
+            );
             params.push(ParamInput {
                 name: restore.snapshot_param.clone(),
                 value: serde_yaml::Value::String(path.display().to_string()),
                 source: drill.source.clone(),
-                location: drill.map.value(&YamlPath::root().key("disaster").key("restore")),
+                location: drill
+                    .map
+                    .value(&YamlPath::root().key("disaster").key("restore")),
             });
             Some(path)
         }
@@ -179,25 +200,65 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Every node a drill names must be in the inventory.
-fn check_nodes(drill: &Document<Drill>, disaster: &DisasterKind, cluster: &Cluster) -> Result<(), Diagnostics> {
+fn check_nodes(
+    drill: &Document<Drill>,
+    disaster: &DisasterKind,
+    cluster: &Cluster,
+) -> Result<(), Diagnostics> {
     let named: Vec<(&str, YamlPath)> = match disaster {
-        DisasterKind::Restore(r) => r.from.iter().map(|n| (n.as_str(), YamlPath::root().key("disaster").key("restore").key("from"))).collect(),
-        DisasterKind::LoseMember(l) => vec![(l.node.as_str(), YamlPath::root().key("disaster").key("lose_member").key("node"))],
-        DisasterKind::LoseMajority(l) => vec![(l.survivor.as_str(), YamlPath::root().key("disaster").key("lose_majority").key("survivor"))],
+        DisasterKind::Restore(r) => r
+            .from
+            .iter()
+            .map(|n| {
+                (
+                    n.as_str(),
+                    YamlPath::root().key("disaster").key("restore").key("from"),
+                )
+            })
+            .collect(),
+        DisasterKind::LoseMember(l) => vec![(
+            l.node.as_str(),
+            YamlPath::root()
+                .key("disaster")
+                .key("lose_member")
+                .key("node"),
+        )],
+        DisasterKind::LoseMajority(l) => vec![(
+            l.survivor.as_str(),
+            YamlPath::root()
+                .key("disaster")
+                .key("lose_majority")
+                .key("survivor"),
+        )],
     };
-    let leader = drill.value.expect.leader.iter().map(|n| (n.as_str(), YamlPath::root().key("expect").key("leader")));
+    let leader = drill
+        .value
+        .expect
+        .leader
+        .iter()
+        .map(|n| (n.as_str(), YamlPath::root().key("expect").key("leader")));
     let mut problems = Vec::new();
     for (node, path) in named.into_iter().chain(leader) {
         if cluster.node(node).is_none() {
             let names = cluster.nodes.iter().map(|n| n.name.as_str());
             problems.push(
                 drill
-                    .error_at(&path, format!("no node `{node}` in inventory `{}`", cluster.inventory().name))
+                    .error_at(
+                        &path,
+                        format!(
+                            "no node `{node}` in inventory `{}`",
+                            cluster.inventory().name
+                        ),
+                    )
                     .suggest(node, names),
             );
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Diagnostics::new(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics::new(problems))
+    }
 }
 
 /// The runbook that stages a lost member or a lost majority: stop each lost member and delete its
@@ -206,12 +267,23 @@ fn disaster_runbook(disaster: &DisasterKind, cluster: &Cluster) -> Option<String
     let lost: Vec<&str> = match disaster {
         DisasterKind::Restore(_) => return None,
         DisasterKind::LoseMember(l) => vec![l.node.as_str()],
-        DisasterKind::LoseMajority(l) => cluster.nodes.iter().map(|n| n.name.as_str()).filter(|n| *n != l.survivor).collect(),
+        DisasterKind::LoseMajority(l) => cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| *n != l.survivor)
+            .collect(),
     };
     let quoted = |s: &str| serde_json::to_string(s).expect("a string serialises");
-    let mut text = String::from("name: drill-disaster\nsummary: stage the loss of members for a drill\nsteps:\n");
+    let mut text = String::from(
+        "name: drill-disaster\nsummary: stage the loss of members for a drill\nsteps:\n",
+    );
     for (i, node) in lost.iter().enumerate() {
-        let needs = if i == 0 { String::new() } else { format!(", needs: [wipe-{}]", i - 1) };
+        let needs = if i == 0 {
+            String::new()
+        } else {
+            format!(", needs: [wipe-{}]", i - 1)
+        };
         let target = quoted(&format!("node:{node}"));
         text.push_str(&format!(
             "  - {{id: stop-{i}, title: Stop the member (disaster), on: {target}, action: etcd.stop_member{needs}}}\n  - {{id: wipe-{i}, title: Delete its data dir for good (disaster), on: {target}, action: shell, needs: [stop-{i}], destructive: true, rollback: none, with: {{run: 'rm -rf -- {{{{node.data_dir}}}}'}}}}\n"
@@ -223,11 +295,19 @@ fn disaster_runbook(disaster: &DisasterKind, cluster: &Cluster) -> Option<String
 /// The cluster's total number of keys.
 async fn count_keys(access: &EtcdAccess, endpoints: &[String]) -> Result<i64, EtcdError> {
     let mut client = access.client(endpoints).await?;
-    let options = etcd_client::GetOptions::new().with_all_keys().with_count_only();
+    let options = etcd_client::GetOptions::new()
+        .with_all_keys()
+        .with_count_only();
     let response = tokio::time::timeout(CALL_TIMEOUT, client.get("", Some(options)))
         .await
-        .map_err(|_| EtcdError::Timeout { what: "count keys".into(), timeout: CALL_TIMEOUT })?
-        .map_err(|source| EtcdError::Call { what: "count keys".into(), source: source.into() })?;
+        .map_err(|_| EtcdError::Timeout {
+            what: "count keys".into(),
+            timeout: CALL_TIMEOUT,
+        })?
+        .map_err(|source| EtcdError::Call {
+            what: "count keys".into(),
+            source: source.into(),
+        })?;
     Ok(response.count())
 }
 
@@ -242,11 +322,19 @@ pub async fn run(
 ) -> Result<DrillOutcome, DrillError> {
     let cluster = &prepared.cluster;
     let drill = &prepared.drill.value;
-    let access = EtcdAccess::resolve(cluster.inventory().controller.tls.as_ref()).map_err(ExecError::Access)?;
-    let endpoints: Vec<String> = cluster.nodes.iter().map(|n| n.etcd.client_url.clone()).collect();
+    let access = EtcdAccess::resolve(cluster.inventory().controller.tls.as_ref())
+        .map_err(ExecError::Access)?;
+    let endpoints: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.etcd.client_url.clone())
+        .collect();
     let etcd_error = |what: &str| {
         let what = what.to_string();
-        move |source| DrillError::Etcd { what: what.clone(), source }
+        move |source| DrillError::Etcd {
+            what: what.clone(),
+            source,
+        }
     };
     let call = |action: Action| {
         let endpoints = endpoints.clone();
@@ -255,16 +343,36 @@ pub async fn run(
     };
 
     // A drill starts from a healthy cluster, so that the recovery is what it measures.
-    for check in [Action::VerifyHealthy(VerifyHealthyArgs::default()), Action::VerifyNoAlarms(NoArgs {})] {
-        call(check).await.map_err(|err| DrillError::Unhealthy(exec::error_chain(&err)))?;
+    for check in [
+        Action::VerifyHealthy(VerifyHealthyArgs::default()),
+        Action::VerifyNoAlarms(NoArgs {}),
+    ] {
+        call(check)
+            .await
+            .map_err(|err| DrillError::Unhealthy(exec::error_chain(&err)))?;
     }
-    let id: String = humantime::format_rfc3339_millis(SystemTime::now()).to_string().chars().filter(char::is_ascii_alphanumeric).collect();
-    reporter.note(&format!("drill `{}`: seeding {} keys", drill.name, drill.seed.keys));
-    seed(&access, &endpoints, &id, &drill.seed).await.map_err(etcd_error("seed data"))?;
-    let canary = (format!("{PREFIX}{id}/canary"), format!("before the disaster, {id}"));
-    call(Action::EtcdKvPut(KvPutArgs { key: canary.0.clone(), value: canary.1.clone() }))
+    let id: String = humantime::format_rfc3339_millis(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    reporter.note(&format!(
+        "drill `{}`: seeding {} keys",
+        drill.name, drill.seed.keys
+    ));
+    seed(&access, &endpoints, &id, &drill.seed)
         .await
-        .map_err(etcd_error("write the canary"))?;
+        .map_err(etcd_error("seed data"))?;
+    let canary = (
+        format!("{PREFIX}{id}/canary"),
+        format!("before the disaster, {id}"),
+    );
+    call(Action::EtcdKvPut(KvPutArgs {
+        key: canary.0.clone(),
+        value: canary.1.clone(),
+    }))
+    .await
+    .map_err(etcd_error("write the canary"))?;
 
     // Stage the disaster.
     let mut rpo = None;
@@ -272,12 +380,19 @@ pub async fn run(
     let expected_keys;
     match &prepared.disaster {
         DisasterKind::Restore(restore) => {
-            let path = prepared.snapshot.as_ref().expect("a restore drill has a snapshot path");
+            let path = prepared
+                .snapshot
+                .as_ref()
+                .expect("a restore drill has a snapshot path");
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|source| DrillError::Read { path: parent.to_owned(), source })?;
+                std::fs::create_dir_all(parent).map_err(|source| DrillError::Read {
+                    path: parent.to_owned(),
+                    source,
+                })?;
             }
-            expected_keys = count_keys(&access, &endpoints).await.map_err(etcd_error("count keys"))?;
+            expected_keys = count_keys(&access, &endpoints)
+                .await
+                .map_err(etcd_error("count keys"))?;
             let from = restore
                 .from
                 .as_deref()
@@ -288,34 +403,76 @@ pub async fn run(
                 &access,
                 cluster,
                 std::slice::from_ref(&from.etcd.client_url),
-                &Action::EtcdSnapshotSave(SnapshotSaveArgs { path: path.display().to_string() }),
+                &Action::EtcdSnapshotSave(SnapshotSaveArgs {
+                    path: path.display().to_string(),
+                }),
                 Duration::from_secs(600),
             )
             .await
             .map_err(etcd_error("save the snapshot"))?;
-            reporter.note(&format!("drill: snapshot saved to {} ({} bytes)", path.display(), saved.outputs.get("size").map_or("?", String::as_str)));
+            reporter.note(&format!(
+                "drill: snapshot saved to {} ({} bytes)",
+                path.display(),
+                saved.outputs.get("size").map_or("?", String::as_str)
+            ));
             let key = format!("{PREFIX}{id}/after-snapshot");
-            let written = call(Action::EtcdKvPut(KvPutArgs { key: key.clone(), value: "written after the snapshot: must vanish".into() }))
-                .await
-                .map_err(etcd_error("write past the snapshot"))?;
-            let snapshot_revision: Option<u64> = saved.outputs.get("revision").and_then(|r| r.parse().ok());
-            let disaster_revision: Option<u64> = written.outputs.get("revision").and_then(|r| r.parse().ok());
+            let written = call(Action::EtcdKvPut(KvPutArgs {
+                key: key.clone(),
+                value: "written after the snapshot: must vanish".into(),
+            }))
+            .await
+            .map_err(etcd_error("write past the snapshot"))?;
+            let snapshot_revision: Option<u64> =
+                saved.outputs.get("revision").and_then(|r| r.parse().ok());
+            let disaster_revision: Option<u64> =
+                written.outputs.get("revision").and_then(|r| r.parse().ok());
             rpo = Some(RpoFacts {
                 snapshot_age: saved_at.elapsed().unwrap_or_default(),
-                revisions_lost: snapshot_revision.zip(disaster_revision).map(|(s, d)| d.saturating_sub(s)),
+                revisions_lost: snapshot_revision
+                    .zip(disaster_revision)
+                    .map(|(s, d)| d.saturating_sub(s)),
             });
             doomed = Some(key);
         }
         _ => {
-            expected_keys = count_keys(&access, &endpoints).await.map_err(etcd_error("count keys"))?;
-            let text = disaster_runbook(&prepared.disaster, cluster).expect("a member-loss disaster has a runbook");
+            expected_keys = count_keys(&access, &endpoints)
+                .await
+                .map_err(etcd_error("count keys"))?;
+            let text = disaster_runbook(&prepared.disaster, cluster)
+                .expect("a member-loss disaster has a runbook");
             let disaster = Runbook::load(SourceFile::new("(drill disaster)", text))?;
             let plan = compile(&disaster, cluster, &[])?;
             reporter.note("drill: staging the disaster");
-            let inputs = RunInputs { runbook: &disaster, cluster, params: &[], plan: &plan, secrets: vec![] };
-            let staged = exec::run(inputs, options.clone(), prompter, reporter, work_dir, |dir| RunRecord::new(&dir.id, Path::new("(drill disaster)"), &prepared.paths.1, false), shutdown.clone()).await?;
+            let inputs = RunInputs {
+                runbook: &disaster,
+                cluster,
+                params: &[],
+                plan: &plan,
+                secrets: vec![],
+            };
+            let staged = exec::run(
+                inputs,
+                options.clone(),
+                prompter,
+                reporter,
+                work_dir,
+                |dir| {
+                    RunRecord::new(
+                        &dir.id,
+                        Path::new("(drill disaster)"),
+                        &prepared.paths.1,
+                        false,
+                    )
+                },
+                shutdown.clone(),
+            )
+            .await?;
             if staged.result != RunResult::Succeeded {
-                return Err(ExecError::Refused(format!("the disaster could not be staged (run {})", staged.dir.path.display())).into());
+                return Err(ExecError::Refused(format!(
+                    "the disaster could not be staged (run {})",
+                    staged.dir.path.display()
+                ))
+                .into());
             }
         }
     }
@@ -333,12 +490,20 @@ pub async fn run(
     let record = |dir: &crate::exec::run_dir::RunDir| {
         let mut record = RunRecord::new(&dir.id, &prepared.paths.0, &prepared.paths.1, false);
         for input in &prepared.params {
-            let secret = prepared.runbook.value.params.get(&input.name).is_some_and(|p| p.secret);
+            let secret = prepared
+                .runbook
+                .value
+                .params
+                .get(&input.name)
+                .is_some_and(|p| p.secret);
             record.add_param(&input.name, &input.value, secret);
         }
         record
     };
-    let run = exec::run(inputs, options, prompter, reporter, work_dir, record, shutdown).await?;
+    let run = exec::run(
+        inputs, options, prompter, reporter, work_dir, record, shutdown,
+    )
+    .await?;
 
     // Verify until everything holds or the settle time is over.
     let deadline = declared.elapsed() + drill.expect.settle.0;
@@ -346,7 +511,17 @@ pub async fn run(
     let mut verifications;
     let mut rto = None;
     loop {
-        verifications = verify(&access, cluster, &endpoints, members, drill, &canary, doomed.as_deref(), expected_keys).await;
+        verifications = verify(
+            &access,
+            cluster,
+            &endpoints,
+            members,
+            drill,
+            &canary,
+            doomed.as_deref(),
+            expected_keys,
+        )
+        .await;
         if verifications.iter().all(|v| v.passed) {
             rto = Some(declared.elapsed());
             break;
@@ -356,7 +531,14 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(DrillOutcome { run, facts: DrillFacts { rto, rpo, verifications } })
+    Ok(DrillOutcome {
+        run,
+        facts: DrillFacts {
+            rto,
+            rpo,
+            verifications,
+        },
+    })
 }
 
 /// Checks the recovered cluster.
@@ -372,26 +554,51 @@ async fn verify(
     expected_keys: i64,
 ) -> Vec<Verification> {
     let mut checks: Vec<(String, Action)> = vec![
-        ("every endpoint is healthy".into(), Action::VerifyHealthy(VerifyHealthyArgs::default())),
-        ("no alarm is active".into(), Action::VerifyNoAlarms(NoArgs {})),
-        (format!("{members} voting members, no learner"), Action::VerifyMemberCount(VerifyMemberCountArgs { voting: members, learners: 0 })),
+        (
+            "every endpoint is healthy".into(),
+            Action::VerifyHealthy(VerifyHealthyArgs::default()),
+        ),
+        (
+            "no alarm is active".into(),
+            Action::VerifyNoAlarms(NoArgs {}),
+        ),
+        (
+            format!("{members} voting members, no learner"),
+            Action::VerifyMemberCount(VerifyMemberCountArgs {
+                voting: members,
+                learners: 0,
+            }),
+        ),
         (
             match &drill.expect.leader {
                 Some(node) => format!("`{node}` leads"),
                 None => "a leader is elected".into(),
             },
-            Action::VerifyLeader(VerifyLeaderArgs { node: drill.expect.leader.clone() }),
+            Action::VerifyLeader(VerifyLeaderArgs {
+                node: drill.expect.leader.clone(),
+            }),
         ),
-        ("every member holds the same data (hash-kv)".into(), Action::VerifyHashKv(NoArgs {})),
+        (
+            "every member holds the same data (hash-kv)".into(),
+            Action::VerifyHashKv(NoArgs {}),
+        ),
         (
             "the canary written before the disaster is back".into(),
-            Action::VerifyKey(VerifyKeyArgs { key: canary.0.clone(), value: Some(canary.1.clone()), present: true }),
+            Action::VerifyKey(VerifyKeyArgs {
+                key: canary.0.clone(),
+                value: Some(canary.1.clone()),
+                present: true,
+            }),
         ),
     ];
     if let Some(key) = doomed {
         checks.push((
             "the key written after the snapshot is gone".into(),
-            Action::VerifyKey(VerifyKeyArgs { key: key.to_string(), value: None, present: false }),
+            Action::VerifyKey(VerifyKeyArgs {
+                key: key.to_string(),
+                value: None,
+                present: false,
+            }),
         ));
     }
     let mut results = Vec::new();
@@ -407,7 +614,11 @@ async fn verify(
         });
     }
     let count = count_keys(access, endpoints).await;
-    let name = if doomed.is_some() { "the key count is the snapshot's" } else { "no key was lost" };
+    let name = if doomed.is_some() {
+        "the key count is the snapshot's"
+    } else {
+        "no key was lost"
+    };
     results.push(Verification {
         name: name.into(),
         passed: matches!(count, Ok(n) if n == expected_keys),
@@ -419,14 +630,30 @@ async fn verify(
     results
 }
 
-async fn seed(access: &EtcdAccess, endpoints: &[String], id: &str, seed: &Seed) -> Result<(), EtcdError> {
+async fn seed(
+    access: &EtcdAccess,
+    endpoints: &[String],
+    id: &str,
+    seed: &Seed,
+) -> Result<(), EtcdError> {
     let mut client = access.client(endpoints).await?;
     for i in 0..seed.keys {
-        let value: String = (0..seed.value_bytes).map(|j| char::from(b'a' + ((i + j) % 26) as u8)).collect();
-        tokio::time::timeout(CALL_TIMEOUT, client.put(format!("{PREFIX}{id}/seed/{i:06}"), value, None))
-            .await
-            .map_err(|_| EtcdError::Timeout { what: "seed".into(), timeout: CALL_TIMEOUT })?
-            .map_err(|source| EtcdError::Call { what: "seed".into(), source: source.into() })?;
+        let value: String = (0..seed.value_bytes)
+            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+            .collect();
+        tokio::time::timeout(
+            CALL_TIMEOUT,
+            client.put(format!("{PREFIX}{id}/seed/{i:06}"), value, None),
+        )
+        .await
+        .map_err(|_| EtcdError::Timeout {
+            what: "seed".into(),
+            timeout: CALL_TIMEOUT,
+        })?
+        .map_err(|source| EtcdError::Call {
+            what: "seed".into(),
+            source: source.into(),
+        })?;
     }
     Ok(())
 }
@@ -435,7 +662,14 @@ fn secret_values(prepared: &PreparedDrill) -> Vec<String> {
     prepared
         .params
         .iter()
-        .filter(|p| prepared.runbook.value.params.get(&p.name).is_some_and(|s| s.secret))
+        .filter(|p| {
+            prepared
+                .runbook
+                .value
+                .params
+                .get(&p.name)
+                .is_some_and(|s| s.secret)
+        })
         .filter_map(|p| p.value.as_str().map(str::to_owned))
         .collect()
 }
@@ -451,12 +685,27 @@ mod tests {
             "name: c\ndefaults: {etcd: {management: {static_pod: {}}}}\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: 'b; x', address: 10.0.0.2}\n  - {name: c, address: 10.0.0.3}\n",
         ))
         .unwrap();
-        let text = disaster_runbook(&DisasterKind::LoseMajority(LoseMajority { survivor: "a".into() }), &cluster).unwrap();
+        let text = disaster_runbook(
+            &DisasterKind::LoseMajority(LoseMajority {
+                survivor: "a".into(),
+            }),
+            &cluster,
+        )
+        .unwrap();
         let runbook = Runbook::load(SourceFile::new("d.yaml", text)).unwrap();
         let plan = compile(&runbook, &cluster, &[]).unwrap();
         let keys: Vec<String> = plan.steps().map(|(_, s)| s.key.clone()).collect();
         assert_eq!(keys, ["stop-0@b; x", "wipe-0@b; x", "stop-1@c", "wipe-1@c"]);
         assert!(plan.graph.node_weights().filter(|s| s.destructive).count() == 2);
-        assert!(disaster_runbook(&DisasterKind::Restore(RestoreDisaster { snapshot_param: "s".into(), from: None }), &cluster).is_none());
+        assert!(
+            disaster_runbook(
+                &DisasterKind::Restore(RestoreDisaster {
+                    snapshot_param: "s".into(),
+                    from: None
+                }),
+                &cluster
+            )
+            .is_none()
+        );
     }
 }

@@ -159,13 +159,16 @@ impl Drill {
     pub fn load(source: SourceFile) -> Result<Document<Drill>, Diagnostics> {
         let document = Document::<Drill>::parse(source)?;
         let mut sink = DiagnosticSink::default();
-        if let Err(diagnostic) = document.value.disaster_kind(&document) {
-            sink.push(diagnostic);
+        if let Err(problem) = document.value.disaster_kind(&document) {
+            problem.iter().cloned().for_each(|d| sink.push(d));
         }
         if document.value.seed.keys == 0 {
             sink.push(
                 document
-                    .error_at(&YamlPath::root().key("seed").key("keys"), "a drill needs at least one seeded key")
+                    .error_at(
+                        &YamlPath::root().key("seed").key("keys"),
+                        "a drill needs at least one seeded key",
+                    )
                     .hint("the seeded keys are what the verification counts"),
             );
         }
@@ -173,12 +176,15 @@ impl Drill {
     }
 
     /// The disaster's one form.
-    pub fn disaster_kind(&self, document: &Document<Drill>) -> Result<DisasterKind, crate::diagnostic::Diagnostic> {
+    pub fn disaster_kind(&self, document: &Document<Drill>) -> Result<DisasterKind, Diagnostics> {
         let disaster = &self.disaster;
         let given: Vec<DisasterKind> = [
             disaster.restore.clone().map(DisasterKind::Restore),
             disaster.lose_member.clone().map(DisasterKind::LoseMember),
-            disaster.lose_majority.clone().map(DisasterKind::LoseMajority),
+            disaster
+                .lose_majority
+                .clone()
+                .map(DisasterKind::LoseMajority),
         ]
         .into_iter()
         .flatten()
@@ -190,7 +196,8 @@ impl Drill {
                     &YamlPath::root().key("disaster"),
                     format!("`disaster` names {} forms", given.len()),
                 )
-                .expected("exactly one of `restore: {}`, `lose_member: {node}` or `lose_majority: {survivor}`")),
+                .expected("exactly one of `restore: {}`, `lose_member: {node}` or `lose_majority: {survivor}`")
+                .into()),
         }
     }
 }
@@ -210,24 +217,42 @@ mod tests {
         let drill = load(&format!("{HEAD}disaster: {{restore: {{}}}}\n")).unwrap();
         assert_eq!(
             drill.value.disaster_kind(&drill).unwrap(),
-            DisasterKind::Restore(RestoreDisaster { snapshot_param: "snapshot".into(), from: None })
+            DisasterKind::Restore(RestoreDisaster {
+                snapshot_param: "snapshot".into(),
+                from: None
+            })
         );
         let err = load(&format!("{HEAD}disaster: {{}}\n")).unwrap_err();
         assert!(err.contains("`disaster` names 0 forms"), "{err}");
-        let err = load(&format!("{HEAD}disaster: {{restore: {{}}, lose_member: {{node: a}}}}\n")).unwrap_err();
+        let err = load(&format!(
+            "{HEAD}disaster: {{restore: {{}}, lose_member: {{node: a}}}}\n"
+        ))
+        .unwrap_err();
         assert!(err.contains("names 2 forms"), "{err}");
     }
 
     #[test]
     fn defaults_are_sensible() {
-        let drill = load(&format!("{HEAD}disaster: {{lose_majority: {{survivor: cp1}}}}\n")).unwrap();
-        assert_eq!(drill.value.seed, Seed { keys: 100, value_bytes: 256 });
+        let drill = load(&format!(
+            "{HEAD}disaster: {{lose_majority: {{survivor: cp1}}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            drill.value.seed,
+            Seed {
+                keys: 100,
+                value_bytes: 256
+            }
+        );
         assert_eq!(drill.value.expect.settle, HumanDuration::from_secs(120));
     }
 
     #[test]
     fn unknown_fields_are_located() {
-        let err = load(&format!("{HEAD}disaster: {{restore: {{}}}}\nexpect: {{memebrs: 3}}\n")).unwrap_err();
+        let err = load(&format!(
+            "{HEAD}disaster: {{restore: {{}}}}\nexpect: {{memebrs: 3}}\n"
+        ))
+        .unwrap_err();
         assert!(err.contains("unknown field `memebrs`"), "{err}");
         assert!(err.contains("drill.yaml:6:"), "{err}");
     }

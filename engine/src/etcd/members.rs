@@ -177,9 +177,10 @@ pub(crate) async fn member_add(
                 )
             } else if message.contains("unhealthy cluster") {
                 format!(
-                    "etcd refuses membership changes until the leader has been connected to \
-                     every voting member for 5 s (strict reconfig check); retry once every \
-                     member is healthy (etcd: {message})"
+                    "etcd refuses to add a member until the member receiving the request has \
+                     been connected to every other voting member it knows for 5 s (strict \
+                     reconfig check), so soon after a member started or was removed; retry \
+                     (etcd: {message})"
                 )
             } else {
                 message

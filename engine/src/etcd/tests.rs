@@ -690,9 +690,7 @@ async fn verify_accepts_a_well_formed_file_and_names_the_problem_otherwise() {
         path
     };
     // 3 MiB of data spans several read buffers; the trailer straddles nothing.
-    let data: Vec<u8> = (0..3 * 1024 * 1024 + 512)
-        .map(|i| (i % 251) as u8)
-        .collect();
+    let data = crate::snapshot::test_db::sample(3 * 1024 * 1024);
     let digest = Sha256::digest(&data);
     let mut good = data.clone();
     good.extend_from_slice(&digest);

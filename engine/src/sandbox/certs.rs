@@ -5,34 +5,13 @@
 //! Every key is a P-256 key; the configuration is written next to the files, so the system's
 //! `openssl.cnf` plays no part.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::SandboxError;
-use crate::inventory::TlsFiles;
 
 /// How long the sandbox's certificates are valid.
 const DAYS: &str = "825";
-
-/// The certificate and key of one member's server or peer side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Pair {
-    pub(crate) cert: PathBuf,
-    pub(crate) key: PathBuf,
-}
-
-/// Every certificate of a sandbox.
-#[derive(Debug, Clone)]
-pub(crate) struct Certs {
-    /// The CA that signed everything else.
-    pub(crate) ca: PathBuf,
-    /// Per member, in member order: the client-facing server certificate.
-    pub(crate) server: Vec<Pair>,
-    /// Per member, in member order: the peer certificate (server and client use).
-    pub(crate) peer: Vec<Pair>,
-    /// The client certificate, with the CA.
-    pub(crate) client: TlsFiles,
-}
 
 const CA_CONFIG: &str = "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = etcdrill sandbox CA\n[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n";
 
@@ -41,8 +20,9 @@ const MEMBER_EXT: &str = "basicConstraints = critical,CA:FALSE\nkeyUsage = criti
 
 const CLIENT_EXT: &str = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n";
 
-/// Makes every certificate of a sandbox of `members` (named `names`) in `pki`.
-pub(crate) fn make(pki: &Path, names: &[String]) -> Result<Certs, SandboxError> {
+/// Makes every certificate of a sandbox whose members are `names`, in `pki`: `ca.crt`,
+/// `NAME-server.crt`, `NAME-peer.crt` and `client.crt`, each with its `.key`.
+pub(crate) fn make(pki: &Path, names: &[String]) -> Result<(), SandboxError> {
     std::fs::create_dir_all(pki).map_err(SandboxError::io("create", pki))?;
     write(&pki.join("ca.cnf"), CA_CONFIG)?;
     write(&pki.join("member.ext"), MEMBER_EXT)?;
@@ -70,7 +50,7 @@ pub(crate) fn make(pki: &Path, names: &[String]) -> Result<Certs, SandboxError> 
         ],
     )?;
     let mut serial = 1u32;
-    let mut leaf = |name: &str, ext: &str| -> Result<Pair, SandboxError> {
+    let mut leaf = |name: &str, ext: &str| -> Result<(), SandboxError> {
         serial += 1;
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
@@ -115,29 +95,13 @@ pub(crate) fn make(pki: &Path, names: &[String]) -> Result<Certs, SandboxError> 
             ],
         )?;
         let _ = std::fs::remove_file(pki.join(&csr));
-        Ok(Pair {
-            cert: pki.join(cert),
-            key: pki.join(key),
-        })
+        Ok(())
     };
-    let mut server = Vec::new();
-    let mut peer = Vec::new();
     for name in names {
-        server.push(leaf(&format!("{name}-server"), "member.ext")?);
-        peer.push(leaf(&format!("{name}-peer"), "member.ext")?);
+        leaf(&format!("{name}-server"), "member.ext")?;
+        leaf(&format!("{name}-peer"), "member.ext")?;
     }
-    let client = leaf("client", "client.ext")?;
-    let shown = |p: &Path| p.display().to_string();
-    Ok(Certs {
-        ca: pki.join("ca.crt"),
-        server,
-        peer,
-        client: TlsFiles {
-            ca: shown(&pki.join("ca.crt")),
-            cert: shown(&client.cert),
-            key: shown(&client.key),
-        },
-    })
+    leaf("client", "client.ext")
 }
 
 fn write(path: &Path, text: &str) -> Result<(), SandboxError> {

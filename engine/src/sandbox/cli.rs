@@ -110,13 +110,29 @@ pub fn up_text(sandbox: &Sandbox, binaries: &EtcdBinaries) -> String {
         ));
     }
     let inventory = sandbox.inventory_path();
+    let no_bump = if has_bump_revision(&sandbox.etcd_version) {
+        ""
+    } else {
+        " -p bump_revision=0 -p mark_compacted=false"
+    };
     text.push_str(&format!(
-        "inventory: {}\nrestore drill: etcdrill run runbooks/restore-3-node.yaml -i {} -p snapshot=FILE\nstop and remove: etcdrill sandbox down --dir {}\n",
+        "inventory: {}\nrestore: etcdrill run runbooks/restore-3-node.yaml -i {} -p snapshot=FILE{no_bump}\nstop and remove: etcdrill sandbox down --dir {}\n",
         inventory.display(),
         inventory.display(),
         sandbox.dir.display()
     ));
     text
+}
+
+/// Whether this etcd version's etcdutl has `--bump-revision` (3.5.10 and later, 3.6).
+fn has_bump_revision(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    (major, minor, patch) >= (3, 6, 0) || (major, minor) == (3, 5) && patch >= 10
 }
 
 /// What `status` prints: one line per member.
@@ -147,4 +163,21 @@ pub fn status_text(status: &SandboxStatus) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bump_revision_arrived_in_3_5_10() {
+        for (version, has) in [
+            ("3.4.30", false),
+            ("3.5.1", false),
+            ("3.5.9", false),
+            ("3.5.10", true),
+            ("3.6.0", true),
+            ("unknown", false),
+        ] {
+            assert_eq!(super::has_bump_revision(version), has, "{version}");
+        }
+    }
 }

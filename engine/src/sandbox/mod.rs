@@ -66,8 +66,11 @@ const FORMAT: u32 = 1;
 /// How long `up` waits for every member to be healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
-/// How long `down` waits after SIGTERM, and again after SIGKILL.
-const DOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long `down` waits for killed members to be gone.
+pub const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// Processes, each as its pid and process name.
+pub type Processes = Vec<(u32, String)>;
 
 /// Why a sandbox command failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,12 @@ pub enum SandboxError {
         dir: PathBuf,
         /// Whether it holds a sandbox.
         is_sandbox: bool,
+    },
+    /// There is no sandbox directory.
+    #[error("there is no sandbox at {} (`etcdrill sandbox up --dir {}` makes one)", dir.display(), dir.display())]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
     },
     /// The directory is not a sandbox (no marker file).
     #[error("{} is not an etcdrill sandbox (it has no {MARKER} file); nothing was touched", dir.display())]
@@ -298,8 +307,8 @@ impl SandboxStatus {
 pub struct DownReport {
     /// The directory removed.
     pub dir: PathBuf,
-    /// The processes stopped: pid and process name.
-    pub stopped: Vec<(u32, String)>,
+    /// The processes stopped.
+    pub stopped: Processes,
 }
 
 fn utf8(path: &Path) -> Result<String, SandboxError> {
@@ -429,7 +438,7 @@ impl Sandbox {
         let dir = dir
             .canonicalize()
             .map_err(SandboxError::io("resolve", dir))?;
-        let root = utf8(&dir)?;
+        utf8(&dir)?;
         let id = format!("{:06x}", random_u64() & 0xff_ffff);
         let names: Vec<String> = (1..=members).map(|i| format!("m{i}")).collect();
         let ports = free_ports(3 * members)?;
@@ -486,8 +495,7 @@ impl Sandbox {
         // The marker first: from here on `down` can clean up whatever follows.
         sandbox.write_marker()?;
         mkdir(&pki, 0o700)?;
-        let made = certs::make(&pki, &names)?;
-        debug_assert_eq!(made.client, sandbox.client_tls);
+        certs::make(&pki, &names)?;
         mkdir(&bin, 0o755)?;
         let initial_cluster = sandbox
             .members
@@ -575,6 +583,11 @@ impl Sandbox {
         let path = dir.join(MARKER);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                return Err(SandboxError::Missing {
+                    dir: dir.to_path_buf(),
+                });
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SandboxError::NotASandbox {
                     dir: dir.to_path_buf(),
@@ -708,7 +721,7 @@ impl Sandbox {
     }
 
     /// Every running process of this sandbox's members: from the pid files and by process name.
-    pub fn processes(&self) -> Vec<(u32, String)> {
+    pub fn processes(&self) -> Processes {
         let names: Vec<String> = self
             .members
             .iter()
@@ -725,11 +738,14 @@ impl Sandbox {
         procs
     }
 
-    /// Stops every member process (SIGTERM, then SIGKILL), leaving the directory; returns the
-    /// processes stopped and those that survived.
-    pub fn stop_all(&self) -> (Vec<(u32, String)>, Vec<(u32, String)>) {
+    /// Kills every member process with SIGKILL, leaving the directory; returns the processes
+    /// killed and those still alive [`KILL_WAIT`] later. Only for a sandbox about to be removed
+    /// or one that failed to come up: SIGTERM to all members at once makes leadership bounce
+    /// between members that are all shutting down, which took ~7 s; a graceful stop of one
+    /// member is `mN/service stop`.
+    pub fn stop_all(&self) -> (Processes, Processes) {
         let procs = self.processes();
-        let left = process::terminate(&procs, DOWN_GRACE);
+        let left = process::kill(&procs, KILL_WAIT);
         (procs, left)
     }
 
@@ -762,8 +778,8 @@ impl Sandbox {
         Ok(SandboxStatus { sandbox, members })
     }
 
-    /// Stops every member and removes the directory. Refuses a directory without the marker
-    /// file, and keeps the directory if a process survives SIGKILL.
+    /// Kills every member (its data is about to go) and removes the directory. Refuses a
+    /// directory without the marker file, and keeps the directory if a process survives SIGKILL.
     pub fn down(dir: &Path) -> Result<DownReport, SandboxError> {
         let sandbox = Self::open(dir)?;
         let (stopped, left) = sandbox.stop_all();

@@ -1,5 +1,6 @@
 //! The sandbox's processes as Linux sees them: a member is alive while a process with its own
-//! name runs (a zombie counts as gone), and stopping is SIGTERM, a grace period, then SIGKILL.
+//! name runs (a zombie counts as gone). `down` kills them; graceful stops are the service
+//! script's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,31 +68,14 @@ fn signal(pid: u32, signo: i32) {
     }
 }
 
-/// Stops every (pid, name): SIGTERM to all, then SIGKILL to those still alive after `grace`;
-/// returns those still alive `grace` after the SIGKILL (normally none).
-pub(crate) fn terminate(procs: &[(u32, String)], grace: Duration) -> Vec<(u32, String)> {
-    let still = |procs: &[(u32, String)]| -> Vec<(u32, String)> {
-        procs
-            .iter()
-            .filter(|(pid, name)| alive(*pid, name))
-            .cloned()
-            .collect()
-    };
+/// Kills every (pid, name) with SIGKILL at once; returns those still alive after `within`.
+pub(crate) fn kill(procs: &[(u32, String)], within: Duration) -> Vec<(u32, String)> {
     for (pid, name) in procs {
         if alive(*pid, name) {
-            signal(*pid, libc::SIGTERM);
+            signal(*pid, libc::SIGKILL);
         }
     }
-    let mut left = wait_gone(procs, grace);
-    if !left.is_empty() {
-        for (pid, name) in &left {
-            if alive(*pid, name) {
-                signal(*pid, libc::SIGKILL);
-            }
-        }
-        left = wait_gone(&left, grace);
-    }
-    still(&left)
+    wait_gone(procs, within)
 }
 
 /// Waits until none of `procs` is alive or `within` passes; returns those still alive.
@@ -116,7 +100,7 @@ mod tests {
     use std::process::Command;
 
     #[test]
-    fn a_named_process_is_found_terminated_and_reaped_processes_count_as_gone() {
+    fn a_named_process_is_found_killed_and_unreaped_processes_count_as_gone() {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("sbtest{}", std::process::id() % 100_000);
         let link = dir.path().join(&name);
@@ -134,7 +118,7 @@ mod tests {
             vec![(pid, name.clone())]
         );
         // Our own child stays a zombie until we wait: it must already count as gone.
-        let left = terminate(&[(pid, name.clone())], Duration::from_secs(5));
+        let left = kill(&[(pid, name.clone())], Duration::from_secs(5));
         assert!(left.is_empty(), "{left:?}");
         child.wait().unwrap();
         assert!(find_by_name(&[name]).is_empty());

@@ -4,7 +4,7 @@
 //!
 //! `start` runs the member's own link to etcd (so the process has the member's own name, which
 //! `pgrep -x` in node scripts waits on) in a session of its own, detached from whatever started
-//! it, output to `etcd.log`, pid to `etcd.pid`. `stop` sends SIGTERM, waits for the process to
+//! it, under a small `sh` that reaps it; output to `etcd.log`, pid to `etcd.pid`. `stop` sends SIGTERM, waits for the process to
 //! be gone, and sends SIGKILL after [`STOP_GRACE_SECS`].
 
 use super::Member;
@@ -71,8 +71,9 @@ start)
   if running; then echo "$name already runs (pid $pid)"; exit 0; fi
   [ -f "$env_file" ] || {{ echo "no env file $env_file" >&2; exit 1; }}
   # A session of its own: the caller's process group can be killed without taking etcd along.
-  # The inner sh writes its pid and then becomes etcd (exec keeps the pid).
-  setsid sh -c 'echo $$ > "$1"; set -a; . "$2"; set +a; exec "$3"' sh "$pid_file" "$env_file" "$bin" </dev/null >>"$log" 2>&1 &
+  # The sh in it stays etcd's parent and reaps it the moment it exits, so no zombie under the
+  # member's name outlives a stop (pgrep -x sees zombies; some init processes reap late).
+  setsid sh -c 'set -a; . "$2"; set +a; "$3" & echo $! > "$1"; wait' sh "$pid_file" "$env_file" "$bin" </dev/null >>"$log" 2>&1 &
   i=0
   while [ "$i" -lt 100 ]; do
     if running; then echo "started $name (pid $pid)"; exit 0; fi

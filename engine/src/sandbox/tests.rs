@@ -210,13 +210,9 @@ fn files_inventory_and_service_script_without_etcd() {
     );
     let status = Command::new(service).arg("status").output().unwrap();
     assert_eq!(status.status.code(), Some(3));
-    assert!(
-        Command::new(service)
-            .arg("stop")
-            .status()
-            .unwrap()
-            .success()
-    );
+    let stop = Command::new(service).arg("stop").output().unwrap();
+    assert!(stop.status.success());
+    assert!(String::from_utf8_lossy(&stop.stdout).contains("is not running"));
 
     // Certificates: the CA signed the server, peer and client certificates, for 127.0.0.1.
     let pki = dir.join("pki");
@@ -295,7 +291,7 @@ fn even_member_counts_and_foreign_directories_are_refused() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn three_members_up_with_mutual_tls_status_and_down() {
     let Some(up) = Up::start(3).await else {
         return;
@@ -407,7 +403,7 @@ async fn three_members_up_with_mutual_tls_status_and_down() {
     assert!(process::find_by_name(&names).is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn stock_restore_runs_on_the_sandbox() {
     let Some(up) = Up::start(3).await else {
         return;
@@ -525,6 +521,46 @@ async fn stock_restore_runs_on_the_sandbox() {
             });
         assert!(kept, "{}: no data.before-restore-* kept", member.name);
     }
+}
+
+#[test]
+fn cli_up_status_down() {
+    use cli::{SandboxArgs, SandboxCommand};
+    if binaries().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sb");
+    let run = |command: SandboxCommand| {
+        let mut out = Vec::new();
+        let result = cli::run(&SandboxArgs { command }, &mut out);
+        (result, String::from_utf8(out).unwrap())
+    };
+    let (result, text) = run(SandboxCommand::Up {
+        members: 1,
+        dir: dir.clone(),
+    });
+    // Whatever happens next, nothing outlives the test.
+    let _guard = Sandbox::open(&dir).ok().map(|sandbox| Up {
+        sandbox,
+        _tmp: tempfile::tempdir().unwrap(),
+    });
+    result.unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
+    assert!(text.contains("is up: 1 members"), "{text}");
+    assert!(text.contains("inventory.yaml"), "{text}");
+    let (result, text) = run(SandboxCommand::Status { dir: dir.clone() });
+    result.unwrap();
+    assert!(text.contains("leader: m1"), "{text}");
+    assert!(text.contains("healthy"), "{text}");
+    let (result, text) = run(SandboxCommand::Down { dir: dir.clone() });
+    result.unwrap();
+    assert!(text.contains("stopped 1 process(es)"), "{text}");
+    assert!(!dir.exists());
+    let (result, _) = run(SandboxCommand::Status { dir: dir.clone() });
+    assert!(
+        matches!(result, Err(SandboxError::Missing { .. })),
+        "{result:?}"
+    );
 }
 
 /// A progress sink the test can read back.

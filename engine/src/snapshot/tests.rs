@@ -891,18 +891,29 @@ fn status_agrees_with_etcdutl_3_5_on_real_snapshots() {
     });
     snapshots.push(etcd.save("lease.db"));
 
-    etcd.with_client(|mut c| async move {
-        for i in 0..3000usize {
-            // Mostly 1-4 KiB, every 50th 20 KiB: leaf pages with overflow.
-            let size = if i % 50 == 0 {
-                20_000
-            } else {
-                1000 + (i * 37) % 3000
-            };
-            let v: String = (0..size)
-                .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
-                .collect();
-            c.put(format!("big/{i:05}"), v, None).await.unwrap();
+    etcd.with_client(|c| async move {
+        // 16 writers, so etcd batches their fsyncs: sequential puts take ~30 ms each here.
+        let writers: Vec<_> = (0..16usize)
+            .map(|w| {
+                let mut c = c.clone();
+                tokio::spawn(async move {
+                    for i in (w..3000).step_by(16) {
+                        // Mostly 1-4 KiB, every 50th 20 KiB: leaf pages with overflow.
+                        let size = if i % 50 == 0 {
+                            20_000
+                        } else {
+                            1000 + (i * 37) % 3000
+                        };
+                        let v: String = (0..size)
+                            .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+                            .collect();
+                        c.put(format!("big/{i:05}"), v, None).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
         }
     });
     snapshots.push(etcd.save("large-values.db"));

@@ -1,0 +1,526 @@
+//! The stock runbooks against real clusters: each test starts a test bed, brings about the
+//! disaster its runbook is for, runs the real `etcdrill` binary on `runbooks/*.yaml` and checks
+//! the cluster etcd itself reports afterwards. These tests need root; see
+//! `etcdrill_testbed::require`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use etcdrill::journal::{Event, StepResult};
+use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node, require};
+use support::{
+    Etcdrill, Outcome, diagnosis, inventory_parking_at, inventory_yaml, journal, only_run,
+    step_result, stock_runbook, write,
+};
+
+/// Starts a bed, or returns `None` when beds cannot run here (the test then passes as skipped,
+/// except on CI where `require` fails it).
+fn bed(config: BedConfig) -> Option<Bed> {
+    if !require(&config) {
+        return None;
+    }
+    Some(Bed::start(config).expect("the test bed starts"))
+}
+
+/// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
+/// docs and the bed's `stop_member` move it up one directory).
+const HAND_PARKED_DIR: &str = "/etc/kubernetes";
+
+/// One `etcdrill run` of a stock runbook with `--yes`, in a work dir of its own.
+struct Run {
+    work: tempfile::TempDir,
+    outcome: Outcome,
+    took: Duration,
+}
+
+impl Run {
+    /// Runs `runbooks/RUNBOOK.yaml` on the inventory `inventory` wrote with `-p` `params`.
+    fn stock(
+        bed: &Bed,
+        runbook: &str,
+        params: &[String],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+    ) -> Run {
+        let work = tempfile::tempdir().unwrap();
+        let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
+        let mut command = Etcdrill::new(work.path()).args([
+            "run".as_ref(),
+            stock_runbook(runbook).as_os_str(),
+            "-i".as_ref(),
+            inventory.as_os_str(),
+            "--yes".as_ref(),
+        ]);
+        for param in params {
+            command = command.args(["-p", param]);
+        }
+        let started = Instant::now();
+        let outcome = command.run();
+        let took = started.elapsed();
+        let run = Run {
+            work,
+            outcome,
+            took,
+        };
+        eprintln!("etcdrill run {runbook}: {took:.1?}\n{}", run.timeline());
+        run
+    }
+
+    /// Everything the run printed and its report, with the bed's log tails.
+    fn diagnosis(&self, bed: &Bed) -> String {
+        format!(
+            "{}\n--- bed{}",
+            diagnosis(&self.outcome, self.work.path()),
+            bed.diagnostics()
+        )
+    }
+
+    /// Panics with the diagnosis unless the run succeeded.
+    fn expect_success(&self, bed: &Bed) {
+        assert_eq!(
+            self.outcome.0.status.code(),
+            Some(0),
+            "{}",
+            self.diagnosis(bed)
+        );
+    }
+
+    fn dir(&self) -> PathBuf {
+        only_run(self.work.path())
+    }
+
+    /// Every step attempt that ran, with its result and time, in journal order (shown with
+    /// `--nocapture`).
+    fn timeline(&self) -> String {
+        if support::no_runs(self.work.path()) {
+            return "  (no run directory)\n".into();
+        }
+        journal(&self.dir())
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::StepFinished {
+                    step,
+                    attempt,
+                    result,
+                    duration_ms,
+                    ..
+                } => Some(format!(
+                    "  {step} #{attempt}: {} ({duration_ms} ms)\n",
+                    serde_json::to_string(result).unwrap()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `-p snapshot=PATH` for a snapshot saved on `node` at `node_path`.
+fn snapshot_param(node: &Node, node_path: &str) -> String {
+    format!(
+        "snapshot={}",
+        node.host_path(node_path)
+            .expect("the node path is under a node directory")
+            .display()
+    )
+}
+
+/// Every member's `endpoint hashkv`, as `(endpoint, revision, hash)`.
+fn hashkvs(bed: &Bed) -> Result<Vec<(String, i64, u64)>, String> {
+    let output = bed
+        .etcdctl(&["endpoint", "hashkv", "--cluster", "-w", "json"])
+        .map_err(|e| e.to_string())?;
+    if !output.success() {
+        return Err(format!("{}{}", output.stdout, output.stderr));
+    }
+    let answers: serde_json::Value =
+        serde_json::from_str(&output.stdout).map_err(|e| format!("{e}: {:?}", output.stdout))?;
+    let answers = answers.as_array().ok_or("not a list")?;
+    Ok(answers
+        .iter()
+        .map(|a| {
+            (
+                a["Endpoint"].as_str().unwrap_or_default().to_owned(),
+                a["HashKV"]["header"]["revision"].as_i64().unwrap_or(-1),
+                a["HashKV"]["hash"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// Waits until every one of `members` members reports the same revision and KV hash.
+fn assert_same_hashkv(bed: &Bed, members: usize) {
+    etcdrill_testbed::wait_until(
+        "every member to hold the same data",
+        Duration::from_secs(15),
+        || {
+            let all = hashkvs(bed)?;
+            let first = all.first().ok_or("no answers")?;
+            if all.len() == members && all.iter().all(|a| (a.1, a.2) == (first.1, first.2)) {
+                Ok(())
+            } else {
+                Err(format!("{all:?}"))
+            }
+        },
+    )
+    .unwrap();
+}
+
+/// Checks `members` healthy voting members, no learner, every name known, and the same data
+/// everywhere.
+fn assert_healthy_cluster(bed: &Bed, members: usize) {
+    bed.wait_healthy(Duration::from_secs(30)).unwrap();
+    let list = bed.member_list().unwrap();
+    assert_eq!(list.len(), members, "{list:?}");
+    assert!(
+        list.iter().all(|m| !m.is_learner && !m.name.is_empty()),
+        "{list:?}"
+    );
+    assert_same_hashkv(bed, members);
+}
+
+fn assert_present(bed: &Bed, canary: &Canary) {
+    assert_eq!(
+        bed.get(&canary.key).unwrap(),
+        Some(canary.value.clone()),
+        "{} is there",
+        canary.key
+    );
+}
+
+/// The snapshot restore of a 3-member cluster, checked end to end: seed and a canary in the
+/// snapshot, a canary after it, run `restore-3-node`, then the data is the snapshot's.
+fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
+    let Some(bed) = bed(config) else { return };
+    bed.seed(100, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+
+    let mut params = vec![snapshot_param(first, "/var/backups/etcd/drill.db")];
+    params.extend(extra_params.iter().map(|p| p.to_string()));
+    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+    run.expect_success(&bed);
+
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "a key written after the snapshot is gone"
+    );
+    assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
+    let ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    assert!(
+        ids_after.iter().all(|id| !ids_before.contains(id)),
+        "a restore makes a new cluster with new member IDs: {ids_before:?} -> {ids_after:?}"
+    );
+    // Every old data dir is kept aside for a rollback, and the restored one is in place.
+    for node in bed.nodes() {
+        node.exec_ok(
+            "ls -d /var/lib/etcd.before-restore-*/member && test ! -e /var/lib/etcd.restored",
+        )
+        .unwrap();
+    }
+    eprintln!("restore-3-node took {:.1?}", run.took);
+}
+
+#[test]
+fn restore_3_node_on_etcd_3_4_static_pods() {
+    // etcd 3.4 restores with `etcdctl snapshot restore`, which has no --bump-revision.
+    restore_3_node(
+        BedConfig::new(3).version(EtcdVersion::V3_4),
+        &["bump_revision=0", "mark_compacted=false"],
+    );
+}
+
+#[test]
+fn restore_3_node_on_etcd_3_5_external() {
+    // etcd 3.5.1's etcdutl has no --bump-revision.
+    restore_3_node(
+        BedConfig::new(3).management(Management::External),
+        &["bump_revision=0", "mark_compacted=false"],
+    );
+}
+
+#[test]
+fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let canary = bed.put_canary("untouched").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/good.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    // One byte flipped in the middle; the same file cut short by 1000 bytes.
+    let good = std::fs::read(first.host_path("/var/backups/etcd/good.db").unwrap()).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0xff;
+    std::fs::write(
+        first.host_path("/var/backups/etcd/flipped.db").unwrap(),
+        flipped,
+    )
+    .unwrap();
+    std::fs::write(
+        first.host_path("/var/backups/etcd/truncated.db").unwrap(),
+        &good[..good.len() - 1000],
+    )
+    .unwrap();
+    let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    let ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+
+    for (bad, why) in [
+        ("flipped", "corrupt: the sha256"),
+        ("truncated", "no sha256 trailer"),
+    ] {
+        let params = [
+            snapshot_param(first, &format!("/var/backups/etcd/{bad}.db")),
+            "bump_revision=0".into(),
+            "mark_compacted=false".into(),
+        ];
+        let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+        assert_ne!(
+            run.outcome.0.status.code(),
+            Some(0),
+            "{bad}: {}",
+            run.diagnosis(&bed)
+        );
+        let journal = journal(&run.dir());
+        assert_eq!(
+            step_result(&journal, "verify-snapshot").as_deref(),
+            Some("failed"),
+            "{bad}: {}",
+            run.diagnosis(&bed)
+        );
+        let error = journal
+            .records
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::StepFinished {
+                    step,
+                    result: StepResult::Failed { error },
+                    ..
+                } if step == "verify-snapshot" => Some(error.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(error.contains(why), "{bad}: {error}");
+        let started: Vec<&str> = journal
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::StepStarted { step, .. } => Some(step.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            started.iter().all(|s| !s.starts_with("stop@")),
+            "{bad}: a member was stopped: {started:?}"
+        );
+        assert!(
+            started.iter().all(|s| !s.starts_with("copy-snapshot@")),
+            "{bad}: the snapshot was copied: {started:?}"
+        );
+
+        let pids_after: Vec<Vec<u32>> =
+            bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+        assert_eq!(
+            pids_after, pids_before,
+            "{bad}: etcd was restarted somewhere"
+        );
+        assert_healthy_cluster(&bed, 3);
+        let ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids_after, ids_before, "{bad}: the membership changed");
+        assert_present(&bed, &canary);
+        assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 50);
+    }
+}
+
+#[test]
+fn replace_member_replaces_a_member_whose_data_is_gone() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(100, 256).unwrap();
+    let canary = bed.put_canary("before-the-loss").unwrap();
+    let lost = &bed.nodes()[1];
+    let id_before = bed
+        .member_list()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == lost.name())
+        .unwrap()
+        .id;
+    // The disaster: node2's disk is gone for good. Its administrator stopped the member the
+    // kubeadm way (manifest moved out of the manifests dir) and the data dir is empty.
+    bed.stop_member(lost).unwrap();
+    lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+    let during = bed.put_canary("while-it-was-gone").unwrap();
+
+    let run = Run::stock(
+        &bed,
+        "replace-member",
+        &[format!("node={}", lost.name())],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    run.expect_success(&bed);
+
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &canary);
+    assert_present(&bed, &during);
+    assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
+    let members = bed.member_list().unwrap();
+    let replaced = members.iter().find(|m| m.name == lost.name()).unwrap();
+    assert_ne!(replaced.id, id_before, "node2 is a new member: {members:?}");
+    // It serves its own copy: a serializable read on node2 alone finds the canary.
+    let local = lost
+        .etcdctl(&["get", &canary.key, "--consistency=s", "--print-value-only"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    assert_eq!(local.trim(), canary.value);
+    eprintln!("replace-member took {:.1?}", run.took);
+}
+
+#[test]
+fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(100, 256).unwrap();
+    let canary = bed.put_canary("before-the-disaster").unwrap();
+    let ids_before: Vec<(String, u64)> = bed
+        .member_list()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.id))
+        .collect();
+    // The disaster: node2 and node3 are lost for good. Their members were stopped the kubeadm
+    // way and their data dirs are gone; node1 runs on without quorum.
+    for lost in &bed.nodes()[1..] {
+        bed.stop_member(lost).unwrap();
+        lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+    }
+    let survivor = &bed.nodes()[0];
+    assert!(
+        !survivor.etcd_pids().unwrap().is_empty(),
+        "the survivor runs"
+    );
+    assert!(
+        !survivor
+            .etcdctl(&["endpoint", "health", "--command-timeout=2s"])
+            .unwrap()
+            .success(),
+        "the survivor alone has no quorum"
+    );
+
+    let run = Run::stock(
+        &bed,
+        "quorum-recovery",
+        &[format!("survivor={}", survivor.name())],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    run.expect_success(&bed);
+
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &canary);
+    assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
+    // Every member serves its own copy of the survivor's data.
+    for node in bed.nodes() {
+        let local = node
+            .etcdctl(&["get", &canary.key, "--consistency=s", "--print-value-only"])
+            .unwrap()
+            .into_stdout()
+            .unwrap();
+        assert_eq!(local.trim(), canary.value, "on {}", node.name());
+    }
+    // --force-new-cluster keeps the survivor's member ID; the others come back as new members.
+    let ids_after: Vec<(String, u64)> = bed
+        .member_list()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.id))
+        .collect();
+    for (name, id) in &ids_after {
+        let before = ids_before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id);
+        if name == survivor.name() {
+            assert_eq!(before, Some(*id), "{ids_before:?} -> {ids_after:?}");
+        } else {
+            assert_ne!(before, Some(*id), "{ids_before:?} -> {ids_after:?}");
+        }
+    }
+    // No member still carries --force-new-cluster: a restart would drop the others again.
+    survivor
+        .exec_ok("! grep -q -- --force-new-cluster /etc/kubernetes/manifests/etcd.yaml")
+        .unwrap();
+    eprintln!("quorum-recovery took {:.1?}", run.took);
+}
+
+#[test]
+fn replace_member_replaces_a_crash_looping_member_on_an_empty_disk() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(100, 256).unwrap();
+    let canary = bed.put_canary("before-the-loss").unwrap();
+    let lost = &bed.nodes()[1];
+    let id_before = bed
+        .member_list()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == lost.name())
+        .unwrap()
+        .id;
+    // The disaster: node2's disk was replaced and nobody touched its manifest, so the kubelet
+    // keeps starting etcd on an empty data dir. The member comes up under its old ID without the
+    // log the leader expects, panics and is restarted, again and again.
+    bed.stop_member(lost).unwrap();
+    lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+    bed.start_member(lost).unwrap();
+    etcdrill_testbed::wait_until(
+        "node2's etcd to crash and be restarted",
+        Duration::from_secs(30),
+        || {
+            let log = std::fs::read_to_string(lost.kubelet_log()).map_err(|e| e.to_string())?;
+            if log.contains("exited") && log.contains("restarting in") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    )
+    .unwrap();
+    let during = bed.put_canary("while-it-was-gone").unwrap();
+
+    let run = Run::stock(
+        &bed,
+        "replace-member",
+        &[format!("node={}", lost.name())],
+        inventory_yaml,
+    );
+    run.expect_success(&bed);
+
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &canary);
+    assert_present(&bed, &during);
+    let members = bed.member_list().unwrap();
+    let replaced = members.iter().find(|m| m.name == lost.name()).unwrap();
+    assert_ne!(replaced.id, id_before, "node2 is a new member: {members:?}");
+    // The crash loop's data dir was set aside, not deleted.
+    lost.exec_ok("ls -d /var/lib/etcd.failed-*").unwrap();
+    eprintln!("replace-member took {:.1?}", run.took);
+}
