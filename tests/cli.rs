@@ -316,7 +316,10 @@ fn a_missing_file_names_the_file_and_the_cause() {
 #[test]
 fn validate_reports_each_file() {
     let output = planned()
-        .file("drill.yaml", "runbook: rb.yaml\ninventory: inv.yaml\n")
+        .file(
+            "drill.yaml",
+            "name: d\nsummary: s\nrunbook: rb.yaml\ninventory: inv.yaml\nparams: {snapshot: /b/s.db}\ndisaster: {lose_member: {node: cp2}}\n",
+        )
         .args(["validate", "rb.yaml", "inv.yaml", "drill.yaml"])
         .run()
         .success();
@@ -340,9 +343,9 @@ fn schema_writes_the_checked_in_schemas() {
     let output = Test::new().args(["schema", "--out", "out"]).run().success();
     assert_eq!(
         output.stdout,
-        "wrote out/runbook.schema.json\nwrote out/inventory.schema.json\n"
+        "wrote out/runbook.schema.json\nwrote out/inventory.schema.json\nwrote out/drill.schema.json\n"
     );
-    for name in ["runbook.schema.json", "inventory.schema.json"] {
+    for name in ["runbook.schema.json", "inventory.schema.json", "drill.schema.json"] {
         let checked_in =
             std::fs::read_to_string(repo_root().join("schemas").join(name)).unwrap_or_default();
         assert!(

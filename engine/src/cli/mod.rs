@@ -164,7 +164,8 @@ impl CliError {
     /// followed by its causes, one per line.
     pub fn render(&self) -> String {
         let mut text = match self {
-            CliError::Invalid(diagnostics) => diagnostics.to_string(),
+            CliError::Invalid(diagnostics)
+            | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => diagnostics.to_string(),
             other => {
                 let mut text = format!("error: {other}");
                 let mut cause = other.source();
