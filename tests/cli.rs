@@ -345,7 +345,11 @@ fn schema_writes_the_checked_in_schemas() {
         output.stdout,
         "wrote out/runbook.schema.json\nwrote out/inventory.schema.json\nwrote out/drill.schema.json\n"
     );
-    for name in ["runbook.schema.json", "inventory.schema.json", "drill.schema.json"] {
+    for name in [
+        "runbook.schema.json",
+        "inventory.schema.json",
+        "drill.schema.json",
+    ] {
         let checked_in =
             std::fs::read_to_string(repo_root().join("schemas").join(name)).unwrap_or_default();
         assert!(

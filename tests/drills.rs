@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use etcdrill_testbed::{Bed, BedConfig, EtcdVersion, require};
-use support::{Etcdrill, inventory_yaml, only_run, write};
+use support::{Etcdrill, inventory_yaml, write};
 
 fn bed(config: BedConfig) -> Option<Bed> {
     if !require(&config) {
@@ -44,7 +44,12 @@ fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::
             work.path().to_str().unwrap(),
         ])
         .run();
-    let run = only_run(work.path());
+    // A drill that stages a lost member runs twice: the disaster, then the recovery with its report.
+    let run = std::fs::read_dir(work.path().join("runs"))
+        .unwrap_or_else(|_| panic!("no runs:\n{}", outcome.shown()))
+        .map(|e| e.unwrap().path())
+        .find(|run| run.join("report.json").is_file())
+        .unwrap_or_else(|| panic!("no report:\n{}", outcome.shown()));
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.join("report.json"))
             .unwrap_or_else(|_| panic!("no report:\n{}", outcome.shown())),
@@ -153,4 +158,50 @@ fn the_stock_drills_validate() {
         checked += 1;
     }
     assert!(checked >= 3, "only {checked} stock drills");
+}
+
+#[test]
+fn a_replace_member_drill_passes_when_a_member_is_lost_for_good() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    let report = drill(
+        &bed,
+        "replace-member.yaml",
+        "{node: node2}",
+        "{lose_member: {node: node2}}",
+    );
+    assert_verified(
+        &report,
+        &[
+            "healthy",
+            "3 voting members, no learner",
+            "hash-kv",
+            "canary",
+            "no key was lost",
+        ],
+    );
+}
+
+#[test]
+fn a_quorum_recovery_drill_passes_when_the_majority_is_lost_for_good() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    let report = drill(
+        &bed,
+        "quorum-recovery.yaml",
+        "{survivor: node1}",
+        "{lose_majority: {survivor: node1}}",
+    );
+    assert_verified(
+        &report,
+        &[
+            "healthy",
+            "3 voting members, no learner",
+            "hash-kv",
+            "canary",
+            "no key was lost",
+        ],
+    );
 }

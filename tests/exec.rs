@@ -691,16 +691,38 @@ fn guards_stop_the_run_before_anything_is_destroyed() {
     let down = &bed.nodes()[2];
     bed.stop_member(down).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let inventory = write(work.path(), "inventory.yaml", &inventory_yaml(&bed, work.path()));
-    let runbook = write(work.path(), "remove.yaml", &DESTRUCTIVE.replace("NODE", &first));
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let runbook = write(
+        work.path(),
+        "remove.yaml",
+        &DESTRUCTIVE.replace("NODE", &first),
+    );
     let outcome = Etcdrill::new(work.path())
-        .args(["run", runbook.to_str().unwrap(), "-i", inventory.to_str().unwrap(), "--yes"])
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--yes",
+        ])
         .run()
         .expect_code(1);
     let removal = support::journal(&only_run(work.path()));
-    assert_eq!(step_result(&removal, "remove").as_deref(), Some("failed"), "{}", outcome.shown());
+    assert_eq!(
+        step_result(&removal, "remove").as_deref(),
+        Some("failed"),
+        "{}",
+        outcome.shown()
+    );
     let journal_text = serde_json::to_string(&removal.records).unwrap();
-    assert!(journal_text.contains("while another member is unhealthy"), "{journal_text}");
+    assert!(
+        journal_text.contains("while another member is unhealthy"),
+        "{journal_text}"
+    );
     bed.start_member(down).unwrap();
     bed.wait_healthy(Duration::from_secs(60)).unwrap();
     assert_eq!(bed.member_list().unwrap().len(), 3, "a member was removed");

@@ -165,7 +165,9 @@ impl CliError {
     pub fn render(&self) -> String {
         let mut text = match self {
             CliError::Invalid(diagnostics)
-            | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => diagnostics.to_string(),
+            | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => {
+                diagnostics.to_string()
+            }
             other => {
                 let mut text = format!("error: {other}");
                 let mut cause = other.source();
