@@ -90,16 +90,13 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
     let secrets = secret_values(&runbook, &inputs);
     let options = options(&args.exec, args.check);
     let record = |dir: &RunDir| {
-        let mut record = RunRecord::new(&dir.id, &args.runbook, &args.inventory, args.check);
-        for input in &inputs {
-            let secret = runbook
-                .value
-                .params
-                .get(&input.name)
-                .is_some_and(|p| p.secret);
-            record.add_param(&input.name, &input.value, secret);
-        }
-        record
+        RunRecord::with_params(
+            &dir.id,
+            (&args.runbook, &args.inventory),
+            args.check,
+            &runbook.value,
+            &inputs,
+        )
     };
     let mut reporter = reporter(args.exec.output);
     let summary = with_runtime(|shutdown| async {

@@ -488,17 +488,13 @@ pub async fn run(
         secrets: secret_values(prepared),
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
-        let mut record = RunRecord::new(&dir.id, &prepared.paths.0, &prepared.paths.1, false);
-        for input in &prepared.params {
-            let secret = prepared
-                .runbook
-                .value
-                .params
-                .get(&input.name)
-                .is_some_and(|p| p.secret);
-            record.add_param(&input.name, &input.value, secret);
-        }
-        record
+        RunRecord::with_params(
+            &dir.id,
+            (&prepared.paths.0, &prepared.paths.1),
+            false,
+            &prepared.runbook.value,
+            &prepared.params,
+        )
     };
     let run = exec::run(
         inputs, options, prompter, reporter, work_dir, record, shutdown,

@@ -336,6 +336,16 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// Lends the connections out for step executions; they come back through `resources.transports`.
+    fn take_resources(&mut self) -> StepResources {
+        StepResources {
+            transports: std::mem::take(&mut self.transports),
+            local: Transport::local(),
+            access: self.access.clone(),
+            redactor: self.redactor.clone(),
+        }
+    }
+
     fn emit(&mut self, event: Event) -> Result<Record, ExecError> {
         let record = self.journal.append(event)?;
         self.reporter.record(self.inputs.plan, &record);
@@ -361,19 +371,8 @@ impl<'a> Dispatcher<'a> {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         let plan = self.inputs.plan;
         let mut stopping_reported = false;
-        // Step executions borrow these while the dispatcher keeps mutating its own state.
-        let transports = std::mem::take(&mut self.transports);
-        let local = Transport::local();
-        let access = self.access.clone();
-        let redactor = self.redactor.clone();
-        let env = StepEnv {
-            transports: &transports,
-            local: &local,
-            access: access.as_ref(),
-            cluster: self.inputs.cluster,
-            redactor: &redactor,
-        };
-        let env = &env;
+        let resources = self.take_resources();
+        let env = &resources.env(self.inputs.cluster);
         let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
         let mut queue: std::collections::VecDeque<NodeIndex> = Default::default();
         let mut progressed = true;
@@ -435,7 +434,7 @@ impl<'a> Dispatcher<'a> {
                         while let Ok(message) = receiver.try_recv() {
                             self.handle(message)?;
                         }
-                        self.transports = transports;
+                        self.transports = resources.transports;
                         self.emit(Event::Interrupted { reason: "forced stop: running steps abandoned".into() })?;
                         self.emit(Event::RunFinished { result: RunResult::Interrupted })?;
                         return Ok(RunResult::Interrupted);
@@ -447,7 +446,7 @@ impl<'a> Dispatcher<'a> {
             self.handle(message)?;
         }
         drop(running);
-        self.transports = transports;
+        self.transports = resources.transports;
         let mut result = self.schedule.result();
         if result == RunResult::Failed && !self.options.check {
             match self.options.on_failure {
@@ -726,17 +725,8 @@ impl<'a> Dispatcher<'a> {
     /// a failed or impossible rollback makes the result `RollbackFailed`.
     async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
         let plan = self.inputs.plan;
-        let transports = std::mem::take(&mut self.transports);
-        let local = Transport::local();
-        let access = self.access.clone();
-        let redactor = self.redactor.clone();
-        let env = StepEnv {
-            transports: &transports,
-            local: &local,
-            access: access.as_ref(),
-            cluster: self.inputs.cluster,
-            redactor: &redactor,
-        };
+        let resources = self.take_resources();
+        let env = resources.env(self.inputs.cluster);
         let mut all_undone = true;
         let completed: Vec<(NodeIndex, Rollback)> = self.completed.iter().rev().cloned().collect();
         for (index, rollback) in completed {
@@ -777,12 +767,32 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
-        self.transports = transports;
+        self.transports = resources.transports;
         Ok(if all_undone {
             RunResult::RolledBack
         } else {
             RunResult::RollbackFailed
         })
+    }
+}
+
+/// What step executions borrow while the dispatcher keeps changing its own state.
+struct StepResources {
+    transports: HashMap<String, Transport>,
+    local: Transport,
+    access: std::sync::Arc<EtcdAccess>,
+    redactor: Redactor,
+}
+
+impl StepResources {
+    fn env<'e>(&'e self, cluster: &'e Cluster) -> StepEnv<'e> {
+        StepEnv {
+            transports: &self.transports,
+            local: &self.local,
+            access: self.access.as_ref(),
+            cluster,
+            redactor: &self.redactor,
+        }
     }
 }
 

@@ -87,6 +87,23 @@ impl RunRecord {
         }
     }
 
+    /// A record for a new run of `runbook` with these parameter values; secret ones are kept
+    /// only as salted digests.
+    pub fn with_params(
+        run_id: &str,
+        paths: (&Path, &Path),
+        check: bool,
+        runbook: &crate::runbook::Runbook,
+        params: &[crate::plan::ParamInput],
+    ) -> Self {
+        let mut record = Self::new(run_id, paths.0, paths.1, check);
+        for input in params {
+            let secret = runbook.params.get(&input.name).is_some_and(|p| p.secret);
+            record.add_param(&input.name, &input.value, secret);
+        }
+        record
+    }
+
     /// Records a parameter; a secret one only as a salted digest.
     pub fn add_param(&mut self, name: &str, value: &serde_yaml::Value, secret: bool) {
         self.params.push(if secret {

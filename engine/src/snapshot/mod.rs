@@ -13,6 +13,7 @@
 //! of the file; the sha256 pass runs on a second thread while the pages are walked.
 
 mod bbolt;
+pub mod meta;
 mod status;
 #[cfg(test)]
 mod tests;
