@@ -4,6 +4,7 @@
 //! be printed and tested. The stages up to the Plan are pure: they never touch a network or a node.
 
 pub mod cli;
+pub mod diagnose;
 pub mod diagnostic;
 pub mod document;
 pub mod drill;

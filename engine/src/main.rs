@@ -1,5 +1,6 @@
 //! The `etcdrill` binary: parses the command line, runs the command and maps the outcome to an
-//! exit code: 0 success, 1 invalid input or a failed command, 2 a usage error (reported by clap).
+//! exit code: 0 success, 1 invalid input or a failed command, 2 a usage error (reported by clap),
+//! and for `diagnose` 3, 4 or 5 when its worst finding is a warning, urgent or critical.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // Nothing is left to report a failure to write standard error on.
             let _ = io::stderr().write_all(error.render().as_bytes());
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

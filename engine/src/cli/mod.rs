@@ -5,6 +5,7 @@
 //! side effect is the file named by `-o`. `run`, `resume` and `rollback` (in `execute`) do.
 
 mod execute;
+mod inspect;
 
 use std::error::Error as _;
 use std::io::{self, Write};
@@ -51,9 +52,23 @@ pub enum Command {
     Drill(execute::DrillArgs),
     /// Start, inspect or remove the local etcd sandbox (no root, no SSH).
     Sandbox(crate::sandbox::cli::SandboxArgs),
+    /// Health of each endpoint (a linearizable read and no alarm); exit 1 if any is unhealthy.
+    Health(inspect::InspectArgs),
+    /// Status of each endpoint: member, version, DB size and size in use, leader, raft indexes.
+    Status(inspect::InspectArgs),
+    /// The member list, learners marked, and active alarms.
+    Members(inspect::InspectArgs),
+    /// Find what is wrong or at risk and say what to do; exit 0 ok, 3 warning, 4 urgent, 5 critical.
+    Diagnose(inspect::DiagnoseArgs),
+    /// Save a snapshot with its metadata file; verify or show a snapshot file, natively.
+    Snapshot(inspect::SnapshotArgs),
 }
 
 pub use execute::{DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, Output, RunArgs, RunRefArgs};
+pub use inspect::{
+    DiagnoseArgs, InspectArgs, OutputFormat, SnapshotArgs, SnapshotCommand, SnapshotFileArgs,
+    SnapshotSaveCliArgs, TargetArgs,
+};
 
 /// Arguments of `etcdrill plan`.
 #[derive(Debug, Args)]
@@ -149,6 +164,29 @@ pub enum CliError {
         /// Its directory.
         dir: PathBuf,
     },
+    /// An etcd call or its configuration failed.
+    #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
+    /// Some endpoints are unhealthy or did not answer (the table says which).
+    #[error("{unhealthy} of {total} endpoint(s) unhealthy or not answering")]
+    Unhealthy {
+        /// How many.
+        unhealthy: usize,
+        /// Of how many.
+        total: usize,
+    },
+    /// `diagnose` found something worse than info (already printed); the exit code says how bad.
+    #[error("the worst finding is {}", worst.label())]
+    Findings {
+        /// The worst severity found.
+        worst: crate::diagnose::Severity,
+    },
+    /// A snapshot file is unsound or unreadable.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A snapshot metadata file could not be read or written.
+    #[error(transparent)]
+    SnapshotMeta(#[from] crate::snapshot::meta::MetaError),
     /// Some files given to `validate` are invalid (their problems were already printed).
     #[error("{failed} of {total} files failed validation")]
     ValidationFailed {
@@ -160,6 +198,15 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The exit code: `diagnose`'s findings give 3 (warning), 4 (urgent) or 5 (critical); every
+    /// other error 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Findings { worst } => worst.exit_code(),
+            _ => 1,
+        }
+    }
+
     /// The error as shown to a person: diagnostics as they are, anything else as `error: ...`
     /// followed by its causes, one per line.
     pub fn render(&self) -> String {
@@ -197,6 +244,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Report(args) => execute::report(&args),
         Command::Drill(args) => execute::drill(&args),
         Command::Sandbox(args) => crate::sandbox::cli::run(&args, out).map_err(CliError::from),
+        Command::Health(args) => inspect::inspect(inspect::Inspect::Health, &args, out),
+        Command::Status(args) => inspect::inspect(inspect::Inspect::Status, &args, out),
+        Command::Members(args) => inspect::inspect(inspect::Inspect::Members, &args, out),
+        Command::Diagnose(args) => inspect::diagnose(&args, out),
+        Command::Snapshot(args) => inspect::snapshot(&args, out),
     }?;
     out.flush().map_err(CliError::Output)
 }

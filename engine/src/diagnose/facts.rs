@@ -153,6 +153,8 @@ pub struct BackupFacts {
     pub dir: Option<PathBuf>,
     /// Every metadata file found, newest first.
     pub backups: Vec<BackupRecord>,
+    /// Metadata files that could not be used, and why.
+    pub unreadable: Vec<String>,
     /// Why the directory could not be read.
     pub error: Option<String>,
 }

@@ -105,6 +105,9 @@ pub struct Finding {
     /// The stock runbook to run, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook: Option<RunbookSuggestion>,
+    /// Runbooks to run after it, in order (NOSPACE: compact, then defragment and disarm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<RunbookSuggestion>,
 }
 
 impl Finding {
@@ -123,12 +126,19 @@ impl Finding {
             detail: detail.into(),
             action: action.into(),
             runbook: None,
+            then: Vec::new(),
         }
     }
 
     /// The same finding suggesting `runbook`.
     pub fn with_runbook(mut self, runbook: RunbookSuggestion) -> Self {
         self.runbook = Some(runbook);
+        self
+    }
+
+    /// The same finding suggesting `runbook` after the ones already suggested.
+    pub fn then_runbook(mut self, runbook: RunbookSuggestion) -> Self {
+        self.then.push(runbook);
         self
     }
 }
@@ -154,8 +164,14 @@ mod tests {
             (vec![], 0),
             (vec![finding(Severity::Info)], 0),
             (vec![finding(Severity::Info), finding(Severity::Warning)], 3),
-            (vec![finding(Severity::Urgent), finding(Severity::Warning)], 4),
-            (vec![finding(Severity::Critical), finding(Severity::Urgent)], 5),
+            (
+                vec![finding(Severity::Urgent), finding(Severity::Warning)],
+                4,
+            ),
+            (
+                vec![finding(Severity::Critical), finding(Severity::Urgent)],
+                5,
+            ),
         ];
         for (findings, code) in cases {
             assert_eq!(exit_code(&findings), code, "{findings:?}");

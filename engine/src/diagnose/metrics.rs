@@ -111,10 +111,7 @@ impl Scrape {
             .into_iter()
             .map(|(labels, buckets)| HistogramQuantile {
                 labels,
-                count: buckets
-                    .iter()
-                    .map(|(_, c)| *c)
-                    .fold(0.0, f64::max),
+                count: buckets.iter().map(|(_, c)| *c).fold(0.0, f64::max),
                 value: quantile(q, buckets),
             })
             .collect()
@@ -210,7 +207,9 @@ fn parse_labels(mut text: &str) -> Result<(Vec<(String, String)>, &str), String>
         let eq = text.find('=').ok_or("a label without `=`")?;
         let key = text[..eq].trim().to_string();
         text = text[eq + 1..].trim_start();
-        let body = text.strip_prefix('"').ok_or("a label value without quotes")?;
+        let body = text
+            .strip_prefix('"')
+            .ok_or("a label value without quotes")?;
         let mut value = String::new();
         let mut chars = body.char_indices();
         let end = loop {

@@ -67,8 +67,10 @@ pub const RUNBOOK_REPLACE_MEMBER: &str = "replace-member";
 pub const RUNBOOK_QUORUM_RECOVERY: &str = "quorum-recovery";
 /// The stock runbook that restores every member from a snapshot.
 pub const RUNBOOK_RESTORE: &str = "restore-3-node";
-/// The runbook that clears a NOSPACE alarm: compact, defragment every member, disarm.
-pub const RUNBOOK_NOSPACE: &str = "nospace-recovery";
+/// The runbook that compacts the history (the first step out of NOSPACE).
+pub const RUNBOOK_COMPACT: &str = "compact";
+/// The runbook that defragments every member one at a time and disarms a NOSPACE alarm at the end.
+pub const RUNBOOK_DEFRAG: &str = "defrag-rolling";
 
 /// Every finding about `facts`, worst first (then by code).
 pub fn evaluate(facts: &Facts) -> Vec<Finding> {
@@ -77,7 +79,10 @@ pub fn evaluate(facts: &Facts) -> Vec<Finding> {
     membership(facts, &view, &mut findings);
     alarms(facts, &mut findings);
     db_size(facts, &view, &mut findings);
-    defrag(&view, &mut findings);
+    if !facts.alarms.iter().any(|a| a.alarm == "NOSPACE") {
+        // The NOSPACE finding already says to compact and defragment.
+        defrag(&view, &mut findings);
+    }
     disks(&view, &mut findings);
     stability(facts, &view, &mut findings);
     peer_rtt(facts, &view, &mut findings);
@@ -157,7 +162,8 @@ impl<'f> View<'f> {
                         });
                         MemberView {
                             label: n.name.clone(),
-                            id: endpoint.and_then(|e| e.status.as_ref().map(|s| s.member_id.clone())),
+                            id: endpoint
+                                .and_then(|e| e.status.as_ref().map(|s| s.member_id.clone())),
                             is_learner: false,
                             status: endpoint.and_then(|e| e.status.as_ref()),
                             endpoint,
@@ -261,7 +267,11 @@ fn membership(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
         return;
     }
     let voting: Vec<&MemberView> = view.members.iter().filter(|m| !m.is_learner).collect();
-    let up_voting: Vec<&MemberView> = voting.iter().copied().filter(|m| m.status.is_some()).collect();
+    let up_voting: Vec<&MemberView> = voting
+        .iter()
+        .copied()
+        .filter(|m| m.status.is_some())
+        .collect();
     let down: Vec<&MemberView> = view.members.iter().filter(|m| m.status.is_none()).collect();
     let leader_known = view.up().any(|(m, s)| !m.is_learner && s.leader.is_some());
     let majority = voting.len() / 2 + 1;
@@ -439,7 +449,9 @@ fn endpoints_of_no_member<'f>(facts: &'f Facts, view: &View<'_>) -> Vec<&'f Endp
         .filter(|e| e.status.is_none() && !e.discovered)
         .filter(|e| {
             !members.iter().any(|m| {
-                member_urls(facts, m).iter().any(|u| same_url(u, &e.endpoint))
+                member_urls(facts, m)
+                    .iter()
+                    .any(|u| same_url(u, &e.endpoint))
                     || (e.node.is_some() && e.node == m.node)
             })
         })
@@ -466,10 +478,11 @@ fn alarms(facts: &Facts, findings: &mut Vec<Finding>) {
                  (the Kubernetes API cannot change anything) until the alarm is disarmed, and \
                  disarming without freeing space raises it again",
                 "compact the history (to the current revision), defragment every member one at a \
-                 time, then disarm the alarm; if the data itself fills the quota, raise \
-                 --quota-backend-bytes on every member first",
+                 time, then disarm the alarm (runbook defrag-rolling disarms at its end); if the \
+                 data itself fills the quota, raise --quota-backend-bytes on every member first",
             )
-            .with_runbook(RunbookSuggestion::new(RUNBOOK_NOSPACE, &[])),
+            .with_runbook(RunbookSuggestion::new(RUNBOOK_COMPACT, &[]))
+            .then_runbook(RunbookSuggestion::new(RUNBOOK_DEFRAG, &[("min_free_mb", "0")])),
             "CORRUPT" => {
                 let mut finding = Finding::new(
                     Severity::Critical,
@@ -537,7 +550,11 @@ fn db_size(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
             member.label,
             bytes(size),
             bytes(quota),
-            if assumed { " (etcd's default, assumed)" } else { "" },
+            if assumed {
+                " (etcd's default, assumed)"
+            } else {
+                ""
+            },
             ratio * 100.0,
             bytes(status.db_size_in_use as f64),
             bytes(free)
@@ -604,14 +621,17 @@ fn defrag(view: &View<'_>, findings: &mut Vec<Finding>) {
     if lines.is_empty() {
         return;
     }
-    findings.push(Finding::new(
-        severity,
-        "defrag-reclaimable",
-        format!("a defrag would reclaim {}", bytes(total)),
-        lines.join("\n"),
-        "defragment one member at a time, followers first and the leader last (`etcdctl defrag \
-         --endpoints=URL`): it rewrites the file and blocks that member while it runs",
-    ));
+    findings.push(
+        Finding::new(
+            severity,
+            "defrag-reclaimable",
+            format!("a defrag would reclaim {}", bytes(total)),
+            lines.join("\n"),
+            "defragment one member at a time, followers first and the leader last: it rewrites the \
+         file and blocks that member while it runs",
+        )
+        .with_runbook(RunbookSuggestion::new(RUNBOOK_DEFRAG, &[])),
+    );
 }
 
 fn disks(view: &View<'_>, findings: &mut Vec<Finding>) {
@@ -831,7 +851,10 @@ fn versions(view: &View<'_>, findings: &mut Vec<Finding>) {
             "members run different minor versions of etcd",
         )
     } else {
-        (Severity::Info, "members run different patch versions of etcd")
+        (
+            Severity::Info,
+            "members run different patch versions of etcd",
+        )
     };
     findings.push(Finding::new(
         severity,
@@ -892,6 +915,7 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
                 b.problem.as_deref().unwrap_or("not good")
             )
         })
+        .chain(facts.backups.unreadable.iter().cloned())
         .collect();
     let Some(newest) = good.iter().max_by_key(|b| b.taken_at) else {
         findings.push(Finding::new(

@@ -130,6 +130,7 @@ fn healthy(n: usize) -> Facts {
         backups: BackupFacts {
             dir: Some("/backups".into()),
             backups: vec![backup("backup-host", 3600, true)],
+            unreadable: vec![],
             error: None,
         },
         drills: DrillFacts {
@@ -180,7 +181,12 @@ type Case = (&'static str, fn(&mut Facts), &'static str, Severity);
 #[test]
 fn each_condition_gives_its_finding() {
     let cases: &[Case] = &[
-        ("member down", |f| down(f, 2), "member-down", Severity::Urgent),
+        (
+            "member down",
+            |f| down(f, 2),
+            "member-down",
+            Severity::Urgent,
+        ),
         (
             "majority down",
             |f| {
@@ -428,7 +434,10 @@ fn a_member_down_names_replace_member_for_its_node() {
     down(&mut facts, 2);
     let findings = evaluate(&facts);
     // Only that member is down; the leader's heartbeat metrics are untouched here.
-    assert_eq!(codes(&findings), vec![("member-down".into(), Severity::Urgent)]);
+    assert_eq!(
+        codes(&findings),
+        vec![("member-down".into(), Severity::Urgent)]
+    );
     let runbook = findings[0].runbook.as_ref().unwrap();
     assert_eq!(runbook.runbook, RUNBOOK_REPLACE_MEMBER);
     assert_eq!(runbook.params["node"], "cp3");
@@ -498,7 +507,12 @@ fn nospace_names_compact_defrag_and_disarm() {
         action.find("disarm").unwrap(),
     );
     assert!(compact < defrag && defrag < disarm, "{action}");
-    assert_eq!(findings[0].runbook.as_ref().unwrap().runbook, RUNBOOK_NOSPACE);
+    assert_eq!(
+        findings[0].runbook.as_ref().unwrap().runbook,
+        RUNBOOK_COMPACT
+    );
+    assert_eq!(findings[0].then[0].runbook, RUNBOOK_DEFRAG);
+    assert_eq!(findings[0].then[0].params["min_free_mb"], "0");
 }
 
 #[test]
@@ -511,7 +525,11 @@ fn the_quota_defaults_to_two_gib_when_not_exported() {
     let finding = findings.iter().find(|f| f.code == "db-near-quota").unwrap();
     assert_eq!(finding.severity, Severity::Urgent);
     assert!(finding.detail.contains("assumed"), "{}", finding.detail);
-    assert!(finding.action.contains("quota-backend-bytes"), "{}", finding.action);
+    assert!(
+        finding.action.contains("quota-backend-bytes"),
+        "{}",
+        finding.action
+    );
 }
 
 #[test]

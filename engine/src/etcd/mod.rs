@@ -33,6 +33,11 @@ pub use error::{ApiError, EtcdError};
 pub use health::{Roles, member_health, roles};
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
 
+// For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
+pub(crate) use call::{Ctx, active_alarms, endpoint_status, human_bytes};
+pub(crate) use health::check_endpoint;
+pub(crate) use members::{list_any, node_of_member, same_url};
+
 use crate::inventory::Cluster;
 use crate::runbook::action::Action;
 

@@ -1,0 +1,571 @@
+//! `health`, `status`, `members`, `diagnose` and `snapshot save|verify|status`: the commands that
+//! look at a cluster (or a snapshot file) and change nothing in it.
+//!
+//! Endpoints and TLS files come from flags, else the inventory, else the `ETCDCTL_*` variables,
+//! else kubeadm's defaults ([`crate::diagnose::target`]). `diagnose` exits 0 when nothing is
+//! worse than info, 3 for a warning, 4 for an urgent finding and 5 for a critical one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{CliError, read};
+use crate::diagnose::collect::{self, Options};
+use crate::diagnose::{Facts, Severity, Target, TargetFlags, findings, rules, table};
+use crate::etcd::{self, EtcdAccess, EtcdError};
+use crate::inventory::Cluster;
+use crate::journal::Timestamp;
+use crate::runbook::action::{Action, SnapshotSaveArgs};
+use crate::snapshot::meta::{META_FORMAT, META_VERSION, SnapshotMeta};
+use crate::source::SourceFile;
+
+/// Table for people, or JSON for tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// Which cluster to ask, and how.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The inventory: its nodes' client URLs and `controller.tls`.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Client URLs, comma-separated (overrides the inventory and ETCDCTL_ENDPOINTS).
+    #[arg(long, value_name = "URLS")]
+    pub endpoints: Option<String>,
+    /// CA certificate that signed the members' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Client key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Time allowed for each call to a member.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Arguments of `etcdrill health`, `status` and `members`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `etcdrill diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Directory of snapshots saved by `etcdrill snapshot save` (with their `.meta.json` files).
+    #[arg(long, value_name = "DIR")]
+    pub backups: Option<PathBuf>,
+    /// Directory of run directories holding drill reports (default: the inventory's
+    /// `controller.work_dir`/runs, else `.etcdrill/runs`).
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
+}
+
+/// Arguments of `etcdrill snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+/// A `snapshot` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Stream a snapshot from a member to PATH, and write PATH.meta.json beside it.
+    Save(SnapshotSaveCliArgs),
+    /// Check a snapshot file: sha256 trailer and bbolt structure (no etcdutl needed).
+    Verify(SnapshotFileArgs),
+    /// Show what `etcdutl snapshot status` shows (hash, revision, keys, size), natively.
+    Status(SnapshotFileArgs),
+}
+
+/// Arguments of `etcdrill snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveCliArgs {
+    /// Where to write the snapshot on this machine.
+    pub path: PathBuf,
+    /// The cluster.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The inventory node to stream from (default: a follower that answers).
+    #[arg(long, value_name = "NODE")]
+    pub from: Option<String>,
+    /// Time allowed for the whole save.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub save_timeout: Duration,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `etcdrill snapshot verify` and `snapshot status`.
+#[derive(Debug, Args)]
+pub struct SnapshotFileArgs {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Which inspection command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspect {
+    /// `etcdrill health`.
+    Health,
+    /// `etcdrill status`.
+    Status,
+    /// `etcdrill members`.
+    Members,
+}
+
+/// The inventory when given, else an empty cluster; and whether one was given.
+fn load_cluster(target: &TargetArgs) -> Result<(Cluster, bool), CliError> {
+    match &target.inventory {
+        Some(path) => Ok((Cluster::load(read(path)?)?, true)),
+        None => Ok((empty_cluster(), false)),
+    }
+}
+
+fn empty_cluster() -> Cluster {
+    let source = SourceFile::new("command line", "name: endpoints\nnodes: []\n");
+    let document = crate::document::Document::parse(source).expect("a fixed document parses");
+    Cluster {
+        document,
+        nodes: Vec::new(),
+    }
+}
+
+fn resolve(
+    target: &TargetArgs,
+    cluster: Option<&Cluster>,
+) -> Result<(Target, EtcdAccess), CliError> {
+    let flags = TargetFlags {
+        endpoints: target.endpoints.clone(),
+        cacert: target.cacert.clone(),
+        cert: target.cert.clone(),
+        key: target.key.clone(),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let resolved = Target::resolve(&flags, cluster, env);
+    let access = resolved.access(env)?;
+    Ok((resolved, access))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    out.write_all(text.as_bytes()).map_err(CliError::Output)
+}
+
+fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
+    text.push('\n');
+    print(out, &text)
+}
+
+fn gather(
+    target: &TargetArgs,
+    options: impl FnOnce(&Cluster, bool) -> Options,
+) -> Result<Facts, CliError> {
+    let (cluster, with_inventory) = load_cluster(target)?;
+    let (resolved, access) = resolve(target, with_inventory.then_some(&cluster))?;
+    let options = options(&cluster, with_inventory);
+    let runtime = runtime()?;
+    Ok(runtime.block_on(collect::collect(
+        &resolved,
+        &access,
+        &cluster,
+        with_inventory,
+        &options,
+    )))
+}
+
+/// `etcdrill health`, `status` and `members`.
+pub(super) fn inspect(
+    which: Inspect,
+    args: &InspectArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let facts = gather(&args.target, |_, _| Options {
+        timeout: args.target.timeout,
+        health: which == Inspect::Health,
+        metrics: false,
+        discover: which != Inspect::Health,
+        backups: None,
+        runs: None,
+        inventory: None,
+    })?;
+    let json = args.output == OutputFormat::Json;
+    match which {
+        Inspect::Health => {
+            if json {
+                print_json(out, &table::health_json(&facts))?;
+            } else {
+                print(out, &table::health_table(&facts))?;
+            }
+            let total = facts.endpoints.len();
+            let unhealthy = facts
+                .endpoints
+                .iter()
+                .filter(|e| e.healthy != Some(true))
+                .count();
+            if unhealthy > 0 {
+                return Err(CliError::Unhealthy { unhealthy, total });
+            }
+        }
+        Inspect::Status => {
+            if json {
+                print_json(out, &table::status_json(&facts))?;
+            } else {
+                print(out, &table::status_table(&facts))?;
+            }
+            if !facts.endpoints.iter().any(|e| e.status.is_some()) {
+                return Err(CliError::Unhealthy {
+                    unhealthy: facts.endpoints.len(),
+                    total: facts.endpoints.len(),
+                });
+            }
+        }
+        Inspect::Members => {
+            if json {
+                print_json(out, &table::members_json(&facts))?;
+            } else {
+                print(out, &table::members_table(&facts))?;
+            }
+            if facts.members.is_none() {
+                return Err(CliError::Unhealthy {
+                    unhealthy: facts.endpoints.len(),
+                    total: facts.endpoints.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `etcdrill diagnose`.
+pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let facts = gather(&args.target, |cluster, with_inventory| {
+        let runs = args.runs.clone().unwrap_or_else(|| {
+            with_inventory
+                .then(|| cluster.inventory().controller.work_dir.clone())
+                .flatten()
+                .map_or_else(|| PathBuf::from(".etcdrill"), PathBuf::from)
+                .join("runs")
+        });
+        Options {
+            timeout: args.target.timeout,
+            health: true,
+            metrics: true,
+            discover: true,
+            backups: args.backups.clone(),
+            runs: Some(runs),
+            inventory: args
+                .target
+                .inventory
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        }
+    })?;
+    let found = rules::evaluate(&facts);
+    if args.output == OutputFormat::Json {
+        print_json(out, &table::diagnose_json(&facts, &found))?;
+    } else {
+        print(out, &table::diagnose_table(&facts, &found))?;
+    }
+    match findings::worst(&found) {
+        Some(worst) if worst > Severity::Info => Err(CliError::Findings { worst }),
+        _ => Ok(()),
+    }
+}
+
+/// `etcdrill snapshot ...`.
+pub(super) fn snapshot(args: &SnapshotArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    match &args.command {
+        SnapshotCommand::Save(args) => snapshot_save(args, out),
+        SnapshotCommand::Verify(args) => snapshot_verify(args, out),
+        SnapshotCommand::Status(args) => snapshot_status(args, out),
+    }
+}
+
+fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (cluster, with_inventory) = load_cluster(&args.target)?;
+    let (resolved, access) = resolve(&args.target, with_inventory.then_some(&cluster))?;
+    let runtime = runtime()?;
+    let meta = runtime.block_on(async {
+        let candidates = match &args.from {
+            Some(name) => {
+                let node = cluster.node(name).ok_or_else(|| EtcdError::Config {
+                    reason: if with_inventory {
+                        format!("no node named {name} in the inventory")
+                    } else {
+                        "--from names an inventory node: give -i INVENTORY".into()
+                    },
+                })?;
+                vec![node.etcd.client_url.clone()]
+            }
+            None => resolved.endpoints.clone(),
+        };
+        let options = Options {
+            timeout: args.target.timeout,
+            health: false,
+            metrics: false,
+            discover: false,
+            backups: None,
+            runs: None,
+            inventory: None,
+        };
+        let probe_target = Target {
+            endpoints: candidates,
+            ..resolved.clone()
+        };
+        let facts =
+            collect::collect(&probe_target, &access, &cluster, with_inventory, &options).await;
+        // A follower first: streaming the whole database loads the member that sends it.
+        let answering: Vec<_> = facts
+            .endpoints
+            .iter()
+            .filter_map(|e| e.status.as_ref().map(|s| (e, s)))
+            .collect();
+        let (endpoint, status) = answering
+            .iter()
+            .find(|(_, s)| s.leader.as_deref() != Some(s.member_id.as_str()) && !s.is_learner)
+            .or_else(|| answering.first())
+            .copied()
+            .ok_or_else(|| EtcdError::Refused {
+                what: "snapshot save".into(),
+                reason: format!(
+                    "no endpoint answers: {}",
+                    facts
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| e
+                            .status_error
+                            .as_ref()
+                            .map(|err| format!("{}: {err}", e.endpoint)))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            })?;
+        let action = Action::EtcdSnapshotSave(SnapshotSaveArgs {
+            path: args.path.display().to_string(),
+        });
+        let outcome = etcd::execute(
+            &access,
+            &cluster,
+            std::slice::from_ref(&endpoint.endpoint),
+            &action,
+            args.save_timeout,
+        )
+        .await?;
+        let output = |name: &str| outcome.outputs.get(name).cloned().unwrap_or_default();
+        let member = facts
+            .members
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|m| m.id == status.member_id)
+            .map(|m| {
+                if m.name.is_empty() {
+                    m.label()
+                } else {
+                    m.name.clone()
+                }
+            })
+            .unwrap_or_else(|| status.member_id.clone());
+        Ok::<_, EtcdError>(SnapshotMeta {
+            format: META_FORMAT.into(),
+            version: META_VERSION,
+            cluster: facts
+                .cluster
+                .clone()
+                .unwrap_or_else(|| status.cluster_id.clone()),
+            cluster_id: status.cluster_id.clone(),
+            member,
+            member_id: status.member_id.clone(),
+            endpoint: endpoint.endpoint.clone(),
+            etcd_version: status.version.clone(),
+            revision: output("revision").parse().unwrap_or(status.revision),
+            time: Timestamp::now(),
+            size: output("size").parse().unwrap_or(0),
+            sha256: output("sha256"),
+            written_on: hostname(),
+        })
+    })?;
+    let meta_path = SnapshotMeta::path_for(&args.path);
+    meta.write(&meta_path)?;
+    if args.output == OutputFormat::Json {
+        let mut value = serde_json::to_value(&meta).expect("metadata serialises");
+        value["path"] = args.path.display().to_string().into();
+        value["meta_path"] = meta_path.display().to_string().into();
+        print_json(out, &value)
+    } else {
+        print(
+            out,
+            &format!(
+                "saved {} from {} ({}): {} bytes at revision {}, sha256 {}\nmetadata: {}\n",
+                args.path.display(),
+                meta.member,
+                meta.endpoint,
+                meta.size,
+                meta.revision,
+                meta.sha256,
+                meta_path.display()
+            ),
+        )
+    }
+}
+
+/// This machine's host name.
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+/// The metadata file beside `path`, checked against the file when present.
+fn check_meta(
+    path: &Path,
+    sha256: Option<&str>,
+    size: u64,
+) -> Result<Option<SnapshotMeta>, CliError> {
+    let meta_path = SnapshotMeta::path_for(path);
+    if !meta_path.exists() {
+        return Ok(None);
+    }
+    let meta = SnapshotMeta::read(&meta_path)?;
+    let mut problems = Vec::new();
+    if meta.size != size {
+        problems.push(format!(
+            "the file is {size} bytes, the metadata says {}",
+            meta.size
+        ));
+    }
+    if let Some(sha256) = sha256
+        && meta.sha256 != sha256
+    {
+        problems.push(format!(
+            "the sha256 is {sha256}, the metadata says {}",
+            meta.sha256
+        ));
+    }
+    if problems.is_empty() {
+        Ok(Some(meta))
+    } else {
+        Err(EtcdError::Snapshot {
+            path: path.to_path_buf(),
+            reason: format!(
+                "does not match {}: {}",
+                meta_path.display(),
+                problems.join("; ")
+            ),
+        }
+        .into())
+    }
+}
+
+fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let status = crate::snapshot::verify(&args.path)?;
+    let sha256 = match &status.sha256_trailer {
+        crate::snapshot::TrailerCheck::Valid { sha256 } => sha256.clone(),
+        _ => String::new(),
+    };
+    let meta = check_meta(&args.path, Some(&sha256), status.file_size)?;
+    if args.output == OutputFormat::Json {
+        return print_json(
+            out,
+            &serde_json::json!({
+                "path": args.path.display().to_string(),
+                "ok": true,
+                "status": status,
+                "meta": meta,
+            }),
+        );
+    }
+    print(
+        out,
+        &format!(
+            "ok: {}: sha256 trailer {} matches the data, bbolt structure sound; revision {}, {} keys, {} ({} bytes){}\n",
+            args.path.display(),
+            sha256,
+            status.revision,
+            status.total_keys,
+            etcd::human_bytes(status.total_size as i64),
+            status.file_size,
+            match &meta {
+                Some(meta) => format!(
+                    "; matches its metadata (cluster {}, member {}, taken {})",
+                    meta.cluster,
+                    meta.member,
+                    humantime::format_rfc3339_seconds(meta.time.0)
+                ),
+                None => String::new(),
+            }
+        ),
+    )
+}
+
+fn snapshot_status(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let status = crate::snapshot::status(&args.path)?;
+    if args.output == OutputFormat::Json {
+        return print_json(
+            out,
+            &serde_json::to_value(&status).expect("status serialises"),
+        );
+    }
+    let trailer = match &status.sha256_trailer {
+        crate::snapshot::TrailerCheck::Valid { sha256 } => format!("valid ({sha256})"),
+        crate::snapshot::TrailerCheck::Missing => {
+            "missing (a raw db copy, or truncated)".to_string()
+        }
+        crate::snapshot::TrailerCheck::Mismatch { expected, actual } => {
+            format!("MISMATCH: the trailer says {expected}, the data hashes to {actual}")
+        }
+    };
+    let mut text = table::render_table(
+        &["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE", "VERSION"],
+        &[vec![
+            format!("{:x}", status.hash),
+            status.revision.to_string(),
+            status.total_keys.to_string(),
+            etcd::human_bytes(status.total_size as i64),
+            status.version.clone().unwrap_or_default(),
+        ]],
+    );
+    text.push_str(&format!("sha256 trailer: {trailer}\n"));
+    print(out, &text)
+}
