@@ -564,33 +564,37 @@ async fn a_dropped_ssh_run_stops_the_remote_group() {
     };
     let transport = connect(&sshd).await;
     let pid_file = sshd.dir.join("pid");
+    // `started` goes to standard error after the process group line, on the same stream: once it
+    // is seen, the group is known and dropping the run must kill it. (A run dropped before its
+    // group line arrived cannot be killed: only a forced stop does that; see the module docs.)
     let script = format!(
-        "sleep 987656 &\necho $! > {}\nwait",
+        "sleep 987656 &\necho $! > {}\necho started >&2\nwait",
         shell_quote(&pid_file.display().to_string())
     );
     let request = CommandRequest {
         grace: Duration::from_millis(200),
         ..request(&script)
     };
-    let run = transport.run(&request, None);
-    let pid = {
+    let (live, mut chunks) = tokio::sync::mpsc::unbounded_channel();
+    let run = transport.run(&request, Some(&live));
+    {
         tokio::pin!(run);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::sleep(Duration::from_secs(60));
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = &mut run => panic!("the script ended"),
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = &mut deadline => panic!("the script never said it started"),
+                Some(chunk) = chunks.recv() => {
+                    if matches!(&chunk, OutputChunk::Stderr(text) if text.contains("started")) {
+                        break;
+                    }
+                }
             }
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "no pid file");
         }
-    };
-    assert_ends(pid, Duration::from_secs(10)).await;
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_ends(pid, Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
