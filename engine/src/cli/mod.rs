@@ -215,6 +215,11 @@ impl CliError {
             | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => {
                 diagnostics.to_string()
             }
+            CliError::Findings { worst } => format!(
+                "diagnose: the worst finding is {} (exit code {})",
+                worst.label(),
+                worst.exit_code()
+            ),
             other => {
                 let mut text = format!("error: {other}");
                 let mut cause = other.source();

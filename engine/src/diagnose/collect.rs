@@ -148,7 +148,7 @@ pub async fn collect(
             ),
             Err(err) => (Vec::new(), Some(err)),
         },
-        None => (Vec::new(), None),
+        None => (Vec::new(), Some("no endpoint answered".to_string())),
     };
 
     let inventory = with_inventory.then(|| cluster.inventory());
@@ -353,7 +353,7 @@ pub fn scan_backups(dir: &Path) -> BackupFacts {
             taken_at,
         });
     }
-    facts.backups.sort_by(|a, b| b.taken_at.cmp(&a.taken_at));
+    facts.backups.sort_by_key(|b| std::cmp::Reverse(b.taken_at));
     facts
 }
 

@@ -8,6 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Label pairs, in the order written.
+pub type Labels = Vec<(String, String)>;
+
+/// Cumulative histogram buckets: `(upper bound, count)`.
+pub type Buckets = Vec<(f64, f64)>;
+
 /// One sample line: `name{label="value",...} value`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -91,7 +97,7 @@ impl Scrape {
     /// distinct set of labels other than `le`, with that series' observation count.
     pub fn quantiles(&self, base: &str, q: f64) -> Vec<HistogramQuantile> {
         let bucket = format!("{base}_bucket");
-        let mut series: Vec<(Vec<(String, String)>, Vec<(f64, f64)>)> = Vec::new();
+        let mut series: Vec<(Labels, Buckets)> = Vec::new();
         for sample in self.named(&bucket) {
             let Some(le) = sample.label("le").and_then(parse_float) else {
                 continue;
@@ -197,7 +203,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
 }
 
 /// Labels after `{`, up to and including `}`; returns the rest of the line.
-fn parse_labels(mut text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut text: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     loop {
         text = text.trim_start();
@@ -390,7 +396,7 @@ process_start_time_seconds 1.7e+09
     #[test]
     fn quantiles_from_cumulative_buckets() {
         let inf = f64::INFINITY;
-        let cases: Vec<(f64, Vec<(f64, f64)>, Option<f64>)> = vec![
+        let cases: Vec<(f64, Buckets, Option<f64>)> = vec![
             // No observations.
             (0.99, vec![(0.1, 0.0), (inf, 0.0)], None),
             // No +Inf bucket: unknown total.

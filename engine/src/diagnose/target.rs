@@ -225,16 +225,18 @@ mod tests {
     fn flags_beat_the_inventory_which_beats_the_environment_which_beats_kubeadm() {
         let with_tls = cluster(true);
         let without_tls = cluster(false);
-        let cases: Vec<(
-            &str,
+        // (name, flags, inventory, environment, endpoints and their origin, CA and its origin)
+        type Case<'c> = (
+            &'static str,
             TargetFlags,
-            Option<&Cluster>,
-            &[(&str, &str)],
-            Vec<&str>,
+            Option<&'c Cluster>,
+            &'static [(&'static str, &'static str)],
+            Vec<&'static str>,
             Origin,
-            Option<&str>,
+            Option<&'static str>,
             Origin,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "flags over everything",
                 flags(Some("https://f:2379"), Some("/f/ca.crt")),
