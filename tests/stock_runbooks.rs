@@ -10,7 +10,7 @@ use std::process::Command;
 use etcdrill::inventory::Cluster;
 use etcdrill::journal::SkipReason;
 use etcdrill::plan::{
-    Condition, Host, Operation, ParamInput, Phase, Plan, PlanStep, Rollback, compile,
+    Condition, Host, Operation, ParamInput, Phase, Plan, PlanStep, RoleGuard, Rollback, compile,
 };
 use etcdrill::runbook::Runbook;
 use etcdrill::runbook::action::{Action, ActionKind};
@@ -74,6 +74,7 @@ fn required_params(runbook: &Runbook, cluster: &Cluster) -> Vec<(String, String)
             let value = match spec.kind {
                 ParamType::Node => cluster.nodes[1].name.clone(),
                 ParamType::Path => SNAPSHOT.to_string(),
+                ParamType::Choice => spec.choices[0].clone(),
                 other => panic!("no sample value for a required `{other}` parameter `{name}`"),
             };
             (name.clone(), value)
@@ -116,18 +117,57 @@ fn compile_with(runbook_path: &Path, cluster: &Cluster, extra: &[(&str, &str)]) 
     })
 }
 
-/// Every stock runbook compiled against every sample inventory with its required parameters.
+/// The kubeadm sample inventory with two more control-plane nodes, `cp4` and `cp5`: the larger
+/// cluster runbook `scale` grows to or shrinks from.
+fn five_nodes() -> Cluster {
+    let path = repo().join("drills/inventories/kubeadm-3.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for i in [4, 5] {
+        text.push_str(&format!(
+            "  - name: cp{i}\n    address: 10.0.0.1{i}\n    groups: [control-plane]\n"
+        ));
+    }
+    Cluster::load(SourceFile::new("kubeadm-5", text)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The sample inventories, and the five-node one, with a label.
+fn sample_clusters() -> Vec<(String, Cluster)> {
+    let mut clusters: Vec<(String, Cluster)> = inventories()
+        .iter()
+        .map(|path| (path.display().to_string(), load_cluster(path)))
+        .collect();
+    clusters.push(("kubeadm-5 (kubeadm-3 and cp4, cp5)".into(), five_nodes()));
+    clusters
+}
+
+/// Whether a runbook's topology admits a cluster of `nodes` nodes.
+fn fits(runbook: &Runbook, nodes: usize) -> bool {
+    let topology = &runbook.topology;
+    let nodes = nodes as u32;
+    !(topology.odd_members && nodes % 2 == 0)
+        && topology.min_members.is_none_or(|min| nodes >= min)
+        && topology.max_members.is_none_or(|max| nodes <= max)
+}
+
+/// Every stock runbook compiled with its required parameters against every sample inventory its
+/// topology admits.
 fn all_plans() -> Vec<(String, Plan)> {
     let mut plans = Vec::new();
     for runbook_path in yaml_files("runbooks") {
-        for inventory in inventories() {
-            let cluster = load_cluster(&inventory);
-            let label = format!("{} on {}", runbook_path.display(), inventory.display());
+        let runbook = load_runbook(&runbook_path).value;
+        for (name, cluster) in sample_clusters() {
+            if !fits(&runbook, cluster.nodes.len()) {
+                continue;
+            }
+            let label = format!("{} on {name}", runbook_path.display());
             plans.push((label, compile_with(&runbook_path, &cluster, &[])));
         }
     }
     plans
 }
+
+/// The runbooks for a cluster that lost something, which start from a broken cluster.
+const RECOVERY_RUNBOOKS: &[&str] = &["restore-3-node", "replace-member", "quorum-recovery"];
 
 fn step<'p>(plan: &'p Plan, key: &str) -> &'p PlanStep {
     &plan.graph[index(plan, key)]
@@ -269,11 +309,23 @@ fn the_sample_inventories_cover_both_ways_of_managing_etcd() {
 #[test]
 fn every_stock_runbook_compiles_against_every_sample_inventory() {
     let plans = all_plans();
-    assert_eq!(
-        plans.len(),
-        yaml_files("runbooks").len() * inventories().len()
-    );
+    for runbook_path in yaml_files("runbooks") {
+        let planned = plans
+            .iter()
+            .filter(|(label, _)| label.starts_with(&runbook_path.display().to_string()))
+            .count();
+        assert!(
+            planned > 0,
+            "{} fits no sample inventory",
+            runbook_path.display()
+        );
+    }
     for (label, plan) in &plans {
+        // A defragmentation rewrites the same data: the one stock runbook that destroys nothing.
+        if label.contains("defrag-rolling") {
+            assert_eq!(plan.summary().destructive, 0, "{label}");
+            continue;
+        }
         assert!(
             plan.summary().destructive > 0,
             "{label}: a stock runbook that destroys nothing?"
@@ -322,8 +374,14 @@ fn destructive_steps_ask_first_and_can_be_undone_or_say_why_not() {
 }
 
 #[test]
-fn steady_state_is_only_checked_after_the_run() {
+fn recovery_runbooks_check_steady_state_only_after_the_run() {
     for (label, plan) in all_plans() {
+        if !RECOVERY_RUNBOOKS
+            .iter()
+            .any(|r| label.contains(&format!("/{r}.yaml")))
+        {
+            continue;
+        }
         assert!(
             plan.steps().all(|(_, s)| s.phase != Phase::SteadyBefore),
             "{label}: these runbooks start from a broken cluster; a steady state checked before would block them"
@@ -931,7 +989,7 @@ fn single_quoted(script: &str) -> Vec<bool> {
     inside
 }
 
-fn hostile_inventory(member_override: bool) -> Cluster {
+fn hostile_inventory(member_override: bool, nodes: usize) -> Cluster {
     let member = if member_override {
         format!(", etcd: {{member: m1, data_dir: '{HOSTILE_DIR}'}}")
     } else {
@@ -940,6 +998,9 @@ fn hostile_inventory(member_override: bool) -> Cluster {
     let text = format!(
         "name: hostile\ndefaults:\n  etcd:\n    management: {{static_pod: {{}}}}\nnodes:\n  - {{name: '{HOSTILE}', address: 10.0.0.1{member}}}\n  - {{name: cp2, address: 10.0.0.2}}\n  - {{name: cp3, address: 10.0.0.3}}\n"
     );
+    let text = (4..=nodes).fold(text, |text, i| {
+        text + &format!("  - {{name: cp{i}, address: 10.0.0.{i}}}\n")
+    });
     Cluster::load(SourceFile::new("hostile.yaml", text)).unwrap()
 }
 
@@ -950,9 +1011,13 @@ fn hostile_inventory(member_override: bool) -> Cluster {
 fn a_hostile_node_name_stays_one_quoted_word_in_every_script() {
     let mut compiled = 0;
     for member_override in [false, true] {
-        let cluster = hostile_inventory(member_override);
         for runbook_path in yaml_files("runbooks") {
             let document = load_runbook(&runbook_path);
+            let cluster = if fits(&document.value, 3) {
+                hostile_inventory(member_override, 3)
+            } else {
+                hostile_inventory(member_override, 5)
+            };
             let node_params: Vec<&str> = document
                 .value
                 .params
@@ -999,7 +1064,8 @@ fn a_hostile_node_name_stays_one_quoted_word_in_every_script() {
                     }
                 }
             }
-            {
+            // A runbook of etcd API calls only (compact) has no script to reach.
+            if plan.steps().any(|(_, s)| !scripts(s).is_empty()) {
                 assert!(
                     seen,
                     "{}: the hostile name never reached a script; the test proves nothing",
@@ -1020,4 +1086,296 @@ fn the_quote_scanner_tells_quoted_from_bare_text() {
     let quoted = single_quoted(script);
     assert!(quoted[6] && quoted[8]);
     assert!(!quoted[13] && !quoted[17] && !quoted[21]);
+}
+
+// ---- defrag-rolling ---------------------------------------------------------------------------
+
+#[test]
+fn defrag_rolling_does_followers_one_by_one_then_the_old_leader_after_a_hand_over() {
+    for inventory in inventories() {
+        let cluster = load_cluster(&inventory);
+        let plan = compile_with(&runbook("defrag-rolling"), &cluster, &[]);
+        let followers = instances(&plan, "defrag-follower");
+        assert_eq!(followers.len(), cluster.nodes.len());
+        for (k, &f) in followers.iter().enumerate() {
+            let s = &plan.graph[f];
+            assert_eq!(s.role, Some(RoleGuard::Follower), "{}", s.key);
+            assert!(
+                matches!(&s.when, Condition::AtRunTime(e) if e.contains("verdict")),
+                "{}: skipped below the threshold at run time",
+                s.key
+            );
+            // One at a time: each waits for the previous one.
+            if k > 0 {
+                assert!(ancestors(&plan, f).contains(&followers[k - 1]), "{}", s.key);
+            }
+        }
+        for node in &cluster.nodes {
+            let old_leader = index(&plan, &format!("defrag-old-leader@{}", node.name));
+            assert_eq!(plan.graph[old_leader].role, Some(RoleGuard::Leader));
+            let before = ancestors(&plan, old_leader);
+            for key in ["move-leader", "leader-moved", "successor"] {
+                assert!(
+                    before.contains(&index(&plan, &format!("{key}@{}", node.name))),
+                    "the old leader is defragmented after `{key}`"
+                );
+            }
+            for f in &followers {
+                assert!(
+                    before.contains(f),
+                    "the old leader comes after every follower"
+                );
+            }
+            let Operation::Etcd { endpoints, .. } = &plan.graph[old_leader].operation else {
+                panic!()
+            };
+            assert_eq!(endpoints, std::slice::from_ref(&node.etcd.client_url));
+        }
+        // The alarm is disarmed only after every member, and only if nothing but NOSPACE is on.
+        let disarm = ancestors(&plan, index(&plan, "disarm"));
+        for i in instances(&plan, "defrag-old-leader")
+            .into_iter()
+            .chain(followers.iter().copied())
+        {
+            assert!(disarm.contains(&i));
+        }
+        assert!(disarm.contains(&index(&plan, "only-nospace-after")));
+        assert_eq!(plan.summary().destructive, 0);
+    }
+}
+
+#[test]
+fn defrag_rolling_reads_fragmentation_and_refuses_other_alarms_in_sh() {
+    let cluster = load_cluster(&inventories()[0]);
+    let plan = compile_with(
+        &runbook("defrag-rolling"),
+        &cluster,
+        &[("min_free_mb", "8")],
+    );
+    let node = &cluster.nodes[0].name;
+    let probe = script_of(step(&plan, &format!("fragmentation@{node}")));
+    assert!(probe.contains("min_mb=8"), "{probe}");
+    // The probe's decision on a canned `endpoint status`, run with a stub etcdctl.
+    let dir = tempfile::tempdir().unwrap();
+    for (size, in_use, verdict) in [(30 << 20, 1 << 20, "defrag"), (30 << 20, 25 << 20, "skip")] {
+        let status = format!(
+            r#"[{{"Endpoint":"x","Status":{{"header":{{"revision":5}},"dbSize":{size},"dbSizeInUse":{in_use}}}}}]"#
+        );
+        let call = probe.lines().find(|l| l.starts_with("status=$(")).unwrap();
+        let script = probe.replace(call, "status=$(printf '%s' \"$STATUS\")");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("STATUS", &status)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{script}\n{stdout}");
+        assert!(
+            stdout.contains(&format!(r#""verdict":"{verdict}""#))
+                && stdout.contains(&format!(r#""reclaimable":{}"#, size - in_use)),
+            "{stdout}"
+        );
+    }
+    let guard = script_of(step(&plan, "only-nospace-before"));
+    for (alarms, ok) in [
+        ("none", true),
+        ("NOSPACE@cp1,NOSPACE@cp2", true),
+        ("NOSPACE@cp1,CORRUPT@cp2", false),
+    ] {
+        let script = guard.replace("'⟨steps.alarms-before.outputs.alarms⟩'", alarms);
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(out.status.success(), ok, "{alarms}");
+    }
+}
+
+// ---- compact ------------------------------------------------------------------------------------
+
+#[test]
+fn compact_keeps_a_window_asks_first_and_cannot_be_undone() {
+    let cluster = load_cluster(&inventories()[0]);
+    let plan = compile_with(&runbook("compact"), &cluster, &[]);
+    let compact = step(&plan, "compact");
+    assert!(runs(compact) && compact.destructive && compact.confirm.is_some());
+    assert_eq!(compact.rollback, Rollback::Irreversible);
+    let Operation::Etcd {
+        call: Action::EtcdCompact(args),
+        ..
+    } = &compact.operation
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (args.keep_revisions, args.revision, args.physical),
+        (10000, None, true)
+    );
+    assert!(!runs(step(&plan, "compact-to")));
+
+    let plan = compile_with(
+        &runbook("compact"),
+        &cluster,
+        &[("revision", "4000"), ("keep_revisions", "500")],
+    );
+    assert!(!runs(step(&plan, "compact")));
+    let to = step(&plan, "compact-to");
+    assert!(runs(to) && to.confirm.is_some());
+    let Operation::Etcd {
+        call: Action::EtcdCompact(args),
+        ..
+    } = &to.operation
+    else {
+        panic!()
+    };
+    assert_eq!((args.keep_revisions, args.revision), (500, Some(4000)));
+}
+
+// ---- scale --------------------------------------------------------------------------------------
+
+#[test]
+fn scale_refuses_an_even_or_small_inventory() {
+    let three = load_cluster(&inventories()[0]);
+    let params = [("direction", "grow"), ("first", "cp2"), ("second", "cp3")];
+    let err = try_compile(&runbook("scale"), &three, &params).unwrap_err();
+    assert!(err.contains("at least 5"), "{err}");
+    let five = five_nodes();
+    let mut text =
+        std::fs::read_to_string(repo().join("drills/inventories/kubeadm-3.yaml")).unwrap();
+    text.push_str("  - name: cp4\n    address: 10.0.0.14\n");
+    let four = Cluster::load(SourceFile::new("kubeadm-4", text)).unwrap();
+    let err = try_compile(&runbook("scale"), &four, &params).unwrap_err();
+    assert!(err.contains("odd"), "{err}");
+    compile_with(&runbook("scale"), &five, &params);
+}
+
+#[test]
+fn scale_grows_one_learner_at_a_time() {
+    let cluster = five_nodes();
+    let plan = compile_with(
+        &runbook("scale"),
+        &cluster,
+        &[("direction", "grow"), ("first", "cp4"), ("second", "cp5")],
+    );
+    for (_, s) in plan.steps() {
+        if s.step.starts_with("shrink") || s.step.starts_with("remove") {
+            assert!(!runs(s), "{} runs on a grow", s.key);
+        }
+    }
+    for (id, node) in [
+        ("add-first", "cp4"),
+        ("configure-first", "cp4"),
+        ("start-first", "cp4"),
+        ("promote-first", "cp4"),
+        ("add-second", "cp5"),
+        ("configure-second", "cp5"),
+        ("start-second", "cp5"),
+        ("promote-second", "cp5"),
+    ] {
+        for i in instances(&plan, id) {
+            let s = &plan.graph[i];
+            assert_eq!(runs(s), s.host == Host::Node(node.into()), "{}", s.key);
+        }
+    }
+    let add = step(&plan, "add-first@cp4");
+    let Operation::Etcd {
+        call: Action::EtcdMemberAdd(args),
+        endpoints,
+    } = &add.operation
+    else {
+        panic!()
+    };
+    assert!(args.learner && add.confirm.is_some() && add.retries.attempts >= 5);
+    assert!(!endpoints.contains(&cluster.node("cp4").unwrap().etcd.client_url));
+    assert!(step(&plan, "promote-first@cp4").retries.attempts >= 10);
+    // The first joins the three members; the second, all four.
+    let first = script_of(step(&plan, "configure-first@cp4"));
+    let mut joined: Vec<&str> = initial_cluster_in(first).split(',').collect();
+    joined.sort();
+    let mut expected: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.name != "cp5")
+        .map(|n| format!("{}={}", n.etcd.member, n.etcd.peer_url))
+        .collect();
+    expected.sort();
+    assert_eq!(joined, expected);
+    let second = script_of(step(&plan, "configure-second@cp5"));
+    assert_eq!(initial_cluster_in(second), cluster.initial_cluster());
+    assert!(first.contains("initial-cluster-state=existing"));
+    // The second is added only once the first is promoted and every member is healthy.
+    let add_second = ancestors(&plan, index(&plan, "add-second@cp5"));
+    assert!(add_second.contains(&index(&plan, "promote-first@cp4")));
+    for i in instances(&plan, "first-joined") {
+        assert!(add_second.contains(&i));
+    }
+    // Nothing is added before the membership and every member's health are checked.
+    let add_first = ancestors(&plan, index(&plan, "add-first@cp4"));
+    assert!(add_first.contains(&index(&plan, "grow-membership")));
+    for i in instances(&plan, "grow-healthy") {
+        assert!(add_first.contains(&i));
+    }
+}
+
+#[test]
+fn scale_shrinks_one_member_at_a_time_never_the_leader() {
+    let cluster = five_nodes();
+    let plan = compile_with(
+        &runbook("scale"),
+        &cluster,
+        &[("direction", "shrink"), ("first", "cp4"), ("second", "cp5")],
+    );
+    for (_, s) in plan.steps() {
+        if s.step.starts_with("grow") || s.step.starts_with("add") {
+            assert!(!runs(s), "{} runs on a shrink", s.key);
+        }
+    }
+    let remove_first = index(&plan, "remove-first@cp4");
+    let remove_second = index(&plan, "remove-second@cp5");
+    for i in [remove_first, remove_second] {
+        let s = &plan.graph[i];
+        assert!(s.destructive && s.retries.attempts >= 5, "{}", s.key);
+        assert_eq!(s.rollback, Rollback::Irreversible);
+    }
+    assert!(plan.graph[remove_first].confirm.is_some());
+    // Leadership leaves a leaving member first; the members must be all there and healthy.
+    let before_first = ancestors(&plan, remove_first);
+    for key in [
+        "shrink-membership",
+        "shrink-healthy",
+        "move-leader@cp4",
+        "move-leader@cp5",
+        "leader-stays@cp5",
+    ] {
+        assert!(before_first.contains(&index(&plan, key)), "{key}");
+    }
+    assert!(!runs(step(&plan, "move-leader@cp1")));
+    assert_eq!(step(&plan, "move-leader@cp4").role, Some(RoleGuard::Leader));
+    // The second goes only once the first is stopped and the rest are healthy.
+    let before_second = ancestors(&plan, remove_second);
+    assert!(before_second.contains(&index(&plan, "stop-first@cp4")));
+    for i in instances(&plan, "first-gone") {
+        assert!(before_second.contains(&i));
+    }
+    let successor = script_of(step(&plan, "successor"));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(successor)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cp1");
+    // Same node twice is refused at run time, before anything.
+    let twice = compile_with(
+        &runbook("scale"),
+        &cluster,
+        &[("direction", "shrink"), ("first", "cp4"), ("second", "cp4")],
+    );
+    let check = script_of(step(&twice, "two-nodes"));
+    assert!(
+        !Command::new("sh")
+            .arg("-c")
+            .arg(check)
+            .status()
+            .unwrap()
+            .success()
+    );
 }

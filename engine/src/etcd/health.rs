@@ -249,6 +249,39 @@ pub async fn roles(
         .map_err(|_| EtcdError::Timeout { what, timeout })?
 }
 
+/// Health of the inventory nodes that are members of the cluster now (for the quorum guard before
+/// a member removal): a node removed earlier, e.g. by the same run, cannot cost quorum and is left
+/// out. Every node is kept when no member answers a member list.
+pub async fn current_member_health(
+    access: &EtcdAccess,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Vec<(String, Result<(), String>)> {
+    let endpoints: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.etcd.client_url.clone())
+        .collect();
+    let ctx = Ctx {
+        access,
+        cluster,
+        endpoints: &endpoints,
+        timeout,
+    };
+    let health = member_health(access, cluster, timeout).await;
+    let Ok(Ok(members)) = tokio::time::timeout(timeout, members::list_any(&ctx)).await else {
+        return health;
+    };
+    health
+        .into_iter()
+        .filter(|(name, _)| {
+            cluster
+                .node(name)
+                .is_some_and(|node| members::member_of_node(&members, node).is_some())
+        })
+        .collect()
+}
+
 /// Health of every inventory member (for the quorum guard before a member removal): node name and
 /// Ok or the reason it is unhealthy. Every check is bounded by `timeout`.
 pub async fn member_health(

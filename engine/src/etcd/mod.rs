@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use access::EtcdAccess;
 pub use error::{ApiError, EtcdError};
-pub use health::{Roles, member_health, roles};
+pub use health::{Roles, current_member_health, member_health, roles};
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.

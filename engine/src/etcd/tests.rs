@@ -326,6 +326,12 @@ async fn three_members_probes_day2_and_membership() {
     let health = member_health(&tc.access, &tc.cluster, Duration::from_secs(2)).await;
     let m3 = health.iter().find(|(n, _)| n == "m3").unwrap();
     assert!(m3.1.is_err(), "{health:?}");
+    // The quorum guard's view leaves the removed member out: it cannot cost quorum any more.
+    let current = super::current_member_health(&tc.access, &tc.cluster, T).await;
+    assert!(
+        current.iter().all(|(n, h)| n != "m3" && h.is_ok()) && current.len() == 3,
+        "{current:?}"
+    );
 
     // One member down: calls to every endpoint still go through the others, health names it.
     let down = if target == "m2" { 1 } else { 2 };

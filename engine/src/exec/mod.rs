@@ -645,7 +645,8 @@ impl<'a> Dispatcher<'a> {
     /// removed, a three-member cluster is one failure from losing quorum.
     async fn quorum_guard(&self, member: &str) -> Result<(), String> {
         let health =
-            etcd::member_health(&self.access, self.inputs.cluster, Duration::from_secs(15)).await;
+            etcd::current_member_health(&self.access, self.inputs.cluster, Duration::from_secs(15))
+                .await;
         let removed = self
             .inputs
             .cluster

@@ -593,7 +593,11 @@ async fn a_dropped_ssh_run_stops_the_remote_group() {
             }
         }
     }
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_ends(pid, Duration::from_secs(30)).await;
 }
 
