@@ -37,7 +37,7 @@ use etcdrill::plan::{ParamInput, compile};
 use etcdrill::runbook::Runbook;
 use etcdrill::runbook::action::{Action, SnapshotSaveArgs};
 use etcdrill::source::SourceFile;
-use etcdrill_testbed::{Bed, BedConfig, Node, SEED_PREFIX, seed_value, shell_quote};
+use etcdrill_testbed::{Bed, BedConfig, SEED_PREFIX, seed_value, shell_quote};
 
 const VALUE_BYTES: usize = 100_000;
 const PROBE_EVERY: Duration = Duration::from_millis(100);
@@ -357,6 +357,25 @@ fn mark_phases(
         .collect()
 }
 
+/// Phases from marks of one node after another: the sum over nodes of each `X-begin` to its `X-end`.
+fn mark_sums(
+    marks: &BTreeMap<String, Vec<SystemTime>>,
+    phases: &[&str],
+) -> Vec<(String, Duration)> {
+    phases
+        .iter()
+        .filter(|p| marks.contains_key(&format!("{p}-begin")))
+        .map(|p| {
+            let mut begins = marks[&format!("{p}-begin")].clone();
+            let mut ends = marks[&format!("{p}-end")].clone();
+            begins.sort();
+            ends.sort();
+            let sum = begins.iter().zip(&ends).map(|(b, e)| since(*e, *b)).sum();
+            (format!("{p} (sum over nodes)"), sum)
+        })
+        .collect()
+}
+
 /// Removes what a restore leaves on the nodes (old data dirs, copies, marks); untimed.
 fn clean_nodes(bed: &Bed) {
     for node in bed.nodes() {
@@ -542,7 +561,7 @@ fn run_script(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str)
         "copy+verify+restore, node by node".to_string(),
         since(first(&marks, "stop-begin"), started),
     )];
-    phases.extend(mark_phases(&marks, &["copy", "verify", "restore", "stop"]));
+    phases.extend(mark_sums(&marks, &["copy", "verify", "restore", "stop"]));
     Measured {
         started,
         first_stop: first(&marks, "stop-begin"),
@@ -702,8 +721,10 @@ fn junit_tasks(dir: &Path) -> Vec<(String, Duration)> {
     for entry in entries.flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         for case in text.split("<testcase ").skip(1) {
+            let case = format!(" {case}");
             let attr = |name: &str| {
-                let start = case.find(&format!("{name}=\""))? + name.len() + 2;
+                // ` name=` and not `classname=`.
+                let start = case.find(&format!(" {name}=\""))? + name.len() + 3;
                 let end = case[start..].find('"')? + start;
                 Some(case[start..end].to_string())
             };

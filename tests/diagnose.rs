@@ -215,20 +215,19 @@ fn free_pages_worth_a_defrag_are_found() {
         .unwrap()
         .into_stdout()
         .unwrap();
-    // Freed pages count as free once the backend commits again, which takes a write.
-    for i in 0..3 {
-        std::thread::sleep(Duration::from_millis(200));
-        bed.etcdctl(&["put", &format!("/after/{i}"), "x"])
-            .unwrap()
-            .into_stdout()
-            .unwrap();
-    }
     let mut last = Value::Null;
     let mut found = None;
+    let mut nudges = 0;
     let waited = wait_until(
         "diagnose to find free pages",
         Duration::from_secs(30),
         || {
+            // Freed pages count as free once the backend commits again, which takes a write.
+            bed.etcdctl(&["put", &format!("/after/{nudges}"), "x"])
+                .unwrap()
+                .into_stdout()
+                .unwrap();
+            nudges += 1;
             let (_, json) = diagnose(work.path(), &inventory, &[]);
             found = finding(&json, "defrag-reclaimable").cloned();
             last = json;

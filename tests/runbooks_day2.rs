@@ -177,6 +177,24 @@ struct Writer {
 }
 
 impl Writer {
+    /// Writes that succeeded so far.
+    fn succeeded(&self) -> usize {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `count` writes succeeded, within a minute.
+    fn wait_for_writes(&self, count: usize) {
+        etcdrill_testbed::wait_until("the writer to write", Duration::from_secs(60), || {
+            let done = self.succeeded();
+            if done >= count {
+                Ok(())
+            } else {
+                Err(format!("{done} of {count} writes"))
+            }
+        })
+        .unwrap();
+    }
+
     fn start(bed: &Bed) -> Writer {
         let etcdctl = bed.etcd_binaries().etcdctl.clone();
         let tls = bed.tls().clone();
@@ -254,9 +272,10 @@ fn defrag_rolling_shrinks_every_member_under_writes_leader_last() {
     }
 
     let writer = Writer::start(&bed);
-    std::thread::sleep(Duration::from_millis(500));
+    writer.wait_for_writes(3);
     let run = Run::stock(&bed, "defrag-rolling", &["min_free_mb=8"], inventory_yaml);
-    std::thread::sleep(Duration::from_millis(500));
+    // Writes go on after the last member was defragmented, too.
+    writer.wait_for_writes(writer.succeeded() + 3);
     let (writes, failed) = writer.finish();
     run.expect_success(&bed);
     eprintln!(
@@ -264,7 +283,12 @@ fn defrag_rolling_shrinks_every_member_under_writes_leader_last() {
         run.took,
         failed.len()
     );
-    assert!(failed.is_empty(), "writes failed: {failed:#?}");
+    // Defragmenting the leader in place stalls writes for as long as it takes: many failures in a
+    // row. An isolated timeout on a saturated disk is not that; allow two, and at most a tenth.
+    assert!(
+        failed.len() <= 2 && failed.len() * 10 <= writes + failed.len(),
+        "writes failed: {failed:#?}"
+    );
     assert!(writes >= 20, "the writer kept writing: {writes}");
 
     let (after, _) = statuses(&bed);
