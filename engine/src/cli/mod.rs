@@ -36,9 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Compile a runbook against an inventory and print the plan. Touches nothing.
     Plan(PlanArgs),
-    /// Check runbook and inventory files, each on its own.
+    /// Check runbook, inventory and drill files (a drill with its inventory and runbook).
     Validate(ValidateArgs),
-    /// Write the JSON Schemas of runbook and inventory files.
+    /// Write the JSON Schemas of runbook, inventory and drill files.
     Schema(SchemaArgs),
     /// Compile a runbook exactly as `plan` does and execute it against the cluster.
     Run(execute::RunArgs),
