@@ -5,23 +5,16 @@
 
 mod support;
 
+use support::bed;
+
 use std::path::Path;
 use std::time::Duration;
 
-use etcdrill_testbed::{Bed, BedConfig, SEED_PREFIX, require, wait_until};
+use etcdrill_testbed::{Bed, BedConfig, SEED_PREFIX, wait_until};
 use serde_json::Value;
 use support::{Etcdrill, Outcome, inventory_yaml, write};
 
 const MIB: u64 = 1024 * 1024;
-
-/// Starts a bed, or returns `None` when beds cannot run here (the test then passes as skipped,
-/// except on CI where `require` fails it).
-fn bed(config: BedConfig) -> Option<Bed> {
-    if !require(&config) {
-        return None;
-    }
-    Some(Bed::start(config).expect("the test bed starts"))
-}
 
 /// A work directory with the bed's inventory in it.
 fn work(bed: &Bed) -> (tempfile::TempDir, String) {

@@ -3,17 +3,12 @@
 
 mod support;
 
+use support::bed;
+
 use std::path::Path;
 
-use etcdrill_testbed::{Bed, BedConfig, EtcdVersion, require};
+use etcdrill_testbed::{Bed, BedConfig, EtcdVersion};
 use support::{Etcdrill, inventory_yaml, write};
-
-fn bed(config: BedConfig) -> Option<Bed> {
-    if !require(&config) {
-        return None;
-    }
-    Some(Bed::start(config).expect("the test bed starts"))
-}
 
 /// Writes a drill of `runbook` with `disaster` against `bed` and runs it; returns the report JSON.
 fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::Value {

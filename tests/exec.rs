@@ -6,20 +6,15 @@ mod support;
 use std::time::Duration;
 
 use etcdrill::journal::{Event, RunResult, StepResult};
-use etcdrill_testbed::{Bed, BedConfig, require};
+use etcdrill_testbed::{Bed, BedConfig};
 use support::{
     Etcdrill, inventory_with, inventory_yaml, journal, no_runs, only_run, step_outputs,
     step_result, wait_for_record, write,
 };
 
-/// Starts a bed, or returns `None` when beds cannot run here (the test then passes as skipped,
-/// except on CI where `require` fails it).
+/// A bed of `nodes` nodes, or `None` where beds cannot run (see `support::bed`).
 fn bed(nodes: usize) -> Option<Bed> {
-    let config = BedConfig::new(nodes);
-    if !require(&config) {
-        return None;
-    }
-    Some(Bed::start(config).expect("the test bed starts"))
+    support::bed(BedConfig::new(nodes))
 }
 
 const OUTPUTS: &str = r#"

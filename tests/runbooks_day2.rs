@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::bed;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -14,19 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, Journal, StepResult};
-use etcdrill_testbed::{Bed, BedConfig, require};
+use etcdrill_testbed::{Bed, BedConfig};
 use support::{
     Etcdrill, Outcome, diagnosis, inventory_parking_at, inventory_yaml, journal, only_run,
     step_result, stock_runbook, write,
 };
-
-/// Starts a bed, or returns `None` when beds cannot run here.
-fn bed(config: BedConfig) -> Option<Bed> {
-    if !require(&config) {
-        return None;
-    }
-    Some(Bed::start(config).expect("the test bed starts"))
-}
 
 /// Where the bed's `stop_member` parks a static pod's manifest.
 const HAND_PARKED_DIR: &str = "/etc/kubernetes";

@@ -5,24 +5,17 @@
 
 mod support;
 
+use support::bed;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, StepResult};
-use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node, require};
+use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
 use support::{
     Etcdrill, Outcome, diagnosis, inventory_parking_at, inventory_yaml, journal, only_run,
     step_result, stock_runbook, write,
 };
-
-/// Starts a bed, or returns `None` when beds cannot run here (the test then passes as skipped,
-/// except on CI where `require` fails it).
-fn bed(config: BedConfig) -> Option<Bed> {
-    if !require(&config) {
-        return None;
-    }
-    Some(Bed::start(config).expect("the test bed starts"))
-}
 
 /// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
 /// docs and the bed's `stop_member` move it up one directory).

@@ -316,11 +316,15 @@ impl Cluster {
 
     /// Every client URL, comma-separated, for `--endpoints`.
     pub fn endpoints(&self) -> String {
+        self.client_urls().join(",")
+    }
+
+    /// Every node's client URL, in inventory order.
+    pub fn client_urls(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .map(|n| n.etcd.client_url.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+            .map(|n| n.etcd.client_url.clone())
+            .collect()
     }
 }
 

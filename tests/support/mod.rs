@@ -8,7 +8,16 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use etcdrill::journal::{Event, Journal, Record};
-use etcdrill_testbed::Bed;
+use etcdrill_testbed::{Bed, BedConfig, require};
+
+/// Starts a bed, or returns `None` where beds cannot run (the test then passes as skipped, except
+/// on CI, where `require` fails it).
+pub fn bed(config: BedConfig) -> Option<Bed> {
+    if !require(&config) {
+        return None;
+    }
+    Some(Bed::start(config).expect("the test bed starts"))
+}
 
 /// An etcdrill inventory for `bed`, with runs kept under `work_dir`.
 pub fn inventory_yaml(bed: &Bed, work_dir: &Path) -> String {

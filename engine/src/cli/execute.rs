@@ -105,7 +105,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
             cluster: &cluster,
             params: &inputs,
             plan: &plan,
-            secrets,
+            secrets: secrets.clone(),
         };
         exec::run(
             inputs,
@@ -118,13 +118,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    write_report(
-        &plan,
-        &summary.dir,
-        &secret_values(&runbook, &inputs),
-        &mut reporter,
-    )?;
-    conclude(&summary)
+    finish(&plan, &summary, &secrets, &mut reporter)
 }
 
 /// `etcdrill resume`.
@@ -142,7 +136,7 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
             cluster: &cluster,
             params: &inputs,
             plan: &plan,
-            secrets,
+            secrets: secrets.clone(),
         };
         exec::resume(
             inputs,
@@ -154,13 +148,7 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    write_report(
-        &plan,
-        &summary.dir,
-        &secret_values(&runbook, &inputs),
-        &mut reporter,
-    )?;
-    conclude(&summary)
+    finish(&plan, &summary, &secrets, &mut reporter)
 }
 
 /// `etcdrill rollback`.
@@ -174,17 +162,11 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
             cluster: &cluster,
             params: &inputs,
             plan: &plan,
-            secrets,
+            secrets: secrets.clone(),
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
-    write_report(
-        &plan,
-        &summary.dir,
-        &secret_values(&runbook, &inputs),
-        &mut reporter,
-    )?;
-    conclude(&summary)
+    finish(&plan, &summary, &secrets, &mut reporter)
 }
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
@@ -197,6 +179,17 @@ pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
         &secret_values(&runbook, &inputs),
         &mut reporter,
     )
+}
+
+/// Writes the run's report, then maps its result to the command's outcome.
+fn finish(
+    plan: &Plan,
+    summary: &RunSummary,
+    secrets: &[String],
+    reporter: &mut Reporter,
+) -> Result<(), CliError> {
+    write_report(plan, &summary.dir, secrets, reporter)?;
+    conclude(summary)
 }
 
 /// Computes the report from the plan and the journal and writes it into the run directory.

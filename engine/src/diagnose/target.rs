@@ -122,14 +122,7 @@ impl Target {
         let (raw, endpoints_from) = if let Some(list) = &flags.endpoints {
             (split(list), Origin::Flags)
         } else if let Some(cluster) = cluster {
-            (
-                cluster
-                    .nodes
-                    .iter()
-                    .map(|n| n.etcd.client_url.clone())
-                    .collect(),
-                Origin::Inventory,
-            )
+            (cluster.client_urls(), Origin::Inventory)
         } else if let Some(list) = var("ETCDCTL_ENDPOINTS") {
             (split(&list), Origin::Environment)
         } else {

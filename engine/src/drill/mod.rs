@@ -324,11 +324,7 @@ pub async fn run(
     let drill = &prepared.drill.value;
     let access = EtcdAccess::resolve(cluster.inventory().controller.tls.as_ref())
         .map_err(ExecError::Access)?;
-    let endpoints: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.etcd.client_url.clone())
-        .collect();
+    let endpoints: Vec<String> = cluster.client_urls();
     let etcd_error = |what: &str| {
         let what = what.to_string();
         move |source| DrillError::Etcd {

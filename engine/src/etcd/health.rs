@@ -182,11 +182,7 @@ pub async fn roles(
     cluster: &Cluster,
     timeout: Duration,
 ) -> Result<Roles, EtcdError> {
-    let endpoints: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.etcd.client_url.clone())
-        .collect();
+    let endpoints: Vec<String> = cluster.client_urls();
     let ctx = Ctx {
         access,
         cluster,
@@ -257,11 +253,7 @@ pub async fn current_member_health(
     cluster: &Cluster,
     timeout: Duration,
 ) -> Vec<(String, Result<(), String>)> {
-    let endpoints: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.etcd.client_url.clone())
-        .collect();
+    let endpoints: Vec<String> = cluster.client_urls();
     let ctx = Ctx {
         access,
         cluster,
@@ -289,11 +281,7 @@ pub async fn member_health(
     cluster: &Cluster,
     timeout: Duration,
 ) -> Vec<(String, Result<(), String>)> {
-    let endpoints: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.etcd.client_url.clone())
-        .collect();
+    let endpoints: Vec<String> = cluster.client_urls();
     let ctx = Ctx {
         access,
         cluster,

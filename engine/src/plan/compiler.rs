@@ -895,7 +895,7 @@ impl<'a> Compiler<'a> {
                     .map(|n| n.etcd.client_url.clone())
                     .collect()
             }
-            _ => all().map(|n| n.etcd.client_url.clone()).collect(),
+            _ => self.cluster.client_urls(),
         }
     }
 
