@@ -398,6 +398,10 @@ fn placeholder_params(runbook: &Runbook, cluster: &Cluster) -> Vec<String> {
                 ParamType::Bool => "false".to_string(),
                 ParamType::Duration => "30s".to_string(),
                 ParamType::Choice => spec.choices.first().cloned().unwrap_or_default(),
+                // Strings that name backup destinations must parse as destinations.
+                ParamType::String if name.as_str() == "copy_to" => {
+                    "s3://etcd-backups/prod ssh://backup@10.0.0.9/srv/etcd".to_string()
+                }
                 ParamType::String => "x".to_string(),
             };
             ["-p".to_string(), format!("{name}={value}")]

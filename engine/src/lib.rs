@@ -3,6 +3,7 @@
 //! The data flow is `YAML -> Runbook -> Plan -> Journal -> Report`; each stage is a value that can
 //! be printed and tested. The stages up to the Plan are pure: they never touch a network or a node.
 
+pub mod backup;
 pub mod cli;
 pub mod diagnose;
 pub mod diagnostic;
@@ -24,4 +25,5 @@ pub mod schedule;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+pub mod textfile;
 pub mod transport;

@@ -53,6 +53,12 @@ impl Etcdrill {
         self
     }
 
+    /// Sets an environment variable.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
     /// Runs to the end.
     pub fn run(mut self) -> Outcome {
         let output = self.command.output().expect("etcdrill runs");

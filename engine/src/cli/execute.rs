@@ -1,7 +1,7 @@
 //! `run`, `resume` and `rollback`: the commands that touch a cluster. They compile exactly as
 //! `plan` does, then hand the plan to the executor.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
@@ -48,6 +48,10 @@ pub struct ExecArgs {
     /// Where run directories go (default: the inventory's `controller.work_dir`, else `.etcdrill`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// After the run, update this Prometheus textfile (node_exporter's textfile collector):
+    /// last run, last success, and the time and size of the last good backup.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// Arguments of `etcdrill run`.
@@ -118,7 +122,13 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    finish(&plan, &summary, &secrets, &mut reporter)
+    finish(
+        &plan,
+        &summary,
+        &secrets,
+        args.exec.metrics_textfile.as_deref(),
+        &mut reporter,
+    )
 }
 
 /// `etcdrill resume`.
@@ -148,7 +158,13 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    finish(&plan, &summary, &secrets, &mut reporter)
+    finish(
+        &plan,
+        &summary,
+        &secrets,
+        args.exec.metrics_textfile.as_deref(),
+        &mut reporter,
+    )
 }
 
 /// `etcdrill rollback`.
@@ -166,7 +182,13 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
-    finish(&plan, &summary, &secrets, &mut reporter)
+    finish(
+        &plan,
+        &summary,
+        &secrets,
+        args.exec.metrics_textfile.as_deref(),
+        &mut reporter,
+    )
 }
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
@@ -186,9 +208,16 @@ fn finish(
     plan: &Plan,
     summary: &RunSummary,
     secrets: &[String],
+    metrics_textfile: Option<&Path>,
     reporter: &mut Reporter,
 ) -> Result<(), CliError> {
     write_report(plan, &summary.dir, secrets, reporter)?;
+    if let Some(path) = metrics_textfile {
+        let journal = Journal::read(&summary.dir.journal()).map_err(exec::ExecError::from)?;
+        let sample = report::metrics::run_sample(plan, &journal, summary.result);
+        crate::textfile::update(path, &sample).map_err(CliError::Metrics)?;
+        reporter.note(&format!("metrics: {}", path.display()));
+    }
     conclude(summary)
 }
 

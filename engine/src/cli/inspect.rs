@@ -16,9 +16,8 @@ use crate::diagnose::collect::{self, Options};
 use crate::diagnose::{Facts, Severity, Target, TargetFlags, findings, rules, table};
 use crate::etcd::{self, EtcdAccess, EtcdError};
 use crate::inventory::Cluster;
-use crate::journal::Timestamp;
 use crate::runbook::action::{Action, SnapshotSaveArgs};
-use crate::snapshot::meta::{META_FORMAT, META_VERSION, SnapshotMeta};
+use crate::snapshot::meta::SnapshotMeta;
 use crate::source::SourceFile;
 
 /// Table for people, or JSON for tools.
@@ -100,6 +99,12 @@ pub enum SnapshotCommand {
     Verify(SnapshotFileArgs),
     /// Show what `etcdutl snapshot status` shows (hash, revision, keys, size), natively.
     Status(SnapshotFileArgs),
+    /// Copy a snapshot to directories, backup hosts (SSH) or S3, reading every copy back.
+    Ship(super::backup::ShipArgs),
+    /// List the copies in a destination, newest first (--verify reads each back).
+    List(super::backup::ListArgs),
+    /// Delete the copies a retention policy does not keep, per cluster.
+    Prune(super::backup::PruneArgs),
 }
 
 /// Arguments of `etcdrill snapshot save`.
@@ -175,18 +180,18 @@ fn resolve(
     Ok((resolved, access))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
 }
 
-fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+pub(super) fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
     out.write_all(text.as_bytes()).map_err(CliError::Output)
 }
 
-fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
+pub(super) fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
     text.push('\n');
     print(out, &text)
@@ -314,6 +319,9 @@ pub(super) fn snapshot(args: &SnapshotArgs, out: &mut dyn Write) -> Result<(), C
         SnapshotCommand::Save(args) => snapshot_save(args, out),
         SnapshotCommand::Verify(args) => snapshot_verify(args, out),
         SnapshotCommand::Status(args) => snapshot_status(args, out),
+        SnapshotCommand::Ship(args) => super::backup::ship(args, out),
+        SnapshotCommand::List(args) => super::backup::list(args, out),
+        SnapshotCommand::Prune(args) => super::backup::prune(args, out),
     }
 }
 
@@ -321,7 +329,7 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
     let (cluster, with_inventory) = load_cluster(&args.target)?;
     let (resolved, access) = resolve(&args.target, with_inventory.then_some(&cluster))?;
     let runtime = runtime()?;
-    let meta = runtime.block_on(async {
+    runtime.block_on(async {
         let candidates = match &args.from {
             Some(name) => {
                 let node = cluster.node(name).ok_or_else(|| EtcdError::Config {
@@ -356,11 +364,11 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
             .iter()
             .filter_map(|e| e.status.as_ref().map(|s| (e, s)))
             .collect();
-        let (endpoint, status) = answering
+        let endpoint = answering
             .iter()
             .find(|(_, s)| s.leader.as_deref() != Some(s.member_id.as_str()) && !s.is_learner)
             .or_else(|| answering.first())
-            .copied()
+            .map(|(endpoint, _)| *endpoint)
             .ok_or_else(|| EtcdError::Refused {
                 what: "snapshot save".into(),
                 reason: format!(
@@ -379,50 +387,18 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
         let action = Action::EtcdSnapshotSave(SnapshotSaveArgs {
             path: args.path.display().to_string(),
         });
-        let outcome = etcd::execute(
+        etcd::execute(
             &access,
             &cluster,
             std::slice::from_ref(&endpoint.endpoint),
             &action,
             args.save_timeout,
         )
-        .await?;
-        let output = |name: &str| outcome.outputs.get(name).cloned().unwrap_or_default();
-        let member = facts
-            .members
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find(|m| m.id == status.member_id)
-            .map(|m| {
-                if m.name.is_empty() {
-                    m.label()
-                } else {
-                    m.name.clone()
-                }
-            })
-            .unwrap_or_else(|| status.member_id.clone());
-        Ok::<_, EtcdError>(SnapshotMeta {
-            format: META_FORMAT.into(),
-            version: META_VERSION,
-            cluster: facts
-                .cluster
-                .clone()
-                .unwrap_or_else(|| status.cluster_id.clone()),
-            cluster_id: status.cluster_id.clone(),
-            member,
-            member_id: status.member_id.clone(),
-            endpoint: endpoint.endpoint.clone(),
-            etcd_version: status.version.clone(),
-            revision: output("revision").parse().unwrap_or(status.revision),
-            time: Timestamp::now(),
-            size: output("size").parse().unwrap_or(0),
-            sha256: output("sha256"),
-            written_on: hostname(),
-        })
+        .await
+        .map(drop)
     })?;
     let meta_path = SnapshotMeta::path_for(&args.path);
-    meta.write(&meta_path)?;
+    let meta = SnapshotMeta::read(&meta_path)?;
     if args.output == OutputFormat::Json {
         let mut value = serde_json::to_value(&meta).expect("metadata serialises");
         value["path"] = args.path.display().to_string().into();
@@ -443,18 +419,6 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
             ),
         )
     }
-}
-
-/// This machine's host name.
-fn hostname() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
-    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
 /// The metadata file beside `path`, checked against the file when present.

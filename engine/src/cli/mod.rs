@@ -4,6 +4,7 @@
 //! `plan`, `validate` and `schema` touch no network and no node: `plan` is a dry run whose only
 //! side effect is the file named by `-o`. `run`, `resume` and `rollback` (in `execute`) do.
 
+mod backup;
 mod execute;
 mod inspect;
 
@@ -60,10 +61,11 @@ pub enum Command {
     Members(inspect::InspectArgs),
     /// Find what is wrong or at risk and say what to do; exit 0 ok, 3 warning, 4 urgent, 5 critical.
     Diagnose(inspect::DiagnoseArgs),
-    /// Save a snapshot with its metadata file; verify or show a snapshot file, natively.
+    /// Save, verify and show snapshots; ship them off the host, list and prune the copies.
     Snapshot(inspect::SnapshotArgs),
 }
 
+pub use backup::{ListArgs, PruneArgs, ShipArgs};
 pub use execute::{DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, Output, RunArgs, RunRefArgs};
 pub use inspect::{
     DiagnoseArgs, InspectArgs, OutputFormat, SnapshotArgs, SnapshotCommand, SnapshotFileArgs,
@@ -181,6 +183,12 @@ pub enum CliError {
         /// The worst severity found.
         worst: crate::diagnose::Severity,
     },
+    /// The metrics textfile could not be written.
+    #[error(transparent)]
+    Metrics(crate::textfile::TextfileError),
+    /// A backup copy, listing or prune failed.
+    #[error(transparent)]
+    Backup(crate::backup::BackupError),
     /// A snapshot file is unsound or unreadable.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),

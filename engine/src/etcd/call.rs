@@ -136,7 +136,9 @@ pub(crate) async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, Etc
         | Action::EtcdStartMember(_)
         | Action::EtcdConfigureMember(_)
         | Action::EtcdDataDirReplace(_)
-        | Action::FileCopy(_) => Err(EtcdError::Unsupported {
+        | Action::FileCopy(_)
+        | Action::BackupShip(_)
+        | Action::BackupPrune(_) => Err(EtcdError::Unsupported {
             action: call.kind().name(),
         }),
     }

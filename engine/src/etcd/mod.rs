@@ -31,6 +31,7 @@ use std::time::Duration;
 pub use access::EtcdAccess;
 pub use error::{ApiError, EtcdError};
 pub use health::{Roles, current_member_health, member_health, roles};
+pub(crate) use snapshot::TrailerHasher;
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
@@ -51,14 +52,16 @@ pub struct CallOutcome {
 }
 
 impl CallOutcome {
-    fn new(summary: impl Into<String>) -> Self {
+    /// An outcome with no outputs yet.
+    pub(crate) fn new(summary: impl Into<String>) -> Self {
         Self {
             outputs: BTreeMap::new(),
             summary: summary.into(),
         }
     }
 
-    fn output(mut self, name: &str, value: impl ToString) -> Self {
+    /// Adds an output.
+    pub(crate) fn output(mut self, name: &str, value: impl ToString) -> Self {
         self.outputs.insert(name.to_string(), value.to_string());
         self
     }

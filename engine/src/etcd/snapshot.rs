@@ -1,5 +1,5 @@
-//! Snapshot files: streaming the Snapshot RPC into a file on the controller, and verifying a
-//! snapshot file's sha256 trailer.
+//! Snapshot files: streaming the Snapshot RPC into a file on the controller (with its
+//! `PATH.meta.json`, [`crate::snapshot::meta`]), and verifying a snapshot file's sha256 trailer.
 //!
 //! A snapshot is the member's bbolt database followed by the 32-byte sha256 of it; the server
 //! sends that digest as the stream's last message, so the stream is read to its end (stopping at
@@ -15,7 +15,10 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use super::CallOutcome;
 use super::call::{Ctx, call_error};
 use super::error::EtcdError;
+use super::members::same_url;
+use crate::journal::Timestamp;
 use crate::runbook::action::SnapshotSaveArgs;
+use crate::snapshot::meta::{META_FORMAT, META_VERSION, SnapshotMeta};
 
 /// Length of the sha256 trailer.
 const TRAILER: usize = 32;
@@ -35,14 +38,15 @@ pub struct SnapshotFile {
 
 /// Hashes a byte stream except its last 32 bytes, which it keeps aside as the trailer.
 #[derive(Default)]
-struct TrailerHasher {
+pub(crate) struct TrailerHasher {
     hasher: Sha256,
     tail: Vec<u8>,
     total: u64,
 }
 
 impl TrailerHasher {
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds the next bytes of the stream.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.total += bytes.len() as u64;
         if bytes.len() >= TRAILER {
             self.hasher.update(&self.tail);
@@ -62,7 +66,7 @@ impl TrailerHasher {
 
     /// The digest, if the last 32 bytes are the sha256 of everything before them; otherwise why
     /// not, in words that say "no sha256 trailer" or "corrupt".
-    fn finish(self) -> Result<SnapshotFile, String> {
+    pub(crate) fn finish(self) -> Result<SnapshotFile, String> {
         let size = self.total;
         if size < TRAILER as u64 || size % PAGE_ALIGN != TRAILER as u64 {
             return Err(format!(
@@ -124,10 +128,13 @@ pub async fn verify_snapshot_file(path: &Path) -> Result<SnapshotFile, EtcdError
     }
 }
 
-/// `etcd.snapshot.save`: streams from the first endpoint into `PATH.part`, checks the trailer,
-/// fsyncs, renames to `PATH` and fsyncs the directory. A failed save leaves no `PATH`.
+/// `etcd.snapshot.save`: streams from one member into `PATH.part`, checks the trailer, fsyncs,
+/// renames to `PATH` and fsyncs the directory, then writes `PATH.meta.json`. A failed save leaves
+/// no `PATH`. Given several endpoints (`on: cluster`), it streams from a voting follower that
+/// answers, in the order given, else from any member that answers: sending the whole database
+/// loads the member, and the leader has the most to do.
 pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallOutcome, EtcdError> {
-    let endpoint = &ctx.endpoints[0];
+    let endpoint = &source_member(ctx).await?;
     let path = PathBuf::from(&args.path);
     let mut part = path.clone().into_os_string();
     part.push(".part");
@@ -137,6 +144,20 @@ pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallO
         let _ = tokio::fs::remove_file(&part).await;
     }
     let (file, revision) = result?;
+    let meta = describe(ctx, endpoint, revision, &file).await?;
+    let meta_path = SnapshotMeta::path_for(&path);
+    let written = meta.clone();
+    tokio::task::spawn_blocking(move || written.write(&meta_path))
+        .await
+        .map_err(|join| EtcdError::Io {
+            what: "write snapshot metadata",
+            path: path.clone(),
+            source: std::io::Error::other(join.to_string()),
+        })?
+        .map_err(|err| EtcdError::Snapshot {
+            path: path.clone(),
+            reason: err.to_string(),
+        })?;
     Ok(CallOutcome::new(format!(
         "saved {} from {}: {} bytes at revision {revision}, sha256 {}",
         path.display(),
@@ -147,7 +168,115 @@ pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallO
     .output("path", path.display())
     .output("revision", revision)
     .output("size", file.size)
-    .output("sha256", file.sha256))
+    .output("sha256", file.sha256)
+    .output("member", meta.member)
+    .output("time", humantime::format_rfc3339_millis(meta.time.0)))
+}
+
+/// The endpoint to stream from: the first voting follower that answers, else the first member
+/// that answers.
+async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
+    if ctx.endpoints.len() == 1 {
+        return Ok(ctx.endpoints[0].clone());
+    }
+    let answers = super::join_all(
+        ctx.endpoints
+            .iter()
+            .map(|endpoint| async move {
+                let mut client = ctx.client_for(endpoint).await?;
+                let status = client
+                    .status()
+                    .await
+                    .map_err(|err| call_error(format!("status of {}", ctx.label(endpoint)), err))?;
+                let member = status.header().map_or(0, |h| h.member_id());
+                Ok::<_, EtcdError>(status.leader() != member && !status.is_learner())
+            })
+            .collect(),
+    )
+    .await;
+    let mut errors = Vec::new();
+    let mut answering = None;
+    for (endpoint, answer) in ctx.endpoints.iter().zip(answers) {
+        match answer {
+            Ok(true) => return Ok(endpoint.clone()),
+            Ok(false) => {
+                answering.get_or_insert_with(|| endpoint.clone());
+            }
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    answering.ok_or_else(|| EtcdError::Refused {
+        what: "snapshot save".into(),
+        reason: format!("no endpoint answers: {}", errors.join("; ")),
+    })
+}
+
+/// The metadata of a snapshot just streamed from `endpoint`: which cluster and member, at which
+/// revision and time. The member's name comes from the inventory when a node has the endpoint,
+/// else from the member list; the cluster's from the inventory, else its id.
+async fn describe(
+    ctx: &Ctx<'_>,
+    endpoint: &str,
+    revision: i64,
+    file: &SnapshotFile,
+) -> Result<SnapshotMeta, EtcdError> {
+    let mut client = ctx.client_for(endpoint).await?;
+    let what = || format!("status of {}", ctx.label(endpoint));
+    let status = client
+        .status()
+        .await
+        .map_err(|err| call_error(what(), err))?;
+    let (cluster_id, member_id) = status
+        .header()
+        .map_or((0, 0), |h| (h.cluster_id(), h.member_id()));
+    let node = ctx
+        .cluster
+        .nodes
+        .iter()
+        .find(|n| same_url(&n.etcd.client_url, endpoint));
+    let member = match node {
+        Some(node) => node.etcd.member.clone(),
+        None => client
+            .member_list()
+            .await
+            .map_err(|err| call_error(format!("member list of {}", ctx.label(endpoint)), err))?
+            .members()
+            .iter()
+            .find(|m| m.id() == member_id && !m.name().is_empty())
+            .map_or_else(|| format!("{member_id:x}"), |m| m.name().to_string()),
+    };
+    let cluster = if ctx.cluster.nodes.is_empty() {
+        format!("{cluster_id:x}")
+    } else {
+        ctx.cluster.inventory().name.clone()
+    };
+    Ok(SnapshotMeta {
+        format: META_FORMAT.into(),
+        version: META_VERSION,
+        cluster,
+        cluster_id: format!("{cluster_id:x}"),
+        member,
+        member_id: format!("{member_id:x}"),
+        endpoint: endpoint.to_string(),
+        etcd_version: status.version().to_string(),
+        revision,
+        time: Timestamp::now(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+        written_on: host_name(),
+    })
+}
+
+/// This machine's host name, or `unknown`.
+pub(crate) fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
 async fn stream_to(

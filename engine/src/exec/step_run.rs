@@ -222,6 +222,17 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
                 Err(err) => Attempt::failed(error_chain(&err)),
             }
         }
+        Operation::Native { call } if crate::backup::step::is_backup(call) => {
+            match crate::backup::step::run(call, timeout).await {
+                Ok(outcome) => Attempt {
+                    result: StepResult::Succeeded,
+                    exit_status: None,
+                    outputs: outcome.outputs,
+                    output: outcome.summary,
+                },
+                Err(err) => Attempt::failed(crate::backup::error_text(&err)),
+            }
+        }
         Operation::Native { call } => match etcd::execute_native(call, timeout).await {
             Ok(outcome) => Attempt {
                 result: StepResult::Succeeded,

@@ -757,7 +757,16 @@ impl<'a> Compiler<'a> {
             return None;
         }
         match kind.parse_args(serde_yaml::Value::Mapping(rendered)) {
-            Ok(action) => Some(action),
+            Ok(action) => match action.check_values() {
+                Ok(()) => Some(action),
+                Err(problem) => {
+                    let diagnostic = self
+                        .error(&with_path.key(problem.field), problem.message)
+                        .hint(problem.hint);
+                    self.sink.push(diagnostic);
+                    None
+                }
+            },
             Err(err) => {
                 // With no `with:` at all, the action line is where the arguments are missing.
                 let at = if with.is_empty() {
@@ -838,9 +847,11 @@ impl<'a> Compiler<'a> {
                     script: args.run.clone(),
                 })
             }
-            (Placement::ControllerOrNode, None) => Some(Operation::Native {
-                call: action.clone(),
-            }),
+            (Placement::ControllerOrNode | Placement::Controller, None) => {
+                Some(Operation::Native {
+                    call: action.clone(),
+                })
+            }
             (_, Some(node)) => match node_script::operation(action, node, self.cluster) {
                 Ok(operation) => Some(operation),
                 Err(err) => {
@@ -937,6 +948,11 @@ impl<'a> Compiler<'a> {
                     node_script::natural_rollback(action, node)
                 }
                 (Placement::ControllerOrNode, None) => Rollback::Declined,
+                // Copies are harmless to keep; deleted copies cannot come back.
+                (Placement::Controller, _) => match action {
+                    Action::BackupPrune(_) => Rollback::Irreversible,
+                    _ => Rollback::NotNeeded,
+                },
                 (Placement::EtcdApi, _) => match action {
                     Action::EtcdMemberAdd(args) => Rollback::Run {
                         operation: Operation::Etcd {

@@ -29,6 +29,8 @@ pub enum Placement {
     EtcdApi,
     /// On the controller when targeted there, otherwise on the node.
     ControllerOrNode,
+    /// On the controller only (`on: controller`).
+    Controller,
 }
 
 /// Static facts about one kind of action.
@@ -154,7 +156,7 @@ actions! {
     }
     /// Streams a snapshot from a member to a file on the controller.
     EtcdSnapshotSave = "etcd.snapshot.save" (SnapshotSaveArgs) {
-        Action, EtcdApi, destructive: false, outputs: ["path", "revision", "size", "sha256"],
+        Action, EtcdApi, destructive: false, outputs: ["path", "revision", "size", "sha256", "member", "time"],
         summary: "save a snapshot"
     }
     /// Checks a snapshot file's sha256 trailer (and, on the controller, its bbolt structure).
@@ -267,6 +269,16 @@ actions! {
         Probe, EtcdApi, destructive: false, outputs: [],
         summary: "verify the leader"
     }
+    /// Copies a snapshot on the controller to every destination and reads each copy back.
+    BackupShip = "backup.ship" (BackupShipArgs) {
+        Action, Controller, destructive: false, outputs: ["copies", "locations"],
+        summary: "ship a snapshot off the host"
+    }
+    /// Deletes the copies a retention policy does not keep, in every destination.
+    BackupPrune = "backup.prune" (BackupPruneArgs) {
+        Action, Controller, destructive: false, outputs: ["deleted", "kept"],
+        summary: "prune old snapshot copies"
+    }
 }
 
 /// Why `with:` arguments do not fit an action, and at which field.
@@ -358,6 +370,89 @@ pub struct SnapshotSaveArgs {
 pub struct SnapshotVerifyArgs {
     /// The snapshot file, on the controller or on the node the step targets.
     pub path: String,
+}
+
+/// Arguments of `backup.ship`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupShipArgs {
+    /// The snapshot file on the controller; its `PATH.meta.json` must be beside it (the
+    /// `etcd.snapshot.save` step writes it).
+    pub snapshot: String,
+    /// Destinations separated by whitespace: absolute directories, `ssh://[USER@]HOST[:PORT]/DIR`
+    /// and `s3://BUCKET[/PREFIX]` (credentials from the `AWS_*` environment variables).
+    pub to: String,
+}
+
+/// Arguments of `backup.prune`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPruneArgs {
+    /// Destinations separated by whitespace, as for `backup.ship`.
+    #[serde(rename = "in")]
+    pub destinations: String,
+    /// Keep the newest N copies.
+    #[serde(default)]
+    pub keep_last: u32,
+    /// Keep the newest copy of each of the last N days that have one (UTC).
+    #[serde(default)]
+    pub keep_daily: u32,
+    /// Keep the newest copy of each of the last N weeks that have one (Monday to Sunday, UTC).
+    #[serde(default)]
+    pub keep_weekly: u32,
+}
+
+impl BackupPruneArgs {
+    /// The retention policy these arguments give.
+    pub fn policy(&self) -> crate::backup::retention::RetentionPolicy {
+        crate::backup::retention::RetentionPolicy {
+            keep_last: self.keep_last,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+        }
+    }
+}
+
+/// A problem with an argument's value that its type cannot catch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueProblem {
+    /// The field of `with:`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+impl Action {
+    /// Checks argument values that are known now (not run-time placeholders): destinations and
+    /// retention policies, so a bad one stops the run before its first step.
+    pub fn check_values(&self) -> Result<(), ValueProblem> {
+        let destinations = |field: &'static str, text: &str| {
+            if crate::render::has_placeholder(text) {
+                return Ok(());
+            }
+            crate::backup::destination::Destination::parse_list(text)
+                .map(drop)
+                .map_err(|err| ValueProblem {
+                    field,
+                    message: err.to_string(),
+                    hint: err.hint.to_string(),
+                })
+        };
+        match self {
+            Action::BackupShip(args) => destinations("to", &args.to),
+            Action::BackupPrune(args) => {
+                destinations("in", &args.destinations)?;
+                args.policy().validate().map_err(|err| ValueProblem {
+                    field: "keep_last",
+                    message: err.to_string(),
+                    hint: "set keep_last, keep_daily or keep_weekly to 1 or more".into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Arguments of `etcd.snapshot.restore`.

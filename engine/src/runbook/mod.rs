@@ -290,6 +290,9 @@ fn check_placement(
         (Placement::ControllerOrNode, Target::Cluster) => {
             Some(("runs on a machine", "`controller`, or a node target"))
         }
+        (Placement::Controller, target) if !matches!(target, Target::Controller) => {
+            Some(("runs on the controller", "`controller`"))
+        }
         _ => None,
     };
     if let Some((what, expected)) = problem {

@@ -141,10 +141,11 @@ impl SnapshotMeta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> SnapshotMeta {
+    /// A plausible metadata value.
+    pub(crate) fn sample() -> SnapshotMeta {
         SnapshotMeta {
             format: META_FORMAT.into(),
             version: META_VERSION,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 
 use super::{Proc, Signal, TransportError, with_sudo};
-use crate::inventory::Node;
+use crate::inventory::{Node, SshSettings};
 use crate::render::shell_join;
 
 /// How long ssh may take to open the TCP connection.
@@ -42,26 +42,35 @@ pub(crate) struct SshKiller {
 impl SshTransport {
     /// Starts the master connection to `node`.
     pub async fn connect(node: &Node) -> Result<SshTransport, TransportError> {
-        let settings = &node.ssh;
-        let address = node
-            .address
+        Self::connect_to(&node.name, &node.address, &node.ssh).await
+    }
+
+    /// Starts the master connection to a host that is not an inventory node (a backup host):
+    /// `name` is how it is shown in errors.
+    pub async fn connect_to(
+        name: &str,
+        address: &str,
+        settings: &SshSettings,
+    ) -> Result<SshTransport, TransportError> {
+        let given = address;
+        let address = given
             .strip_prefix('[')
             .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(&node.address);
+            .unwrap_or(given);
         let target = target(settings.user.as_deref(), address, settings.port);
-        let host = format!("{} ({target})", node.name);
+        let host = format!("{name} ({target})");
         // ssh would read an address starting with `-` as an option.
         if address.is_empty() || address.starts_with('-') || address.contains(char::is_whitespace) {
             return Err(TransportError::Unreachable {
                 host,
-                detail: format!("`{}` is not a host name or address", node.address),
+                detail: format!("`{given}` is not a host name or address"),
             });
         }
         if let Some(key) = &settings.identity_file {
             let path = expand_home(key);
             if let Err(source) = std::fs::metadata(&path) {
                 return Err(TransportError::Io {
-                    what: format!("read the identity file {key} of node {}", node.name),
+                    what: format!("read the identity file {key} of {name}"),
                     source,
                 });
             }
@@ -90,7 +99,7 @@ impl SshTransport {
         let session = builder
             .connect_mux(address)
             .await
-            .map_err(|e| connect_error(&host, node, address, e))?;
+            .map_err(|e| connect_error(&host, name, settings, address, e))?;
         Ok(SshTransport {
             session: Arc::new(session),
             target,
@@ -294,12 +303,18 @@ pub(crate) fn classify(text: &str) -> Failure {
 }
 
 /// Turns a failed master start into an error that says what to do.
-fn connect_error(host: &str, node: &Node, address: &str, error: openssh::Error) -> TransportError {
+fn connect_error(
+    host: &str,
+    name: &str,
+    settings: &SshSettings,
+    address: &str,
+    error: openssh::Error,
+) -> TransportError {
     let io = match error {
         // The ssh binary could not be run, or its log not read: a local problem.
         openssh::Error::Connect(io) | openssh::Error::Master(io) if io.raw_os_error().is_some() => {
             return TransportError::Io {
-                what: format!("start ssh for node {}", node.name),
+                what: format!("start ssh for {name}"),
                 source: io,
             };
         }
@@ -307,8 +322,8 @@ fn connect_error(host: &str, node: &Node, address: &str, error: openssh::Error) 
         other => chain(&other),
     };
     let ssh_says = ssh_says(&io);
-    let port = node.ssh.port;
-    let known_hosts = node.ssh.known_hosts.clone().unwrap_or_else(|| {
+    let port = settings.port;
+    let known_hosts = settings.known_hosts.clone().unwrap_or_else(|| {
         "~/.ssh/known_hosts (or the UserKnownHostsFile set in ~/.ssh/config)".into()
     });
     let pattern = match port {
@@ -357,11 +372,11 @@ fn connect_error(host: &str, node: &Node, address: &str, error: openssh::Error) 
         }
         Failure::AuthFailed => unreachable(format!(
             "authentication failed: the server did not accept {} for user {}",
-            node.ssh
+            settings
                 .identity_file
                 .as_deref()
                 .map_or("any offered key".to_owned(), |k| format!("the key {k}")),
-            node.ssh.user.as_deref().unwrap_or("(from ~/.ssh/config)")
+            settings.user.as_deref().unwrap_or("(from ~/.ssh/config)")
         )),
         Failure::Refused => unreachable(format!(
             "connection refused: nothing listens on port {} or a firewall rejects it",

@@ -1,0 +1,256 @@
+//! Copies in a directory on a backup host, over SSH with strict host key checking.
+//!
+//! The snapshot is streamed with the transport's push (`.part`, fsync, rename); reading it back
+//! runs `head`, `sha256sum`, `tail` and `od` on the host, so the check covers the bytes on the
+//! host's disk without bringing them back. Only POSIX `sh` and coreutils are needed there.
+
+use std::time::Duration;
+
+use super::BackupError;
+use super::destination::SshDestination;
+use super::store::{Digest, LocalSnapshot, StoredSnapshot, snapshot_of_meta};
+use crate::render::shell_quote;
+use crate::snapshot::meta::SnapshotMeta;
+use crate::transport::ssh::SshTransport;
+use crate::transport::{CommandRequest, Transport};
+
+/// Marks "no such file" in a script's output.
+const ABSENT: &str = "ETCDRILL-ABSENT";
+/// Starts each listed copy in `list`'s output.
+const ENTRY: &str = "ETCDRILL-ENTRY ";
+/// How long a killed command gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// A backup directory on another host.
+#[derive(Debug)]
+pub struct SshStore {
+    transport: Transport,
+    destination: SshDestination,
+    shown: String,
+    timeout: Duration,
+}
+
+impl SshStore {
+    /// Connects to the backup host.
+    pub async fn connect(
+        destination: &SshDestination,
+        timeout: Duration,
+    ) -> Result<SshStore, BackupError> {
+        let shown = super::destination::Destination::Ssh(destination.clone()).to_string();
+        let transport = SshTransport::connect_to(
+            &format!("backup host {}", destination.host),
+            &destination.host,
+            &destination.ssh,
+        )
+        .await
+        .map_err(|source| BackupError::Transport {
+            destination: shown.clone(),
+            source,
+        })?;
+        Ok(SshStore {
+            transport: Transport::Ssh(transport),
+            destination: destination.clone(),
+            shown,
+            timeout,
+        })
+    }
+
+    /// `ssh://…/DIR`.
+    pub fn root(&self) -> String {
+        self.shown.clone()
+    }
+
+    /// Where the snapshot `name` is.
+    pub fn location(&self, name: &str) -> String {
+        format!("{}/{name}", self.shown.trim_end_matches('/'))
+    }
+
+    fn remote_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.destination.dir.trim_end_matches('/'))
+    }
+
+    fn sudo(&self) -> bool {
+        self.destination.ssh.sudo.unwrap_or(false)
+    }
+
+    /// Runs a script on the host; its stdout when it exits 0.
+    async fn run(&self, what: &str, script: &str) -> Result<String, BackupError> {
+        let request = CommandRequest {
+            script,
+            sudo: self.sudo(),
+            timeout: self.timeout,
+            grace: GRACE,
+        };
+        let output =
+            self.transport
+                .run(&request, None)
+                .await
+                .map_err(|source| BackupError::Transport {
+                    destination: self.shown.clone(),
+                    source,
+                })?;
+        if output.success() {
+            return Ok(output.stdout);
+        }
+        let why = if output.timed_out {
+            format!("timed out after {:?}", self.timeout)
+        } else {
+            match output.exit_status {
+                Some(code) => format!("exit status {code}"),
+                None => "killed by a signal".to_string(),
+            }
+        };
+        Err(BackupError::Remote {
+            destination: self.shown.clone(),
+            what: what.to_string(),
+            detail: format!("{why}: {}", output.stderr.trim()),
+        })
+    }
+
+    pub(crate) async fn read_meta(&self, name: &str) -> Result<Option<SnapshotMeta>, BackupError> {
+        let path = shell_quote(&format!("{}.meta.json", self.remote_path(name)));
+        let script = format!("if [ -e {path} ]; then cat -- {path}; else echo {ABSENT}; fi");
+        let text = self.run("read metadata", &script).await?;
+        if text.trim() == ABSENT {
+            return Ok(None);
+        }
+        SnapshotMeta::parse(&text)
+            .map(Some)
+            .map_err(|reason| BackupError::Copy {
+                location: self.location(name),
+                reason: format!("its metadata is unreadable: {reason}"),
+            })
+    }
+
+    pub(crate) async fn upload(&self, local: &LocalSnapshot) -> Result<(), BackupError> {
+        self.transport
+            .push(
+                &local.path,
+                &self.remote_path(&local.name),
+                self.sudo(),
+                self.timeout,
+            )
+            .await
+            .map(drop)
+            .map_err(|source| BackupError::Transport {
+                destination: self.shown.clone(),
+                source,
+            })
+    }
+
+    pub(crate) async fn upload_meta(&self, name: &str, bytes: Vec<u8>) -> Result<(), BackupError> {
+        let text = String::from_utf8_lossy(&bytes);
+        let dir = shell_quote(&self.destination.dir);
+        let part = shell_quote(&self.remote_path(&format!(".{name}.meta.part")));
+        let path = shell_quote(&format!("{}.meta.json", self.remote_path(name)));
+        let script = format!(
+            "mkdir -p -- {dir} && printf '%s' {} > {part} && {{ sync {part} 2>/dev/null || true; }} \
+             && mv -f -- {part} {path}",
+            shell_quote(&text)
+        );
+        self.run("write metadata", &script).await.map(drop)
+    }
+
+    pub(crate) async fn digest(&self, name: &str) -> Result<Digest, BackupError> {
+        let path = shell_quote(&self.remote_path(name));
+        let script = format!(
+            "f={path}\n\
+             if [ ! -f \"$f\" ]; then echo {ABSENT}; exit 0; fi\n\
+             size=$(wc -c < \"$f\") || exit 1\n\
+             echo \"size $size\"\n\
+             if [ \"$size\" -ge 32 ]; then\n\
+             data=$(head -c $((size - 32)) \"$f\" | sha256sum) || exit 1\n\
+             echo \"data ${{data%% *}}\"\n\
+             echo \"trailer $(tail -c 32 \"$f\" | od -An -v -tx1 | tr -d ' \\n')\"\n\
+             fi\n"
+        );
+        let text = self.run("read the copy back", &script).await?;
+        if text.trim() == ABSENT {
+            return Ok(Digest::Missing);
+        }
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .map(|v| v.trim().to_string())
+        };
+        let size: u64 =
+            field("size")
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| BackupError::Remote {
+                    destination: self.shown.clone(),
+                    what: "read the copy back".into(),
+                    detail: format!("unexpected output: {}", text.trim()),
+                })?;
+        let sha256 = match (field("data"), field("trailer")) {
+            _ if size < 32 || size % 512 != 32 => Err(format!(
+                "no sha256 trailer: {size} bytes is not 512*k + 32 (truncated)"
+            )),
+            (Some(data), Some(trailer)) if data == trailer && data.len() == 64 => Ok(data),
+            (data, trailer) => Err(format!(
+                "corrupt: the sha256 of the data is {}, the trailer says {}",
+                data.unwrap_or_default(),
+                trailer.unwrap_or_default()
+            )),
+        };
+        Ok(Digest::Read { size, sha256 })
+    }
+
+    pub(crate) async fn list(&self) -> Result<Vec<StoredSnapshot>, BackupError> {
+        let dir = shell_quote(&self.destination.dir);
+        let script = format!(
+            "cd -- {dir} 2>/dev/null || exit 0\n\
+             for m in *.meta.json; do\n\
+             [ -f \"$m\" ] || continue\n\
+             case $m in *[!A-Za-z0-9._-]*) continue;; esac\n\
+             s=${{m%.meta.json}}\n\
+             if [ -f \"$s\" ]; then size=$(wc -c < \"$s\"); else size=-; fi\n\
+             printf '{ENTRY}%s %s\\n' \"$size\" \"$m\"\n\
+             cat -- \"$m\"; echo\n\
+             done\n"
+        );
+        let text = self.run("list copies", &script).await?;
+        let mut found = Vec::new();
+        let mut current: Option<(Option<u64>, String, String)> = None;
+        let mut flush = |entry: Option<(Option<u64>, String, String)>| {
+            if let Some((size, meta_name, json)) = entry
+                && let Some(name) = snapshot_of_meta(&meta_name)
+                && let Ok(meta) = SnapshotMeta::parse(&json)
+            {
+                found.push(StoredSnapshot::new(
+                    name.to_string(),
+                    self.location(name),
+                    meta,
+                    size,
+                ));
+            }
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(ENTRY) {
+                flush(current.take());
+                let (size, meta_name) = rest.split_once(' ').unwrap_or((rest, ""));
+                current = Some((size.parse().ok(), meta_name.to_string(), String::new()));
+            } else if let Some((_, _, json)) = current.as_mut() {
+                json.push_str(line);
+                json.push('\n');
+            }
+        }
+        flush(current.take());
+        Ok(found)
+    }
+
+    pub(crate) async fn delete(&self, name: &str) -> Result<(), BackupError> {
+        let snapshot = shell_quote(&self.remote_path(name));
+        let meta = shell_quote(&format!("{}.meta.json", self.remote_path(name)));
+        self.run(
+            "delete a copy",
+            &format!("rm -f -- {meta} && rm -f -- {snapshot}"),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.transport.close().await;
+    }
+}
