@@ -1135,7 +1135,12 @@ fn lookup<'v>(context: &'v Value, path: &str) -> Option<&'v Value> {
 fn default_timeout(kind: ActionKind) -> HumanDuration {
     use ActionKind as K;
     HumanDuration::from_secs(match kind {
-        K::EtcdSnapshotSave | K::EtcdSnapshotRestore | K::FileCopy | K::EtcdDefrag => 600,
+        K::BackupShip => 3600,
+        K::EtcdSnapshotSave
+        | K::EtcdSnapshotRestore
+        | K::FileCopy
+        | K::EtcdDefrag
+        | K::BackupPrune => 600,
         K::WaitHealthy
         | K::EtcdStopMember
         | K::EtcdStartMember
@@ -1159,6 +1164,8 @@ fn default_idempotent(kind: ActionKind, nature: Nature) -> bool {
                 | K::EtcdAlarmDisarm
                 | K::EtcdKvPut
                 | K::FileCopy
+                | K::BackupShip
+                | K::BackupPrune
         )
 }
 
