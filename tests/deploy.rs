@@ -43,7 +43,10 @@ fn as_plan(args: &[String], inventory: &Path) -> Vec<String> {
 
 /// The flags a deployment passes to `run` that `plan` has no use for must still exist.
 fn run_accepts(flags: &[&str]) {
-    let help = Etcdrill::new(&repo()).args(["run", "--help"]).run().stdout();
+    let help = Etcdrill::new(&repo())
+        .args(["run", "--help"])
+        .run()
+        .stdout();
     for flag in flags {
         assert!(help.contains(flag), "`etcdrill run` has no {flag}:\n{help}");
     }
@@ -51,7 +54,8 @@ fn run_accepts(flags: &[&str]) {
 
 #[test]
 fn the_cronjob_runs_the_backup_runbook_with_valid_arguments() {
-    let text = std::fs::read_to_string(repo().join("deploy/kubernetes/etcdrill-backup.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/etcdrill-backup.yaml")).unwrap();
     let mut inventory = None;
     let mut cronjob = None;
     for document in serde_yaml::Deserializer::from_str(&text) {
@@ -67,7 +71,10 @@ fn the_cronjob_runs_the_backup_runbook_with_valid_arguments() {
     let cronjob = cronjob.expect("a CronJob");
     let job = &cronjob["spec"]["jobTemplate"]["spec"];
     assert_eq!(job["backoffLimit"].as_u64(), Some(0), "no blind retries");
-    assert_eq!(cronjob["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
+    assert_eq!(
+        cronjob["spec"]["concurrencyPolicy"].as_str(),
+        Some("Forbid")
+    );
     let container = &job["template"]["spec"]["containers"][0];
     let args: Vec<String> = container["args"]
         .as_sequence()
@@ -77,8 +84,17 @@ fn the_cronjob_runs_the_backup_runbook_with_valid_arguments() {
         .collect();
     assert!(args.contains(&"--metrics-textfile".to_string()), "{args:?}");
     let work = tempfile::tempdir().unwrap();
-    let inventory = write(work.path(), "inventory.yaml", &inventory.expect("an inventory"));
-    run_accepts(&["--metrics-textfile", "--on-failure", "--work-dir", "--output"]);
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory.expect("an inventory"),
+    );
+    run_accepts(&[
+        "--metrics-textfile",
+        "--on-failure",
+        "--work-dir",
+        "--output",
+    ]);
     Etcdrill::new(work.path())
         .args(as_plan(&args, &inventory))
         .run()
@@ -87,7 +103,8 @@ fn the_cronjob_runs_the_backup_runbook_with_valid_arguments() {
 
 #[test]
 fn the_systemd_unit_runs_the_backup_runbook_with_valid_arguments() {
-    let unit = std::fs::read_to_string(repo().join("deploy/systemd/etcdrill-backup.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(repo().join("deploy/systemd/etcdrill-backup.service")).unwrap();
     assert!(unit.contains("Type=oneshot"), "{unit}");
     let copy_to = unit
         .lines()
@@ -102,11 +119,20 @@ fn the_systemd_unit_runs_the_backup_runbook_with_valid_arguments() {
     let exec = exec.lines().next().unwrap().replace("${COPY_TO}", copy_to);
     let words = shlex::split(&exec).expect("the command line splits");
     assert!(words[0].ends_with("/etcdrill"), "{words:?}");
-    let timer = std::fs::read_to_string(repo().join("deploy/systemd/etcdrill-backup.timer")).unwrap();
-    assert!(timer.contains("Persistent=true") && timer.contains("OnCalendar="), "{timer}");
+    let timer =
+        std::fs::read_to_string(repo().join("deploy/systemd/etcdrill-backup.timer")).unwrap();
+    assert!(
+        timer.contains("Persistent=true") && timer.contains("OnCalendar="),
+        "{timer}"
+    );
     let work = tempfile::tempdir().unwrap();
     let inventory = repo().join("drills/inventories/kubeadm-3.yaml");
-    run_accepts(&["--metrics-textfile", "--on-failure", "--work-dir", "--output"]);
+    run_accepts(&[
+        "--metrics-textfile",
+        "--on-failure",
+        "--work-dir",
+        "--output",
+    ]);
     Etcdrill::new(work.path())
         .args(as_plan(&words[1..], &inventory))
         .run()

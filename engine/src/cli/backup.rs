@@ -73,7 +73,7 @@ pub struct PruneArgs {
 
 /// Parses destinations given on the command line; a relative directory is taken from the
 /// current one.
-fn destination(text: &str) -> Result<Destination, CliError> {
+pub(super) fn destination(text: &str) -> Result<Destination, CliError> {
     if !text.contains("://") && !text.starts_with('/') {
         let cwd = std::env::current_dir().map_err(CliError::Output)?;
         return Ok(Destination::Dir(cwd.join(text)));

@@ -73,9 +73,10 @@ pub struct DiagnoseArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: OutputFormat,
-    /// Directory of snapshots saved by `etcdrill snapshot save` (with their `.meta.json` files).
-    #[arg(long, value_name = "DIR")]
-    pub backups: Option<PathBuf>,
+    /// Where snapshots are kept (with their `.meta.json` files): a directory,
+    /// ssh://[USER@]HOST[:PORT]/DIR or s3://BUCKET[/PREFIX]; repeat for each place.
+    #[arg(long, value_name = "DEST")]
+    pub backups: Vec<String>,
     /// Directory of run directories holding drill reports (default: the inventory's
     /// `controller.work_dir`/runs, else `.etcdrill/runs`).
     #[arg(long, value_name = "DIR")]
@@ -225,7 +226,7 @@ pub(super) fn inspect(
         health: which == Inspect::Health,
         metrics: false,
         discover: which != Inspect::Health,
-        backups: None,
+        backups: Vec::new(),
         runs: None,
         inventory: None,
     })?;
@@ -279,6 +280,11 @@ pub(super) fn inspect(
 
 /// `etcdrill diagnose`.
 pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let backups = args
+        .backups
+        .iter()
+        .map(|text| super::backup::destination(text))
+        .collect::<Result<Vec<_>, _>>()?;
     let facts = gather(&args.target, |cluster, with_inventory| {
         let runs = args.runs.clone().unwrap_or_else(|| {
             with_inventory
@@ -292,7 +298,7 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
             health: true,
             metrics: true,
             discover: true,
-            backups: args.backups.clone(),
+            backups,
             runs: Some(runs),
             inventory: args
                 .target
@@ -348,7 +354,7 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
             health: false,
             metrics: false,
             discover: false,
-            backups: None,
+            backups: Vec::new(),
             runs: None,
             inventory: None,
         };

@@ -1,6 +1,7 @@
 //! Gathering the [`Facts`]: every endpoint's status, health and `/metrics` at once, the member
 //! list (and the members' own client URLs when they were not given, as `etcdctl --cluster`
-//! does), the alarms, the backups' metadata files and the drill reports.
+//! does), the alarms, the backups (metadata files in directories, listings of SSH and S3
+//! destinations) and the drill reports.
 //!
 //! Nothing here judges: a failure to reach something is recorded as a fact for the rules.
 
@@ -9,12 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::facts::{
-    AlarmFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass, EndpointFacts, Facts,
-    MemberFacts, NodeFacts, StatusFacts,
+    AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass,
+    EndpointFacts, Facts, MemberFacts, NodeFacts, StatusFacts,
 };
 use super::fetch::MetricsClient;
 use super::metrics::{MemberMetrics, Scrape};
 use super::target::Target;
+use crate::backup::destination::Destination;
+use crate::backup::store::StoredSnapshot;
 use crate::etcd::{
     Ctx, EtcdAccess, active_alarms, check_endpoint, endpoint_status, join_all, list_any,
     node_of_member, same_url,
@@ -33,8 +36,8 @@ pub struct Options {
     pub metrics: bool,
     /// Ask the members found in the member list that were not given.
     pub discover: bool,
-    /// The `--backups` directory.
-    pub backups: Option<PathBuf>,
+    /// The `--backups` destinations; empty to skip backups.
+    pub backups: Vec<Destination>,
     /// The `--runs` directory; `None` to skip drill reports.
     pub runs: Option<PathBuf>,
     /// The inventory file as given.
@@ -152,6 +155,10 @@ pub async fn collect(
     };
 
     let inventory = with_inventory.then(|| cluster.inventory());
+    let backups = of_this_cluster(
+        collect_backups(&options.backups, backup_list_timeout(options.timeout)).await,
+        &endpoints,
+    );
     Facts {
         cluster: inventory.map(|i| i.name.clone()),
         inventory: options.inventory.clone(),
@@ -171,16 +178,34 @@ pub async fn collect(
         member_list_error,
         alarms,
         alarm_error,
-        backups: match &options.backups {
-            Some(dir) => scan_backups(dir),
-            None => BackupFacts::default(),
-        },
+        backups,
         drills: match &options.runs {
             Some(dir) => scan_drills(dir),
             None => DrillFacts::default(),
         },
         now: unix_now(),
     }
+}
+
+/// Copies of this cluster only, when a member told its cluster id: a bucket or directory shared
+/// by several clusters must not make another cluster's fresh copy count as this one's. The
+/// others are listed apart (`other_clusters`).
+fn of_this_cluster(mut facts: BackupFacts, endpoints: &[EndpointFacts]) -> BackupFacts {
+    let Some(cluster_id) = endpoints
+        .iter()
+        .find_map(|e| e.status.as_ref().map(|s| s.cluster_id.clone()))
+    else {
+        return facts;
+    };
+    let (ours, others): (Vec<_>, Vec<_>) = std::mem::take(&mut facts.backups)
+        .into_iter()
+        .partition(|b| b.meta.cluster_id == cluster_id);
+    facts.backups = ours;
+    facts.other_clusters = others
+        .iter()
+        .map(|b| format!("{} ({} {})", b.location, b.meta.cluster, b.meta.cluster_id))
+        .collect();
+    facts
 }
 
 fn unix_now() -> u64 {
@@ -307,18 +332,105 @@ async fn probe(
     }
 }
 
+/// Listing an SSH or S3 destination may take this many member-call timeouts (two minutes with
+/// the default 5 s): it opens a connection and reads every metadata file.
+const BACKUP_LIST_TIMEOUTS: u32 = 24;
+
+fn backup_list_timeout(timeout: Duration) -> Duration {
+    timeout.saturating_mul(BACKUP_LIST_TIMEOUTS)
+}
+
+/// Every copy in `destinations`, all read at once, newest first. A directory is scanned with
+/// [`scan_backups`]; an SSH or S3 destination is listed, each copy checked by its listing (there,
+/// with the metadata's size) within `timeout`. A destination that cannot be read is recorded
+/// with its error; the others still count.
+pub async fn collect_backups(destinations: &[Destination], timeout: Duration) -> BackupFacts {
+    let scanned = join_all(
+        destinations
+            .iter()
+            .map(|destination| scan_destination(destination, timeout))
+            .collect(),
+    )
+    .await;
+    let mut facts = BackupFacts::default();
+    for one in scanned {
+        facts.destinations.extend(one.destinations);
+        facts.backups.extend(one.backups);
+        facts.unreadable.extend(one.unreadable);
+    }
+    facts.backups.sort_by_key(|b| std::cmp::Reverse(b.taken_at));
+    facts
+}
+
+async fn scan_destination(destination: &Destination, timeout: Duration) -> BackupFacts {
+    if let Destination::Dir(dir) = destination {
+        return scan_backups(dir);
+    }
+    let shown = destination.to_string();
+    let off_host = destination.is_off_host();
+    let mut facts = BackupFacts {
+        destinations: vec![BackupDestinationFacts {
+            destination: shown.clone(),
+            off_host,
+            error: None,
+        }],
+        ..BackupFacts::default()
+    };
+    match crate::backup::list(destination, false, timeout).await {
+        Ok(copies) => {
+            facts.backups = copies
+                .into_iter()
+                .map(|copy| stored_record(copy, &shown, off_host))
+                .collect();
+        }
+        Err(err) => {
+            let text = crate::backup::error_text(&err);
+            // The rules name the destination; the error need not say it twice.
+            let text = text
+                .strip_prefix(&format!("{shown}: "))
+                .map_or_else(|| text.clone(), str::to_string);
+            facts.destinations[0].error = Some(text);
+        }
+    }
+    facts
+}
+
+fn stored_record(copy: StoredSnapshot, destination: &str, off_host: bool) -> BackupRecord {
+    BackupRecord {
+        location: copy.location,
+        destination: destination.to_string(),
+        off_host,
+        good: copy.problem.is_none(),
+        problem: copy.problem,
+        taken_at: taken_at(&copy.meta),
+        meta: copy.meta,
+    }
+}
+
+fn taken_at(meta: &SnapshotMeta) -> u64 {
+    meta.time
+        .0
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Every `*.meta.json` in `dir` (not recursive), each checked against its snapshot: present,
 /// the recorded size, and a trailer equal to the recorded sha256 (read from the file's end, not
 /// recomputed: `etcdrill snapshot verify` does the full check).
 pub fn scan_backups(dir: &Path) -> BackupFacts {
+    let shown = dir.display().to_string();
     let mut facts = BackupFacts {
-        dir: Some(dir.to_path_buf()),
+        destinations: vec![BackupDestinationFacts {
+            destination: shown.clone(),
+            off_host: false,
+            error: None,
+        }],
         ..BackupFacts::default()
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            facts.error = Some(format!("cannot read {}: {err}", dir.display()));
+            facts.destinations[0].error = Some(format!("cannot read the directory: {err}"));
             return facts;
         }
     };
@@ -340,17 +452,14 @@ pub fn scan_backups(dir: &Path) -> BackupFacts {
             }
         };
         let problem = check_backup(&snapshot, &meta).err();
-        let taken_at = meta
-            .time
-            .0
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         facts.backups.push(BackupRecord {
-            path: snapshot,
+            location: snapshot.display().to_string(),
+            destination: shown.clone(),
+            off_host: false,
             good: problem.is_none(),
             problem,
+            taken_at: taken_at(&meta),
             meta,
-            taken_at,
         });
     }
     facts.backups.sort_by_key(|b| std::cmp::Reverse(b.taken_at));
@@ -448,6 +557,43 @@ mod tests {
     use crate::journal::Timestamp;
     use crate::snapshot::meta::{META_FORMAT, META_VERSION};
 
+    #[test]
+    fn copies_of_other_clusters_are_set_apart() {
+        let record = |cluster_id: &str, location: &str| BackupRecord {
+            location: location.into(),
+            destination: "s3://shared".into(),
+            off_host: true,
+            meta: SnapshotMeta {
+                cluster_id: cluster_id.into(),
+                ..meta(20512, "ab".repeat(32), 100)
+            },
+            good: true,
+            problem: None,
+            taken_at: 100,
+        };
+        let facts = BackupFacts {
+            backups: vec![
+                record("1", "s3://shared/ours.db"),
+                record("2", "s3://shared/theirs.db"),
+            ],
+            ..BackupFacts::default()
+        };
+        let endpoint = EndpointFacts {
+            status: Some(StatusFacts {
+                cluster_id: "1".into(),
+                ..StatusFacts::default()
+            }),
+            ..EndpointFacts::default()
+        };
+        let kept = of_this_cluster(facts.clone(), std::slice::from_ref(&endpoint));
+        assert_eq!(kept.backups.len(), 1);
+        assert_eq!(kept.backups[0].location, "s3://shared/ours.db");
+        assert_eq!(kept.other_clusters.len(), 1);
+        assert!(kept.other_clusters[0].contains("theirs.db"));
+        // No member answered: nothing to compare with, everything counts.
+        assert_eq!(of_this_cluster(facts, &[]).backups.len(), 2);
+    }
+
     fn meta(size: u64, sha256: String, secs: u64) -> SnapshotMeta {
         SnapshotMeta {
             format: META_FORMAT.into(),
@@ -493,7 +639,11 @@ mod tests {
             .iter()
             .map(|b| {
                 (
-                    b.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    Path::new(&b.location)
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
                     b.good,
                 )
             })
@@ -516,7 +666,66 @@ mod tests {
                 .contains("trailer")
         );
         assert_eq!(facts.unreadable.len(), 1);
-        assert!(scan_backups(&dir.path().join("nope")).error.is_some());
+        assert!(facts.backups.iter().all(|b| !b.off_host));
+        assert_eq!(facts.destinations.len(), 1);
+        assert_eq!(facts.destinations[0].error, None);
+        let missing = scan_backups(&dir.path().join("nope"));
+        assert!(missing.destinations[0].error.is_some());
+        assert!(missing.backups.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_destination_is_a_fact_and_the_others_still_count() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut bytes = vec![7u8; 512];
+        bytes.extend_from_slice(&[0xabu8; 32]);
+        for (dir, secs) in [(&a, 1000), (&b, 2000)] {
+            let path = dir.path().join("s.db");
+            std::fs::write(&path, &bytes).unwrap();
+            meta(544, "ab".repeat(32), secs)
+                .write(&SnapshotMeta::path_for(&path))
+                .unwrap();
+        }
+        // Nothing listens on the discard port: the listing fails (or runs out of time).
+        let unreachable = Destination::parse("ssh://nobody@127.0.0.1:9/srv/etcd").unwrap();
+        let facts = collect_backups(
+            &[
+                Destination::Dir(a.path().to_path_buf()),
+                unreachable,
+                Destination::Dir(b.path().to_path_buf()),
+            ],
+            Duration::from_secs(2),
+        )
+        .await;
+        let shown: Vec<(&str, bool, bool)> = facts
+            .destinations
+            .iter()
+            .map(|d| (d.destination.as_str(), d.off_host, d.error.is_some()))
+            .collect();
+        let (a_shown, b_shown) = (
+            a.path().display().to_string(),
+            b.path().display().to_string(),
+        );
+        assert_eq!(
+            shown,
+            vec![
+                (a_shown.as_str(), false, false),
+                ("ssh://nobody@127.0.0.1:9/srv/etcd", true, true),
+                (b_shown.as_str(), false, false),
+            ]
+        );
+        let error = facts.destinations[1].error.as_deref().unwrap();
+        assert!(!error.starts_with("ssh://"), "{error}");
+        let found: Vec<(&str, u64)> = facts
+            .backups
+            .iter()
+            .map(|r| (r.destination.as_str(), r.taken_at))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(b_shown.as_str(), 2000), (a_shown.as_str(), 1000)]
+        );
+        assert!(facts.backups.iter().all(|r| r.good));
     }
 
     #[test]

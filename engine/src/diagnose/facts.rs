@@ -146,27 +146,44 @@ pub struct AlarmFacts {
     pub alarm: String,
 }
 
-/// Backups found in the `--backups` directory.
+/// Backups found in the `--backups` destinations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackupFacts {
-    /// The directory; `None` when none was given.
-    pub dir: Option<PathBuf>,
-    /// Every metadata file found, newest first.
+    /// The destinations searched, in the order given; empty when none was given.
+    pub destinations: Vec<BackupDestinationFacts>,
+    /// Every copy found in any of them, newest first.
     pub backups: Vec<BackupRecord>,
     /// Metadata files that could not be used, and why.
     pub unreadable: Vec<String>,
-    /// Why the directory could not be read.
+    /// Copies of other clusters found in the same places, not counted (locations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_clusters: Vec<String>,
+}
+
+/// One `--backups` destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupDestinationFacts {
+    /// The destination as shown, without options: `/DIR`, `ssh://HOST/DIR`, `s3://BUCKET/PREFIX`.
+    pub destination: String,
+    /// Copies there outlive this machine and the etcd hosts (SSH, S3; not a directory).
+    pub off_host: bool,
+    /// Why it could not be read.
     pub error: Option<String>,
 }
 
-/// One snapshot and its metadata file.
+/// One snapshot and its metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackupRecord {
-    /// The snapshot file.
-    pub path: PathBuf,
-    /// What its metadata file says.
+    /// The snapshot: its path in a directory, else its `ssh://` or `s3://` location.
+    pub location: String,
+    /// The destination it was found in, as shown.
+    pub destination: String,
+    /// That destination is off-host (SSH, S3).
+    pub off_host: bool,
+    /// What its metadata says.
     pub meta: SnapshotMeta,
-    /// The file is there with the recorded size and sha256 trailer.
+    /// In a directory: the file is there with the recorded size and sha256 trailer. Off-host:
+    /// the copy is there with the recorded size (its content is not read back).
     pub good: bool,
     /// Why it is not good.
     pub problem: Option<String>,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::facts::{EndpointFacts, Facts, MemberFacts, StatusFacts};
+use super::facts::{BackupRecord, EndpointFacts, Facts, MemberFacts, StatusFacts};
 use super::findings::{Finding, RunbookSuggestion, Severity};
 
 /// etcd's default `--quota-backend-bytes` (2 GiB), used when a member does not export
@@ -285,6 +285,16 @@ fn membership(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
 
     if up_voting.is_empty() && view.up().next().is_none() {
         let newest = newest_good_backup(facts);
+        let mut action = "check the endpoints, the CA and client certificate (a TLS error above \
+                          says which), and whether etcd runs on the nodes; if every member's data \
+                          is lost for good, restore the cluster from the newest good snapshot"
+            .to_string();
+        if let Some(copy) = newest.filter(|b| b.off_host) {
+            action.push_str(&format!(
+                " (the newest is {}: copy it to this machine first and give its path)",
+                copy.location
+            ));
+        }
         let mut finding = Finding::new(
             Severity::Critical,
             "no-member-answers",
@@ -294,14 +304,18 @@ fn membership(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
                 .map(|m| format!("{}: {}", m.label, why(m)))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            "check the endpoints, the CA and client certificate (a TLS error above says which), and \
-             whether etcd runs on the nodes; if every member's data is lost for good, restore the \
-             cluster from the newest good snapshot",
+            action,
         );
-        if let Some(path) = newest {
+        if let Some(copy) = newest {
+            // The runbook takes a file on this machine.
+            let path = if copy.off_host {
+                "PATH"
+            } else {
+                copy.location.as_str()
+            };
             finding = finding.with_runbook(RunbookSuggestion::new(
                 RUNBOOK_RESTORE,
-                &[("snapshot", &path)],
+                &[("snapshot", path)],
             ));
         }
         findings.push(finding);
@@ -869,38 +883,68 @@ fn versions(view: &View<'_>, findings: &mut Vec<Finding>) {
     ));
 }
 
-/// The path of the newest good backup, for the restore suggestion.
-fn newest_good_backup(facts: &Facts) -> Option<String> {
+/// The newest good backup in any destination, for the restore suggestion.
+fn newest_good_backup(facts: &Facts) -> Option<&BackupRecord> {
     facts
         .backups
         .backups
         .iter()
         .filter(|b| b.good)
         .max_by_key(|b| b.taken_at)
-        .map(|b| b.path.display().to_string())
 }
 
 fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
-    let Some(dir) = &facts.backups.dir else {
+    let destinations = &facts.backups.destinations;
+    if destinations.is_empty() {
         findings.push(Finding::new(
             Severity::Info,
             "backups-not-checked",
             "backups not checked",
-            "no --backups directory was given",
-            "give --backups DIR (snapshots saved by `etcdrill snapshot save`, with their \
-             .meta.json files) to check their age and where they are kept",
+            "no --backups destination was given",
+            "give --backups DEST for each place snapshots are kept: a directory, \
+             ssh://[USER@]HOST/DIR or s3://BUCKET/PREFIX holding snapshots saved by `etcdrill \
+             snapshot save` or shipped by `etcdrill snapshot ship`, with their .meta.json files",
         ));
         return;
-    };
-    if let Some(error) = &facts.backups.error {
+    }
+    let failed: Vec<_> = destinations.iter().filter(|d| d.error.is_some()).collect();
+    let failed_names = failed
+        .iter()
+        .map(|d| d.destination.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let failed_lines = failed
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {}",
+                d.destination,
+                d.error.as_deref().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if failed.len() == destinations.len() {
         findings.push(Finding::new(
             Severity::Urgent,
             "no-backup",
-            format!("cannot read backups in {}", dir.display()),
-            error.clone(),
-            "take a snapshot now (`etcdrill snapshot save`) and check the backup job",
+            format!("cannot read backups in {failed_names}"),
+            failed_lines,
+            "check that the destination can be read from here (path, SSH host and key, bucket \
+             and AWS_* credentials); take a snapshot now (`etcdrill snapshot save`) and check \
+             the backup job",
         ));
         return;
+    }
+    if !failed.is_empty() {
+        findings.push(Finding::new(
+            Severity::Warning,
+            "backup-destination-unreadable",
+            format!("cannot read backups in {failed_names}"),
+            format!("copies there, if any, are not counted.\n{failed_lines}"),
+            "check that the destination can be read from here: the path, the SSH host and key, \
+             or the bucket, endpoint and AWS_* credentials",
+        ));
     }
     let good: Vec<_> = facts.backups.backups.iter().filter(|b| b.good).collect();
     let bad: Vec<String> = facts
@@ -911,24 +955,31 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
         .map(|b| {
             format!(
                 "{}: {}",
-                b.path.display(),
+                b.location,
                 b.problem.as_deref().unwrap_or("not good")
             )
         })
         .chain(facts.backups.unreadable.iter().cloned())
         .collect();
+    let read: Vec<_> = destinations.iter().filter(|d| d.error.is_none()).collect();
     let Some(newest) = good.iter().max_by_key(|b| b.taken_at) else {
         findings.push(Finding::new(
             Severity::Urgent,
             "no-backup",
-            format!("no good backup in {}", dir.display()),
+            format!(
+                "no good backup in {}",
+                read.iter()
+                    .map(|d| d.destination.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             if bad.is_empty() {
                 "no snapshot metadata file (*.db.meta.json) found".to_string()
             } else {
                 bad.join("\n")
             },
-            "take a snapshot now (`etcdrill snapshot save PATH`) to a disk that is not an etcd \
-             host's, and schedule it",
+            "take a snapshot now (`etcdrill snapshot save PATH`), ship it off the etcd hosts \
+             (`etcdrill snapshot ship PATH --to DEST`), and schedule both",
         ));
         return;
     };
@@ -944,8 +995,7 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
             format!("the newest good backup is {} old", age(elapsed)),
             format!(
                 "{} at revision {}; a restore from it loses every write since",
-                newest.path.display(),
-                newest.meta.revision
+                newest.location, newest.meta.revision
             ),
             "check the backup job; take a snapshot now (`etcdrill snapshot save`)",
         ));
@@ -964,19 +1014,73 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
         let written = written_on.to_ascii_lowercase();
         hosts.contains(&written) || hosts.iter().any(|h| short(h) == short(&written))
     };
-    if good.iter().all(|b| on_etcd_host(&b.meta.written_on)) {
-        let places: BTreeSet<&str> = good.iter().map(|b| b.meta.written_on.as_str()).collect();
+    // A good copy off-host (SSH, S3) or written elsewhere survives losing the etcd hosts.
+    if !good
+        .iter()
+        .any(|b| b.off_host || !on_etcd_host(&b.meta.written_on))
+    {
+        let writers: BTreeSet<&str> = good.iter().map(|b| b.meta.written_on.as_str()).collect();
+        let kept: BTreeSet<&str> = good.iter().map(|b| b.destination.as_str()).collect();
+        let off_host: Vec<&str> = read
+            .iter()
+            .filter(|d| d.off_host)
+            .map(|d| d.destination.as_str())
+            .collect();
         findings.push(Finding::new(
             Severity::Warning,
             "backups-on-etcd-hosts",
             "backups are kept only on etcd hosts",
             format!(
-                "every good backup was written on an etcd node ({}): losing that node loses the \
-                 cluster and its backups together",
-                places.into_iter().collect::<Vec<_>>().join(", ")
+                "every good backup was written on an etcd node ({}) and is kept only in {}, on \
+                 this machine; {}: losing that node loses the cluster and its backups together",
+                writers.into_iter().collect::<Vec<_>>().join(", "),
+                kept.into_iter().collect::<Vec<_>>().join(", "),
+                if off_host.is_empty() {
+                    "no off-host destination (ssh://, s3://) was given".to_string()
+                } else {
+                    format!("no good copy in {}", off_host.join(", "))
+                }
             ),
-            "copy every snapshot off the etcd hosts (object storage, another site), or save \
-             snapshots from a separate machine",
+            "ship every snapshot off the etcd hosts (`etcdrill snapshot ship PATH --to \
+             ssh://HOST/DIR` or `--to s3://BUCKET/PREFIX`) and give those destinations to \
+             --backups, or save snapshots from a separate machine",
+        ));
+    }
+    // Off-host destinations whose newest good copy trails the newest backup by a day or more.
+    let stale: Vec<String> = read
+        .iter()
+        .filter(|d| d.off_host)
+        .filter_map(|d| {
+            let there = good
+                .iter()
+                .filter(|b| b.destination == d.destination)
+                .max_by_key(|b| b.taken_at);
+            match there {
+                None => Some(format!("{}: no good copy", d.destination)),
+                Some(copy) => {
+                    let behind = newest.taken_at.saturating_sub(copy.taken_at);
+                    (behind > BACKUP_WARN_AGE_SECS).then(|| {
+                        format!(
+                            "{}: the newest good copy is {} older than {}",
+                            d.destination,
+                            age(behind),
+                            newest.location
+                        )
+                    })
+                }
+            }
+        })
+        .collect();
+    if !stale.is_empty() {
+        findings.push(Finding::new(
+            Severity::Warning,
+            "backup-copies-stale",
+            "off-host copies trail the newest backup",
+            format!(
+                "after losing the etcd hosts, a restore would start from an older copy.\n{}",
+                stale.join("\n")
+            ),
+            "check the job that ships snapshots (`etcdrill snapshot ship`) and its credentials",
         ));
     }
     if !bad.is_empty() {

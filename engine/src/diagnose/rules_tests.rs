@@ -1,11 +1,9 @@
 //! Table tests of the rules: a healthy 3-member cluster with a fresh off-host backup and a recent
 //! drill gives no finding; each case breaks one thing and expects its finding.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::diagnose::facts::{
-    AlarmFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass, NodeFacts,
+    AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass, NodeFacts,
 };
 use crate::diagnose::metrics::{MemberMetrics, PeerRtt};
 use crate::journal::Timestamp;
@@ -38,12 +36,27 @@ fn meta(written_on: &str) -> SnapshotMeta {
 }
 
 fn backup(written_on: &str, age: u64, good: bool) -> BackupRecord {
+    copy_in("/backups", written_on, age, good)
+}
+
+/// A copy in `destination`: a directory, or off-host when written as a URL.
+fn copy_in(destination: &str, written_on: &str, age: u64, good: bool) -> BackupRecord {
     BackupRecord {
-        path: PathBuf::from(format!("/backups/etcd-{age}.db")),
+        location: format!("{destination}/etcd-{age}.db"),
+        destination: destination.into(),
+        off_host: destination.contains("://"),
         meta: meta(written_on),
         good,
         problem: (!good).then(|| "size differs".to_string()),
         taken_at: NOW - age,
+    }
+}
+
+fn destination(destination: &str, error: Option<&str>) -> BackupDestinationFacts {
+    BackupDestinationFacts {
+        destination: destination.into(),
+        off_host: destination.contains("://"),
+        error: error.map(str::to_string),
     }
 }
 
@@ -128,10 +141,10 @@ fn healthy(n: usize) -> Facts {
         alarms: vec![],
         alarm_error: None,
         backups: BackupFacts {
-            dir: Some("/backups".into()),
+            destinations: vec![destination("/backups", None)],
             backups: vec![backup("backup-host", 3600, true)],
             unreadable: vec![],
-            error: None,
+            other_clusters: vec![],
         },
         drills: DrillFacts {
             dir: ".etcdrill/runs".into(),
@@ -365,7 +378,7 @@ fn each_condition_gives_its_finding() {
         ),
         (
             "backups not checked",
-            |f| f.backups.dir = None,
+            |f| f.backups.destinations.clear(),
             "backups-not-checked",
             Severity::Info,
         ),
@@ -552,10 +565,186 @@ fn findings_are_sorted_worst_first() {
     let mut facts = healthy(3);
     down(&mut facts, 2);
     facts.drills.newest_pass = None;
-    facts.backups.dir = None;
+    facts.backups.destinations.clear();
     let severities: Vec<Severity> = evaluate(&facts).iter().map(|f| f.severity).collect();
     assert_eq!(
         severities,
         vec![Severity::Urgent, Severity::Warning, Severity::Info]
+    );
+}
+
+/// Good copies only in a directory here, each written on an etcd node.
+fn backups_on_etcd_hosts(facts: &mut Facts) {
+    facts.backups.backups = vec![
+        backup("cp1", 3600, true),
+        backup("cp2.example.com", 7200, true),
+    ];
+}
+
+fn finding<'a>(findings: &'a [Finding], code: &str) -> Option<&'a Finding> {
+    findings.iter().find(|f| f.code == code)
+}
+
+#[test]
+fn copies_only_in_a_local_directory_written_on_etcd_hosts_are_a_warning() {
+    let mut facts = healthy(3);
+    backups_on_etcd_hosts(&mut facts);
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        vec![("backups-on-etcd-hosts".into(), Severity::Warning)]
+    );
+    let detail = &findings[0].detail;
+    assert!(detail.contains("cp1, cp2.example.com"), "{detail}");
+    assert!(detail.contains("kept only in /backups"), "{detail}");
+    assert!(detail.contains("no off-host destination"), "{detail}");
+}
+
+#[test]
+fn a_good_off_host_copy_keeps_backups_off_the_etcd_hosts() {
+    for off_host in ["s3://bkt/etcd", "ssh://backup@vault/srv/etcd"] {
+        let mut facts = healthy(3);
+        backups_on_etcd_hosts(&mut facts);
+        facts.backups.destinations.push(destination(off_host, None));
+        // Written on an etcd node too (shipped from there), but kept elsewhere.
+        facts
+            .backups
+            .backups
+            .push(copy_in(off_host, "cp1", 3600, true));
+        let findings = evaluate(&facts);
+        assert!(findings.is_empty(), "{off_host}: {:?}", codes(&findings));
+    }
+}
+
+#[test]
+fn an_off_host_destination_without_a_good_copy_is_named() {
+    let mut facts = healthy(3);
+    backups_on_etcd_hosts(&mut facts);
+    facts
+        .backups
+        .destinations
+        .push(destination("s3://bkt/etcd", None));
+    facts
+        .backups
+        .backups
+        .push(copy_in("s3://bkt/etcd", "cp1", 600, false));
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        vec![
+            ("backup-copies-stale".into(), Severity::Warning),
+            ("backups-on-etcd-hosts".into(), Severity::Warning),
+            ("backup-damaged".into(), Severity::Info),
+        ]
+    );
+    let on_hosts = finding(&findings, "backups-on-etcd-hosts").unwrap();
+    assert!(
+        on_hosts.detail.contains("no good copy in s3://bkt/etcd"),
+        "{}",
+        on_hosts.detail
+    );
+    let stale = finding(&findings, "backup-copies-stale").unwrap();
+    assert!(
+        stale.detail.contains("s3://bkt/etcd: no good copy"),
+        "{}",
+        stale.detail
+    );
+}
+
+#[test]
+fn off_host_copies_a_day_behind_are_stale() {
+    let mut facts = healthy(3);
+    facts
+        .backups
+        .destinations
+        .push(destination("ssh://vault/srv/etcd", None));
+    facts.backups.backups.push(copy_in(
+        "ssh://vault/srv/etcd",
+        "backup-host",
+        3 * DAY,
+        true,
+    ));
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        vec![("backup-copies-stale".into(), Severity::Warning)]
+    );
+    assert!(
+        findings[0]
+            .detail
+            .contains("ssh://vault/srv/etcd: the newest good copy is 3.0 days older"),
+        "{}",
+        findings[0].detail
+    );
+}
+
+#[test]
+fn the_newest_good_backup_is_the_newest_in_any_destination() {
+    let mut facts = healthy(3);
+    facts.backups.backups = vec![backup("cp1", 5 * DAY, true)];
+    facts
+        .backups
+        .destinations
+        .push(destination("s3://bkt/etcd", None));
+    facts
+        .backups
+        .backups
+        .push(copy_in("s3://bkt/etcd", "cp1", 3600, true));
+    assert!(evaluate(&facts).is_empty());
+
+    // With nothing answering, the restore takes a file here: the off-host copy is named.
+    for i in 0..3 {
+        down(&mut facts, i);
+    }
+    facts.members = None;
+    let findings = evaluate(&facts);
+    let lost = finding(&findings, "no-member-answers").unwrap();
+    assert!(
+        lost.action.contains("s3://bkt/etcd/etcd-3600.db"),
+        "{}",
+        lost.action
+    );
+    assert_eq!(lost.runbook.as_ref().unwrap().params["snapshot"], "PATH");
+}
+
+#[test]
+fn an_unreadable_destination_is_a_finding_naming_it() {
+    let mut facts = healthy(3);
+    facts.backups.destinations.push(destination(
+        "s3://bkt/etcd",
+        Some("cannot list copies: 403 Forbidden"),
+    ));
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        vec![("backup-destination-unreadable".into(), Severity::Warning)]
+    );
+    assert!(findings[0].summary.contains("s3://bkt/etcd"));
+    assert!(
+        findings[0]
+            .detail
+            .contains("s3://bkt/etcd: cannot list copies: 403 Forbidden"),
+        "{}",
+        findings[0].detail
+    );
+
+    // When no destination can be read, there is no known backup.
+    facts.backups.backups.clear();
+    facts.backups.destinations = vec![destination(
+        "ssh://vault/srv/etcd",
+        Some("connection refused"),
+    )];
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        vec![("no-backup".into(), Severity::Urgent)]
+    );
+    assert_eq!(
+        findings[0].summary,
+        "cannot read backups in ssh://vault/srv/etcd"
+    );
+    assert_eq!(
+        findings[0].detail,
+        "ssh://vault/srv/etcd: connection refused"
     );
 }

@@ -160,36 +160,61 @@ pub(crate) async fn member_add(
     let options = args
         .learner
         .then(|| MemberAddOptions::new().with_is_learner());
-    let resp = client
+    let added = client
         .member_add(vec![args.peer_url.clone()], options)
         .await
-        .map_err(|err| {
-            let message = super::ApiError(err).message();
-            let reason = if message.contains("too many learner") {
-                format!(
-                    "etcd allows only one learner at a time: promote or remove the existing \
+        .map_err(super::ApiError);
+    // A retry whose first answer was lost finds its own member already there: done. etcd
+    // says "Peer URLs already exists", or "member ID already exist" when the retry comes within
+    // the same second (the new ID is a hash of the peer URLs, cluster name and time).
+    if let Err(err) = &added
+        && ["Peer URLs already exists", "member ID already exist"]
+            .iter()
+            .any(|m| err.message().contains(m))
+    {
+        let members = list_with(ctx, &mut client).await?;
+        if let Some(existing) = members.iter().find(|m| {
+            (m.name().is_empty() || m.name() == args.name)
+                && m.peer_urls().iter().any(|u| same_url(u, &args.peer_url))
+        }) {
+            let id = existing.id();
+            let initial_cluster = initial_cluster(ctx.cluster, &members, id, &args.name);
+            return Ok(CallOutcome::new(format!(
+                "{} ({}) is already a member as {id:x} (a retry after a lost answer?); \
+                 --initial-cluster={initial_cluster}",
+                args.name, args.peer_url
+            ))
+            .output("member_id", format!("{id:x}"))
+            .output("initial_cluster", initial_cluster));
+        }
+    }
+    let resp = added.map_err(|err| {
+        let message = err.message();
+        let reason = if message.contains("too many learner") {
+            format!(
+                "etcd allows only one learner at a time: promote or remove the existing \
                      learner first (etcd: {message})"
-                )
-            } else if message.contains("Peer URLs already exists") {
-                format!(
-                    "a member with peer URL {} already exists (etcd: {message})",
-                    args.peer_url
-                )
-            } else if message.contains("unhealthy cluster") {
-                format!(
-                    "etcd refuses to add a member until the member receiving the request has \
+            )
+        } else if message.contains("Peer URLs already exists") {
+            format!(
+                "a member with peer URL {} already exists (etcd: {message})",
+                args.peer_url
+            )
+        } else if message.contains("unhealthy cluster") {
+            format!(
+                "etcd refuses to add a member until the member receiving the request has \
                      been connected to every other voting member it knows for 5 s (strict \
                      reconfig check), so soon after a member started or was removed; retry \
                      (etcd: {message})"
-                )
-            } else {
-                message
-            };
-            EtcdError::Refused {
-                what: what.clone(),
-                reason,
-            }
-        })?;
+            )
+        } else {
+            message
+        };
+        EtcdError::Refused {
+            what: what.clone(),
+            reason,
+        }
+    })?;
     let new_id = resp
         .member()
         .map(|m| m.id())
@@ -248,11 +273,26 @@ pub(crate) async fn member_promote(
     let what = format!("etcd.member.promote of {}", args.name);
     let mut client = ctx.client().await?;
     let members = list_with(ctx, &mut client).await?;
-    let member =
-        find_member(&members, ctx.cluster, &args.name).ok_or_else(|| EtcdError::Refused {
+    let Some(member) = find_member(&members, ctx.cluster, &args.name) else {
+        // Absent already: done, if the name is one the inventory knows (a retry after a lost
+        // answer, or removed by hand). An unknown name is a mistake, not a removal.
+        let known = ctx
+            .cluster
+            .nodes
+            .iter()
+            .any(|n| n.etcd.member == args.name || n.name == args.name);
+        if known {
+            return Ok(CallOutcome::new(format!(
+                "{} is not a member (already removed); {} members",
+                args.name,
+                members.len()
+            )));
+        }
+        return Err(EtcdError::Refused {
             what: what.clone(),
             reason: no_member(&args.name, &members),
-        })?;
+        });
+    };
     if !member.is_learner() {
         return Ok(CallOutcome::new(format!(
             "{} ({:x}) is already a voting member",
@@ -293,11 +333,26 @@ pub(crate) async fn member_remove(
     let what = format!("etcd.member.remove of {}", args.name);
     let mut client = ctx.client().await?;
     let members = list_with(ctx, &mut client).await?;
-    let member =
-        find_member(&members, ctx.cluster, &args.name).ok_or_else(|| EtcdError::Refused {
+    let Some(member) = find_member(&members, ctx.cluster, &args.name) else {
+        // Absent already: done, if the name is one the inventory knows (a retry after a lost
+        // answer, or removed by hand). An unknown name is a mistake, not a removal.
+        let known = ctx
+            .cluster
+            .nodes
+            .iter()
+            .any(|n| n.etcd.member == args.name || n.name == args.name);
+        if known {
+            return Ok(CallOutcome::new(format!(
+                "{} is not a member (already removed); {} members",
+                args.name,
+                members.len()
+            )));
+        }
+        return Err(EtcdError::Refused {
             what: what.clone(),
             reason: no_member(&args.name, &members),
-        })?;
+        });
+    };
     let id = member.id();
     client
         .member_remove(id)
