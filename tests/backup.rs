@@ -291,6 +291,21 @@ fn backup_runbook_ships_verified_copies_everywhere_and_prunes() {
         false,
     );
     assert_eq!(local, vec![saved[2].clone()]);
+    // `snapshot prune` by hand: a dry run deletes nothing, then keep-last 1 leaves the newest.
+    let dir = backups.dir_destination();
+    let dry = backups
+        .etcdrill()
+        .args(["snapshot", "prune", &dir, "--keep-last", "1", "--dry-run"])
+        .run()
+        .expect_code(0);
+    assert!(dry.stdout().contains("would delete"), "{}", dry.shown());
+    assert_eq!(backups.list(&dir, false).1.len(), 2);
+    backups
+        .etcdrill()
+        .args(["snapshot", "prune", &dir, "--keep-last", "1"])
+        .run()
+        .expect_code(0);
+    assert_eq!(backups.list(&dir, false).1, vec![saved[2].clone()]);
     // The SSH copies are on the backup node's own disk.
     let node = &backups.bed.nodes()[2];
     let listing = node
