@@ -41,15 +41,25 @@ fn as_plan(args: &[String], inventory: &Path) -> Vec<String> {
     plan
 }
 
-/// The flags a deployment passes to `run` that `plan` has no use for must still exist.
-fn run_accepts(flags: &[&str]) {
+/// The deployed `run` arguments plan cleanly with `inventory`, and the flags only `run` uses
+/// still exist.
+fn plans(work: &Path, args: &[String], inventory: &Path) {
     let help = Etcdrill::new(&repo())
         .args(["run", "--help"])
         .run()
         .stdout();
-    for flag in flags {
+    for flag in [
+        "--metrics-textfile",
+        "--on-failure",
+        "--work-dir",
+        "--output",
+    ] {
         assert!(help.contains(flag), "`etcdrill run` has no {flag}:\n{help}");
     }
+    Etcdrill::new(work)
+        .args(as_plan(args, inventory))
+        .run()
+        .expect_code(0);
 }
 
 #[test]
@@ -89,16 +99,7 @@ fn the_cronjob_runs_the_backup_runbook_with_valid_arguments() {
         "inventory.yaml",
         &inventory.expect("an inventory"),
     );
-    run_accepts(&[
-        "--metrics-textfile",
-        "--on-failure",
-        "--work-dir",
-        "--output",
-    ]);
-    Etcdrill::new(work.path())
-        .args(as_plan(&args, &inventory))
-        .run()
-        .expect_code(0);
+    plans(work.path(), &args, &inventory);
 }
 
 #[test]
@@ -127,14 +128,5 @@ fn the_systemd_unit_runs_the_backup_runbook_with_valid_arguments() {
     );
     let work = tempfile::tempdir().unwrap();
     let inventory = repo().join("drills/inventories/kubeadm-3.yaml");
-    run_accepts(&[
-        "--metrics-textfile",
-        "--on-failure",
-        "--work-dir",
-        "--output",
-    ]);
-    Etcdrill::new(work.path())
-        .args(as_plan(&words[1..], &inventory))
-        .run()
-        .expect_code(0);
+    plans(work.path(), &words[1..], &inventory);
 }

@@ -273,26 +273,11 @@ pub(crate) async fn member_promote(
     let what = format!("etcd.member.promote of {}", args.name);
     let mut client = ctx.client().await?;
     let members = list_with(ctx, &mut client).await?;
-    let Some(member) = find_member(&members, ctx.cluster, &args.name) else {
-        // Absent already: done, if the name is one the inventory knows (a retry after a lost
-        // answer, or removed by hand). An unknown name is a mistake, not a removal.
-        let known = ctx
-            .cluster
-            .nodes
-            .iter()
-            .any(|n| n.etcd.member == args.name || n.name == args.name);
-        if known {
-            return Ok(CallOutcome::new(format!(
-                "{} is not a member (already removed); {} members",
-                args.name,
-                members.len()
-            )));
-        }
-        return Err(EtcdError::Refused {
+    let member =
+        find_member(&members, ctx.cluster, &args.name).ok_or_else(|| EtcdError::Refused {
             what: what.clone(),
             reason: no_member(&args.name, &members),
-        });
-    };
+        })?;
     if !member.is_learner() {
         return Ok(CallOutcome::new(format!(
             "{} ({:x}) is already a voting member",

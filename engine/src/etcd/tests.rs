@@ -335,6 +335,9 @@ async fn three_members_probes_day2_and_membership() {
         "{}",
         again.summary
     );
+    // Promoting a member that is not there is never "done".
+    let err = refused(&tc, &all, promote).await;
+    assert!(err.contains("no member named m3"), "{err}");
     let err = refused(
         &tc,
         &all,
