@@ -76,20 +76,13 @@ impl DirStore {
                 .await
                 .map_err(self.io(format!("create {}", part.display())))?;
             let mut writer = BufWriter::with_capacity(BUFFER, file);
-            let mut buffer = vec![0u8; BUFFER];
-            loop {
-                let n = source
-                    .read(&mut buffer)
-                    .await
-                    .map_err(self.io(format!("read {}", local.path.display())))?;
-                if n == 0 {
-                    break;
-                }
-                writer
-                    .write_all(&buffer[..n])
-                    .await
-                    .map_err(self.io(format!("write {}", part.display())))?;
-            }
+            tokio::io::copy(&mut source, &mut writer)
+                .await
+                .map_err(self.io(format!(
+                    "copy {} to {}",
+                    local.path.display(),
+                    part.display()
+                )))?;
             writer
                 .flush()
                 .await

@@ -51,7 +51,7 @@ pub enum BackupError {
         source: std::io::Error,
     },
     /// The backup host could not be reached, or a copy to it failed.
-    #[error("{destination}: {source}")]
+    #[error("{destination}")]
     Transport {
         /// The destination.
         destination: String,
@@ -70,7 +70,7 @@ pub enum BackupError {
         detail: String,
     },
     /// Object storage refused or failed a request.
-    #[error("{destination}: cannot {what}: {source}")]
+    #[error("{destination}: cannot {what}")]
     S3 {
         /// The destination.
         destination: String,
@@ -166,7 +166,7 @@ pub async fn list(
                     if let Err(err) = store.check(&copy.name, &copy.meta).await {
                         copy.problem = Some(match err {
                             BackupError::Copy { reason, .. } => reason,
-                            other => error_text(&other),
+                            other => crate::exec::error_chain(&other),
                         });
                     }
                 }
@@ -267,7 +267,7 @@ async fn prune_in(
                 Err(err) => failures.push(format!(
                     "FAILED to delete {}: {}",
                     decision.copy.location,
-                    error_text(&err)
+                    crate::exec::error_chain(&err)
                 )),
             }
         }
@@ -308,7 +308,7 @@ async fn within<T>(
 
 /// `FAILED: DEST: why`, naming the destination once.
 pub(crate) fn failure_line(destination: &Destination, err: &BackupError) -> String {
-    let text = error_text(err);
+    let text = crate::exec::error_chain(err);
     let shown = destination.to_string();
     if text.starts_with(&shown) {
         format!("FAILED: {text}")
@@ -317,17 +317,90 @@ pub(crate) fn failure_line(destination: &Destination, err: &BackupError) -> Stri
     }
 }
 
-/// An error with its causes, on one line.
-pub fn error_text(err: &BackupError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Timestamp;
+    use crate::snapshot::meta::SnapshotMeta;
+    use crate::snapshot::test_db;
+
+    const T: Duration = Duration::from_secs(30);
+
+    /// Writes a snapshot of about `bytes` and its metadata, taken `hours` after a fixed time.
+    fn snapshot(dir: &Path, name: &str, bytes: usize, hours: u64) -> PathBuf {
+        let file = test_db::with_trailer(test_db::sample(bytes));
+        let path = dir.join(name);
+        std::fs::write(&path, &file).unwrap();
+        let base = crate::snapshot::meta::tests::sample();
+        let meta = SnapshotMeta {
+            size: file.len() as u64,
+            sha256: file[file.len() - 32..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            time: Timestamp(base.time.0 + Duration::from_secs(hours * 3600)),
+            ..base
+        };
+        meta.write(&SnapshotMeta::path_for(&path)).unwrap();
+        path
     }
-    text
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_different_snapshot_never_overwrites_a_copy() {
+        let local = tempfile::tempdir().unwrap();
+        let remote = tempfile::tempdir().unwrap();
+        let to = [Destination::Dir(remote.path().to_path_buf())];
+        let first = snapshot(local.path(), "etcd.db", 4096, 0);
+        ship(&first, &to, T, |_, _| {}).await.unwrap();
+        let kept = std::fs::read(remote.path().join("etcd.db")).unwrap();
+        // The same snapshot again is found whole and not sent.
+        let again = ship(&first, &to, T, |_, _| {}).await.unwrap();
+        assert!(again[0].already_there);
+        // Another snapshot under the same name is refused and the copy is left as it was.
+        let other = tempfile::tempdir().unwrap();
+        let second = snapshot(other.path(), "etcd.db", 20_000, 1);
+        let err = ship(&second, &to, T, |_, _| {}).await.unwrap_err();
+        let text = crate::exec::error_chain(&err);
+        assert!(text.contains("refusing to overwrite"), "{text}");
+        assert_eq!(std::fs::read(remote.path().join("etcd.db")).unwrap(), kept);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn prune_leaves_incomplete_copies_alone_and_keeps_the_newest() {
+        let local = tempfile::tempdir().unwrap();
+        let remote = tempfile::tempdir().unwrap();
+        let to = Destination::Dir(remote.path().to_path_buf());
+        for (i, name) in ["a.db", "b.db", "c.db"].iter().enumerate() {
+            let path = snapshot(local.path(), name, 4096, i as u64);
+            ship(&path, std::slice::from_ref(&to), T, |_, _| {})
+                .await
+                .unwrap();
+        }
+        // The oldest copy loses its snapshot: its listing is not whole.
+        std::fs::remove_file(remote.path().join("a.db")).unwrap();
+        let policy = RetentionPolicy {
+            keep_last: 1,
+            ..RetentionPolicy::default()
+        };
+        let dry = prune(&to, &policy, true, T).await.unwrap();
+        assert!(dry.deleted.is_empty());
+        assert_eq!(names(remote.path()).len(), 5);
+        let outcome = prune(&to, &policy, false, T).await.unwrap();
+        assert_eq!(outcome.deleted, vec!["b.db".to_string()]);
+        assert_eq!(outcome.not_counted.len(), 1);
+        assert_eq!(outcome.not_counted[0].name, "a.db");
+        assert_eq!(
+            names(remote.path()),
+            vec!["a.db.meta.json", "c.db", "c.db.meta.json"]
+        );
+    }
 }

@@ -134,10 +134,7 @@ impl Store {
                 return Ok(copy(true));
             }
         }
-        match self.upload(local).await {
-            Ok(()) => {}
-            Err(err) => return Err(err),
-        }
+        self.upload(local).await?;
         if let Err(err) = self.check(&local.name, &local.meta).await {
             // Leave no unproven copy behind; the error says why.
             let _ = self.delete(&local.name).await;

@@ -8,10 +8,11 @@ use clap::Args;
 
 use super::CliError;
 use super::inspect::{OutputFormat, print, print_json, runtime};
+use crate::backup;
 use crate::backup::destination::Destination;
 use crate::backup::retention::RetentionPolicy;
-use crate::backup::{self, error_text};
 use crate::diagnose::table::render_table;
+use crate::exec::error_chain;
 
 /// Arguments of `etcdrill snapshot ship`.
 #[derive(Debug, Args)]
@@ -88,24 +89,18 @@ pub(super) fn ship(args: &ShipArgs, out: &mut dyn Write) -> Result<(), CliError>
         .iter()
         .map(|t| destination(t))
         .collect::<Result<_, _>>()?;
-    let mut lines = Vec::new();
+    let mut copies = Vec::new();
     let result = runtime()?.block_on(backup::ship(
         Path::new(&args.path),
         &destinations,
         args.timeout,
         |destination, result| {
-            lines.push(match result {
-                Ok(copy) => serde_json::json!({
-                    "destination": destination.to_string(),
-                    "ok": true,
-                    "location": copy.location,
-                    "bytes": copy.bytes,
-                    "already_there": copy.already_there,
-                }),
+            copies.push(match result {
+                Ok(copy) => serde_json::json!({ "ok": true, "copy": copy }),
                 Err(err) => serde_json::json!({
-                    "destination": destination.to_string(),
                     "ok": false,
-                    "error": error_text(err),
+                    "destination": destination.to_string(),
+                    "error": error_chain(err),
                 }),
             });
         },
@@ -113,22 +108,25 @@ pub(super) fn ship(args: &ShipArgs, out: &mut dyn Write) -> Result<(), CliError>
     if args.output == OutputFormat::Json {
         print_json(
             out,
-            &serde_json::json!({ "snapshot": args.path.display().to_string(), "copies": lines }),
+            &serde_json::json!({ "snapshot": args.path.display().to_string(), "copies": copies }),
         )?;
-    } else if result.is_ok() {
-        let mut text = String::new();
-        for line in &lines {
-            text.push_str(&format!(
-                "ok: {} ({} bytes, read back whole{})\n",
-                line["location"].as_str().unwrap_or_default(),
-                line["bytes"],
-                if line["already_there"] == true {
-                    "; it was already there"
-                } else {
-                    ""
-                }
-            ));
-        }
+    } else if let Ok(shipped) = &result {
+        // A failure is the error, which lists every destination.
+        let text: String = shipped
+            .iter()
+            .map(|copy| {
+                format!(
+                    "ok: {} ({} bytes, read back whole{})\n",
+                    copy.location,
+                    copy.bytes,
+                    if copy.already_there {
+                        "; it was already there"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
         print(out, &text)?;
     }
     result.map(drop).map_err(CliError::Backup)
@@ -260,13 +258,13 @@ pub(super) fn prune(args: &PruneArgs, out: &mut dyn Write) -> Result<(), CliErro
                 }));
             }
             Err(err) => {
-                text.push_str(&format!("{destination}: FAILED: {}\n", error_text(&err)));
+                text.push_str(&format!("{destination}: FAILED: {}\n", error_chain(&err)));
                 reports.push(serde_json::json!({
                     "destination": destination.to_string(),
                     "ok": false,
-                    "error": error_text(&err),
+                    "error": error_chain(&err),
                 }));
-                failures.push(format!("{destination}: {}", error_text(&err)));
+                failures.push(format!("{destination}: {}", error_chain(&err)));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `run`, `resume` and `rollback`: the commands that touch a cluster. They compile exactly as
 //! `plan` does, then hand the plan to the executor.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
@@ -122,13 +122,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    finish(
-        &plan,
-        &summary,
-        &secrets,
-        args.exec.metrics_textfile.as_deref(),
-        &mut reporter,
-    )
+    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
 }
 
 /// `etcdrill resume`.
@@ -158,13 +152,7 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    finish(
-        &plan,
-        &summary,
-        &secrets,
-        args.exec.metrics_textfile.as_deref(),
-        &mut reporter,
-    )
+    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
 }
 
 /// `etcdrill rollback`.
@@ -182,13 +170,7 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
-    finish(
-        &plan,
-        &summary,
-        &secrets,
-        args.exec.metrics_textfile.as_deref(),
-        &mut reporter,
-    )
+    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
 }
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
@@ -208,12 +190,12 @@ fn finish(
     plan: &Plan,
     summary: &RunSummary,
     secrets: &[String],
-    metrics_textfile: Option<&Path>,
+    exec: &ExecArgs,
     reporter: &mut Reporter,
 ) -> Result<(), CliError> {
-    write_report(plan, &summary.dir, secrets, reporter)?;
-    if let Some(path) = metrics_textfile {
-        let journal = Journal::read(&summary.dir.journal()).map_err(exec::ExecError::from)?;
+    let journal = read_journal(&summary.dir)?;
+    write_report_from(plan, &summary.dir, &journal, secrets, None, reporter)?;
+    if let Some(path) = &exec.metrics_textfile {
         let sample = report::metrics::run_sample(plan, &journal, summary.result);
         crate::textfile::update(path, &sample).map_err(CliError::Metrics)?;
         reporter.note(&format!("metrics: {}", path.display()));
@@ -239,7 +221,22 @@ fn write_report_with(
     drill: Option<DrillFacts>,
     reporter: &mut Reporter,
 ) -> Result<Report, CliError> {
-    let journal = Journal::read(&dir.journal()).map_err(exec::ExecError::from)?;
+    write_report_from(plan, dir, &read_journal(dir)?, secrets, drill, reporter)
+}
+
+fn read_journal(dir: &RunDir) -> Result<Journal, CliError> {
+    Ok(Journal::read(&dir.journal()).map_err(exec::ExecError::from)?)
+}
+
+/// Computes the report from the plan and `journal` (the run's, already read) and writes it.
+fn write_report_from(
+    plan: &Plan,
+    dir: &RunDir,
+    journal: &Journal,
+    secrets: &[String],
+    drill: Option<DrillFacts>,
+    reporter: &mut Reporter,
+) -> Result<Report, CliError> {
     let context = ReportContext {
         run_dir: Some(dir.path.clone()),
         record: dir.read_record().ok(),
@@ -247,7 +244,7 @@ fn write_report_with(
         generated_at: Some(Timestamp::now()),
         secrets: secrets.to_vec(),
     };
-    let built = Report::build(plan, &journal, context);
+    let built = Report::build(plan, journal, context);
     let written = report::write_all(&dir.path, &built)?;
     if let Some(path) = written
         .iter()

@@ -384,7 +384,7 @@ async fn scan_destination(destination: &Destination, timeout: Duration) -> Backu
                 .collect();
         }
         Err(err) => {
-            let text = crate::backup::error_text(&err);
+            let text = crate::exec::error_chain(&err);
             // The rules name the destination; the error need not say it twice.
             let text = text
                 .strip_prefix(&format!("{shown}: "))

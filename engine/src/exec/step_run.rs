@@ -230,7 +230,7 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
                     outputs: outcome.outputs,
                     output: outcome.summary,
                 },
-                Err(err) => Attempt::failed(crate::backup::error_text(&err)),
+                Err(err) => Attempt::failed(error_chain(&err)),
             }
         }
         Operation::Native { call } => match etcd::execute_native(call, timeout).await {
@@ -304,13 +304,17 @@ fn capture_outputs(step: &PlanStep, stdout: &str) -> Result<BTreeMap<String, Str
         .collect()
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line. A cause whose text is already shown (some libraries'
+/// messages repeat their source's) is not shown again.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = cause.source();
     }
     text
