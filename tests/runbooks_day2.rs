@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::bed;
+use support::{Run, bed};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,73 +17,10 @@ use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, Journal, StepResult};
 use etcdrill_testbed::{Bed, BedConfig};
-use support::{
-    Etcdrill, Outcome, diagnosis, inventory_parking_at, inventory_yaml, journal, only_run,
-    step_result, stock_runbook, write,
-};
+use support::{inventory_parking_at, inventory_yaml, step_result};
 
 /// Where the bed's `stop_member` parks a static pod's manifest.
 const HAND_PARKED_DIR: &str = "/etc/kubernetes";
-
-/// One `etcdrill run` of a stock runbook with `--yes`, in a work dir of its own.
-struct Run {
-    work: tempfile::TempDir,
-    outcome: Outcome,
-    took: Duration,
-}
-
-impl Run {
-    fn stock(
-        bed: &Bed,
-        runbook: &str,
-        params: &[&str],
-        inventory: impl FnOnce(&Bed, &Path) -> String,
-    ) -> Run {
-        let work = tempfile::tempdir().unwrap();
-        let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
-        let mut command = Etcdrill::new(work.path()).args([
-            "run".as_ref(),
-            stock_runbook(runbook).as_os_str(),
-            "-i".as_ref(),
-            inventory.as_os_str(),
-            "--yes".as_ref(),
-        ]);
-        for param in params {
-            command = command.args(["-p", param]);
-        }
-        let started = Instant::now();
-        let outcome = command.run();
-        let took = started.elapsed();
-        let run = Run {
-            work,
-            outcome,
-            took,
-        };
-        eprintln!("etcdrill run {runbook} {params:?}: {took:.1?}");
-        run
-    }
-
-    fn diagnosis(&self, bed: &Bed) -> String {
-        format!(
-            "{}\n--- bed{}",
-            diagnosis(&self.outcome, self.work.path()),
-            bed.diagnostics()
-        )
-    }
-
-    fn expect_success(&self, bed: &Bed) {
-        assert_eq!(
-            self.outcome.0.status.code(),
-            Some(0),
-            "{}",
-            self.diagnosis(bed)
-        );
-    }
-
-    fn journal(&self) -> Journal {
-        journal(&only_run(self.work.path()))
-    }
-}
 
 /// Keys of the steps that finished with success, in journal order.
 fn succeeded(journal: &Journal) -> Vec<String> {

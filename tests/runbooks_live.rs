@@ -5,109 +5,17 @@
 
 mod support;
 
-use support::bed;
+use support::{Run, bed};
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcdrill::journal::{Event, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
-use support::{
-    Etcdrill, Outcome, diagnosis, inventory_parking_at, inventory_yaml, journal, only_run,
-    step_result, stock_runbook, write,
-};
+use support::{inventory_parking_at, inventory_yaml, journal, step_result};
 
 /// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
 /// docs and the bed's `stop_member` move it up one directory).
 const HAND_PARKED_DIR: &str = "/etc/kubernetes";
-
-/// One `etcdrill run` of a stock runbook with `--yes`, in a work dir of its own.
-struct Run {
-    work: tempfile::TempDir,
-    outcome: Outcome,
-    took: Duration,
-}
-
-impl Run {
-    /// Runs `runbooks/RUNBOOK.yaml` on the inventory `inventory` wrote with `-p` `params`.
-    fn stock(
-        bed: &Bed,
-        runbook: &str,
-        params: &[String],
-        inventory: impl FnOnce(&Bed, &Path) -> String,
-    ) -> Run {
-        let work = tempfile::tempdir().unwrap();
-        let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
-        let mut command = Etcdrill::new(work.path()).args([
-            "run".as_ref(),
-            stock_runbook(runbook).as_os_str(),
-            "-i".as_ref(),
-            inventory.as_os_str(),
-            "--yes".as_ref(),
-        ]);
-        for param in params {
-            command = command.args(["-p", param]);
-        }
-        let started = Instant::now();
-        let outcome = command.run();
-        let took = started.elapsed();
-        let run = Run {
-            work,
-            outcome,
-            took,
-        };
-        eprintln!("etcdrill run {runbook}: {took:.1?}\n{}", run.timeline());
-        run
-    }
-
-    /// Everything the run printed and its report, with the bed's log tails.
-    fn diagnosis(&self, bed: &Bed) -> String {
-        format!(
-            "{}\n--- bed{}",
-            diagnosis(&self.outcome, self.work.path()),
-            bed.diagnostics()
-        )
-    }
-
-    /// Panics with the diagnosis unless the run succeeded.
-    fn expect_success(&self, bed: &Bed) {
-        assert_eq!(
-            self.outcome.0.status.code(),
-            Some(0),
-            "{}",
-            self.diagnosis(bed)
-        );
-    }
-
-    fn dir(&self) -> PathBuf {
-        only_run(self.work.path())
-    }
-
-    /// Every step attempt that ran, with its result and time, in journal order (shown with
-    /// `--nocapture`).
-    fn timeline(&self) -> String {
-        if support::no_runs(self.work.path()) {
-            return "  (no run directory)\n".into();
-        }
-        journal(&self.dir())
-            .records
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::StepFinished {
-                    step,
-                    attempt,
-                    result,
-                    duration_ms,
-                    ..
-                } => Some(format!(
-                    "  {step} #{attempt}: {} ({duration_ms} ms)\n",
-                    serde_json::to_string(result).unwrap()
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-}
 
 /// `-p snapshot=PATH` for a snapshot saved on `node` at `node_path`.
 fn snapshot_param(node: &Node, node_path: &str) -> String {

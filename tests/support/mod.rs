@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, Journal, Record};
 use etcdrill_testbed::{Bed, BedConfig, require};
@@ -217,4 +217,101 @@ pub fn diagnosis(outcome: &Outcome, work_dir: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     format!("{}\n--- report.md\n{report}", outcome.shown())
+}
+
+/// One `etcdrill run` of a stock runbook with `--yes`, in a work dir of its own.
+pub struct Run {
+    /// The work dir, holding `inventory.yaml` and `runs/`.
+    pub work: tempfile::TempDir,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// Its wall time.
+    pub took: Duration,
+}
+
+impl Run {
+    /// Runs `runbooks/RUNBOOK.yaml` on the inventory `inventory` wrote with `-p` `params`.
+    pub fn stock<P: AsRef<str>>(
+        bed: &Bed,
+        runbook: &str,
+        params: &[P],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+    ) -> Run {
+        let work = tempfile::tempdir().unwrap();
+        let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
+        let mut command = Etcdrill::new(work.path()).args([
+            "run".as_ref(),
+            stock_runbook(runbook).as_os_str(),
+            "-i".as_ref(),
+            inventory.as_os_str(),
+            "--yes".as_ref(),
+        ]);
+        for param in params {
+            command = command.args(["-p", param.as_ref()]);
+        }
+        let started = Instant::now();
+        let outcome = command.run();
+        let took = started.elapsed();
+        let run = Run {
+            work,
+            outcome,
+            took,
+        };
+        eprintln!("etcdrill run {runbook}: {took:.1?}\n{}", run.timeline());
+        run
+    }
+
+    /// Everything the run printed and its report, with the bed's log tails.
+    pub fn diagnosis(&self, bed: &Bed) -> String {
+        format!(
+            "{}\n--- bed{}",
+            diagnosis(&self.outcome, self.work.path()),
+            bed.diagnostics()
+        )
+    }
+
+    /// Panics with the diagnosis unless the run succeeded.
+    pub fn expect_success(&self, bed: &Bed) {
+        assert_eq!(
+            self.outcome.0.status.code(),
+            Some(0),
+            "{}",
+            self.diagnosis(bed)
+        );
+    }
+
+    /// The run's directory.
+    pub fn dir(&self) -> PathBuf {
+        only_run(self.work.path())
+    }
+
+    /// Every step attempt that ran, with its result and time, in journal order (shown with
+    /// `--nocapture`).
+    pub fn timeline(&self) -> String {
+        if no_runs(self.work.path()) {
+            return "  (no run directory)\n".into();
+        }
+        journal(&self.dir())
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::StepFinished {
+                    step,
+                    attempt,
+                    result,
+                    duration_ms,
+                    ..
+                } => Some(format!(
+                    "  {step} #{attempt}: {} ({duration_ms} ms)\n",
+                    serde_json::to_string(result).unwrap()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The run's journal.
+    pub fn journal(&self) -> Journal {
+        journal(&self.dir())
+    }
 }
