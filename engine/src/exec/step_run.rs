@@ -211,37 +211,21 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
                 }
             }
         }
-        Operation::Etcd { endpoints, call } => {
-            match etcd::execute(env.access, env.cluster, endpoints, call, timeout).await {
-                Ok(outcome) => Attempt {
-                    result: StepResult::Succeeded,
-                    exit_status: None,
-                    outputs: outcome.outputs,
-                    output: outcome.summary,
-                },
-                Err(err) => Attempt::failed(error_chain(&err)),
-            }
-        }
-        Operation::Native { call } if crate::backup::step::is_backup(call) => {
-            match crate::backup::step::run(call, timeout).await {
-                Ok(outcome) => Attempt {
-                    result: StepResult::Succeeded,
-                    exit_status: None,
-                    outputs: outcome.outputs,
-                    output: outcome.summary,
-                },
-                Err(err) => Attempt::failed(error_chain(&err)),
-            }
-        }
-        Operation::Native { call } => match etcd::execute_native(call, timeout).await {
-            Ok(outcome) => Attempt {
-                result: StepResult::Succeeded,
-                exit_status: None,
-                outputs: outcome.outputs,
-                output: outcome.summary,
-            },
-            Err(err) => Attempt::failed(error_chain(&err)),
-        },
+        Operation::Etcd { endpoints, call } => called(
+            etcd::execute(env.access, env.cluster, endpoints, call, timeout)
+                .await
+                .map_err(|err| error_chain(&err)),
+        ),
+        Operation::Native { call } if crate::backup::step::is_backup(call) => called(
+            crate::backup::step::run(call, timeout)
+                .await
+                .map_err(|err| error_chain(&err)),
+        ),
+        Operation::Native { call } => called(
+            etcd::execute_native(call, timeout)
+                .await
+                .map_err(|err| error_chain(&err)),
+        ),
         Operation::Copy {
             direction,
             from,
@@ -302,6 +286,19 @@ fn capture_outputs(step: &PlanStep, stdout: &str) -> Result<BTreeMap<String, Str
             })
         })
         .collect()
+}
+
+/// The attempt of a call that ran in etcdrill itself (etcd API, snapshot checks, backups).
+fn called(result: Result<crate::etcd::CallOutcome, String>) -> Attempt {
+    match result {
+        Ok(outcome) => Attempt {
+            result: StepResult::Succeeded,
+            exit_status: None,
+            outputs: outcome.outputs,
+            output: outcome.summary,
+        },
+        Err(error) => Attempt::failed(error),
+    }
 }
 
 /// An error and its causes on one line. A cause whose text is already shown (some libraries'
