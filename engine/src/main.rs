@@ -10,7 +10,9 @@ use etcdrill::cli::{self, Cli, CliError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = cli::run(cli, &mut io::stdout().lock(), &mut io::stderr().lock());
+    // Neither stream is locked for the whole program: progress is drawn from other threads
+    // (a live terminal's ticker), and a lock held here would make them wait for ever.
+    let result = cli::run(cli, &mut io::stdout(), &mut io::stderr());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that stopped reading (`etcdrill plan ... | head`) is not a failure.

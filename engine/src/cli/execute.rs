@@ -10,6 +10,7 @@ use super::{CliError, load_all, read};
 use crate::document::Document;
 use crate::exec::progress::Reporter;
 use crate::exec::run_dir::{RunDir, RunRecord};
+use crate::exec::terminal::Terminal;
 use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
 use crate::inventory::Cluster;
 use crate::journal::{Journal, RunResult, Timestamp};
@@ -102,7 +103,8 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
             &inputs,
         )
     };
-    let mut reporter = reporter(args.exec.output);
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.exec.output, &terminal);
     let summary = with_runtime(|shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -114,7 +116,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
         exec::run(
             inputs,
             options,
-            &mut TerminalPrompter,
+            &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
             &mut reporter,
             &work_dir,
             record,
@@ -133,7 +135,8 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         dir.read_record().map_err(exec::ExecError::from)?.check,
     );
     let secrets = secret_values(&runbook, &inputs);
-    let mut reporter = reporter(args.exec.output);
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.exec.output, &terminal);
     let summary = with_runtime(|shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -145,7 +148,7 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         exec::resume(
             inputs,
             options,
-            &mut TerminalPrompter,
+            &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
             &mut reporter,
             dir,
             shutdown,
@@ -159,7 +162,8 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
 pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
     let (dir, runbook, cluster, inputs, plan) = reopen(args)?;
     let secrets = secret_values(&runbook, &inputs);
-    let mut reporter = reporter(args.exec.output);
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.exec.output, &terminal);
     let summary = with_runtime(|_shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -176,7 +180,8 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
 /// `etcdrill report`: writes a run's report again from its plan and journal.
 pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
     let (dir, runbook, _cluster, inputs, plan) = reopen(args)?;
-    let mut reporter = reporter(args.exec.output);
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.exec.output, &terminal);
     write_report(
         &plan,
         &dir,
@@ -346,9 +351,9 @@ fn options(exec: &ExecArgs, check: bool) -> RunOptions {
     }
 }
 
-fn reporter(output: Output) -> Reporter {
+fn reporter(output: Output, terminal: &Terminal) -> Reporter {
     match output {
-        Output::Human => Reporter::human(),
+        Output::Human => Reporter::human(terminal),
         Output::Json => Reporter::json(Box::new(std::io::stdout())),
     }
 }
@@ -449,12 +454,13 @@ pub(super) fn drill(args: &DrillArgs) -> Result<(), CliError> {
     let prepared = crate::drill::prepare(&args.drill, args.exec.work_dir.as_deref())?;
     let work_dir = work_dir(&args.exec, &prepared.cluster);
     let options = options(&args.exec, false);
-    let mut reporter = reporter(args.exec.output);
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.exec.output, &terminal);
     let outcome = with_runtime(|shutdown| async {
         crate::drill::run(
             &prepared,
             options,
-            &mut TerminalPrompter,
+            &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
             &mut reporter,
             &work_dir,
             shutdown,

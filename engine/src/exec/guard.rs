@@ -3,11 +3,14 @@
 //! strict host key checking.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
 
 use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 
+use tokio::sync::watch;
+
+use super::terminal::{Answer, Terminal};
 use super::{ExecError, RunOptions};
 use crate::inventory::Cluster;
 use crate::plan::{Condition, Host, Operation, Plan, PlanStep, Rollback};
@@ -19,32 +22,32 @@ pub trait Prompter {
     /// Whether a person is there to answer.
     fn interactive(&self) -> bool;
     /// Asks; only an explicit yes is yes.
-    fn confirm(&mut self, question: &str) -> bool;
+    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, bool>;
 }
 
-/// Asks on the terminal (stderr for the question, stdin for the answer).
-#[derive(Debug, Default)]
-pub struct TerminalPrompter;
+/// Asks on the terminal: the question on standard error, the answer from standard input. A
+/// signal while it waits (Ctrl-C, SIGTERM) is a no.
+pub struct TerminalPrompter {
+    terminal: Terminal,
+    stop: watch::Receiver<u32>,
+}
+
+impl TerminalPrompter {
+    /// Asks through `terminal`, giving up when `stop` counts a signal.
+    pub fn new(terminal: Terminal, stop: watch::Receiver<u32>) -> Self {
+        Self { terminal, stop }
+    }
+}
 
 impl Prompter for TerminalPrompter {
     fn interactive(&self) -> bool {
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+        self.terminal.interactive()
     }
 
-    fn confirm(&mut self, question: &str) -> bool {
-        if !self.interactive() {
-            return false;
-        }
-        let mut stderr = std::io::stderr();
-        // If the question cannot be shown, the answer cannot be trusted.
-        if write!(stderr, "{question}\nType `yes` to go on: ")
-            .and_then(|()| stderr.flush())
-            .is_err()
-        {
-            return false;
-        }
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.interactive() && self.terminal.ask(question, &mut self.stop).await == Answer::Yes
+        })
     }
 }
 
@@ -57,8 +60,8 @@ impl Prompter for NoPrompter {
         false
     }
 
-    fn confirm(&mut self, _question: &str) -> bool {
-        false
+    fn confirm<'a>(&'a mut self, _question: &'a str) -> LocalBoxFuture<'a, bool> {
+        Box::pin(std::future::ready(false))
     }
 }
 
@@ -83,7 +86,7 @@ fn listing(steps: &[&PlanStep]) -> String {
 }
 
 /// Checks consent for destructive steps and gates before anything runs.
-pub(crate) fn consent(
+pub(crate) async fn consent(
     plan: &Plan,
     cluster: &Cluster,
     options: &RunOptions,
@@ -128,7 +131,7 @@ pub(crate) fn consent(
             listing(&destructive)
         }
     );
-    if prompter.confirm(&question) {
+    if prompter.confirm(&question).await {
         Ok(())
     } else {
         Err(ExecError::Refused("declined at the terminal".into()))

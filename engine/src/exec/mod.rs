@@ -11,6 +11,7 @@ mod guard;
 pub mod progress;
 pub mod run_dir;
 mod step_run;
+pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -129,7 +130,7 @@ pub async fn run(
     record: impl FnOnce(&RunDir) -> run_dir::RunRecord,
     shutdown: watch::Receiver<u32>,
 ) -> Result<RunSummary, ExecError> {
-    guard::consent(inputs.plan, inputs.cluster, &options, prompter)?;
+    guard::consent(inputs.plan, inputs.cluster, &options, prompter).await?;
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
         .map_err(ExecError::Access)?;
@@ -173,7 +174,7 @@ pub async fn resume(
         )));
     }
     let schedule = Schedule::resume(inputs.plan, &before)?;
-    guard::consent(inputs.plan, inputs.cluster, &options, prompter)?;
+    guard::consent(inputs.plan, inputs.cluster, &options, prompter).await?;
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
         .map_err(ExecError::Access)?;
@@ -376,6 +377,9 @@ impl<'a> Dispatcher<'a> {
         let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
         let mut queue: std::collections::VecDeque<NodeIndex> = Default::default();
         let mut progressed = true;
+        let beat_every = progress::HEARTBEAT / 5;
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + beat_every, beat_every);
         loop {
             if *shutdown.borrow() > 0 && !stopping_reported {
                 stopping_reported = true;
@@ -427,6 +431,7 @@ impl<'a> Dispatcher<'a> {
             tokio::select! {
                 Some(message) = receiver.recv() => self.handle(message)?,
                 Some(()) = running.next(), if !running.is_empty() => {}
+                _ = heartbeat.tick() => self.reporter.heartbeat(std::time::Instant::now()),
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() > 1 {
                         // A second Ctrl-C: stop waiting for running steps.
@@ -533,7 +538,9 @@ impl<'a> Dispatcher<'a> {
                     (true, "--yes".to_string())
                 } else {
                     (
-                        prompter.confirm(&guard::describe_gate(&step, question)),
+                        prompter
+                            .confirm(&guard::describe_gate(&step, question))
+                            .await,
                         "terminal".to_string(),
                     )
                 };

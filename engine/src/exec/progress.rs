@@ -2,13 +2,17 @@
 //! records as a JSON event stream (`--output json`). A consumer of events; it never drives anything.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::terminal::Terminal;
 use crate::journal::{Event, Record, RunResult, SkipReason, StepResult};
 use crate::plan::Plan;
+
+/// How long a step runs before plain-line progress says it is still running, and how often after.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// Where a run's progress goes.
 pub struct Reporter {
@@ -16,27 +20,39 @@ pub struct Reporter {
 }
 
 enum Mode {
-    /// Spinners on a terminal.
+    /// One live line per running step on a terminal, finished steps scrolling above.
     Live {
-        bars: MultiProgress,
+        terminal: Terminal,
         running: HashMap<String, ProgressBar>,
     },
-    /// One line per event, for logs.
-    Lines(Box<dyn Write + Send>),
+    /// One line per event, for logs, and a heartbeat for long steps.
+    Lines {
+        out: Box<dyn Write + Send>,
+        running: HashMap<String, Beat>,
+    },
     /// One JSON record per line.
     Json(Box<dyn Write + Send>),
 }
 
+/// A running step, as plain-line progress tracks it for heartbeats.
+struct Beat {
+    started: Instant,
+    last: Instant,
+}
+
 impl Reporter {
-    /// Human progress on stderr: live spinners on a terminal, plain lines otherwise.
-    pub fn human() -> Self {
-        let mode = if std::io::stderr().is_terminal() {
+    /// Human progress through `terminal`: live lines on a terminal, plain lines otherwise.
+    pub fn human(terminal: &Terminal) -> Self {
+        let mode = if terminal.bars().is_some() {
             Mode::Live {
-                bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                terminal: terminal.clone(),
                 running: HashMap::new(),
             }
         } else {
-            Mode::Lines(Box::new(std::io::stderr()))
+            Mode::Lines {
+                out: Box::new(std::io::stderr()),
+                running: HashMap::new(),
+            }
         };
         Self { mode }
     }
@@ -44,7 +60,10 @@ impl Reporter {
     /// Plain lines to `out`.
     pub fn lines(out: Box<dyn Write + Send>) -> Self {
         Self {
-            mode: Mode::Lines(out),
+            mode: Mode::Lines {
+                out,
+                running: HashMap::new(),
+            },
         }
     }
 
@@ -63,27 +82,32 @@ impl Reporter {
                 // Progress output is best effort: a closed pipe must not fail the run.
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
-            Mode::Lines(out) => {
+            Mode::Lines { out, running } => {
+                match &record.event {
+                    Event::StepStarted { step, .. } => {
+                        let now = Instant::now();
+                        running.insert(
+                            step.clone(),
+                            Beat {
+                                started: now,
+                                last: now,
+                            },
+                        );
+                    }
+                    Event::StepFinished { step, .. } => {
+                        running.remove(step);
+                    }
+                    _ => {}
+                }
                 if let Some(line) = describe(plan, &record.event) {
                     let _ = writeln!(out, "{line}");
                 }
             }
-            Mode::Live { bars, running } => {
+            Mode::Live { terminal, running } => {
+                let Some(bars) = terminal.bars() else { return };
                 match &record.event {
                     Event::StepStarted { step, attempt } => {
-                        let bar = bars.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                        );
-                        let title = title(plan, step);
-                        let retry = if *attempt > 1 {
-                            format!(" [attempt {attempt}]")
-                        } else {
-                            String::new()
-                        };
-                        bar.set_message(format!("{step}: {title}{retry}"));
-                        bar.enable_steady_tick(Duration::from_millis(120));
+                        let bar = live_line(bars, plan, step, *attempt);
                         if let Some(old) = running.insert(step.clone(), bar) {
                             old.finish_and_clear();
                         }
@@ -97,9 +121,27 @@ impl Reporter {
                     _ => {}
                 }
                 if let Some(line) = describe(plan, &record.event) {
-                    let _ = bars.println(line);
+                    terminal.println(&line);
                 }
             }
+        }
+    }
+
+    /// Says which steps are still running, once a step has run for [`HEARTBEAT`] and every
+    /// [`HEARTBEAT`] after. Only plain lines need it: live lines show their own elapsed time.
+    pub fn heartbeat(&mut self, now: Instant) {
+        let Mode::Lines { out, running } = &mut self.mode else {
+            return;
+        };
+        let mut due: Vec<(&String, &mut Beat)> = running
+            .iter_mut()
+            .filter(|(_, beat)| now.duration_since(beat.last) >= HEARTBEAT)
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(b.0));
+        for (step, beat) in due {
+            beat.last = now;
+            let seconds = now.duration_since(beat.started).as_secs();
+            let _ = writeln!(out, "...     {step} still running ({seconds}s)");
         }
     }
 
@@ -107,14 +149,30 @@ impl Reporter {
     pub fn note(&mut self, text: &str) {
         match &mut self.mode {
             Mode::Json(_) => eprintln!("{text}"),
-            Mode::Lines(out) => {
+            Mode::Lines { out, .. } => {
                 let _ = writeln!(out, "{text}");
             }
-            Mode::Live { bars, .. } => {
-                let _ = bars.println(text);
-            }
+            Mode::Live { terminal, .. } => terminal.println(text),
         }
     }
+}
+
+/// A spinner line for a running step, cut to the terminal's width so a narrow terminal never wraps
+/// it (a wrapped live line cannot be redrawn in place).
+fn live_line(bars: &MultiProgress, plan: &Plan, step: &str, attempt: u32) -> ProgressBar {
+    let bar = bars.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let retry = if attempt > 1 {
+        format!(" [attempt {attempt}]")
+    } else {
+        String::new()
+    };
+    bar.set_message(format!("{step}: {}{retry}", title(plan, step)));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 fn title<'p>(plan: &'p Plan, key: &str) -> &'p str {
@@ -152,7 +210,7 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
         Event::StepStarted { step, attempt } if *attempt > 1 => {
             format!("  retry {attempt} of {step}")
         }
-        Event::StepStarted { .. } => return None,
+        Event::StepStarted { step, .. } => format!("start   {step}: {}", title(plan, step)),
         Event::StepFinished {
             step,
             result,
