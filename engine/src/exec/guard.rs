@@ -10,7 +10,8 @@ use futures_util::stream::FuturesUnordered;
 
 use tokio::sync::watch;
 
-use super::terminal::{Answer, Terminal};
+pub use super::terminal::Answer;
+use super::terminal::Terminal;
 use super::{ExecError, RunOptions};
 use crate::inventory::Cluster;
 use crate::plan::{Condition, Host, Operation, Plan, PlanStep, Rollback};
@@ -21,8 +22,8 @@ use crate::transport::Transport;
 pub trait Prompter {
     /// Whether a person is there to answer.
     fn interactive(&self) -> bool;
-    /// Asks; only an explicit yes is yes.
-    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, bool>;
+    /// Asks; only an explicit yes is [`Answer::Yes`].
+    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, Answer>;
 }
 
 /// Asks on the terminal: the question on standard error, the answer from standard input. A
@@ -44,9 +45,13 @@ impl Prompter for TerminalPrompter {
         self.terminal.interactive()
     }
 
-    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, bool> {
+    fn confirm<'a>(&'a mut self, question: &'a str) -> LocalBoxFuture<'a, Answer> {
         Box::pin(async move {
-            self.interactive() && self.terminal.ask(question, &mut self.stop).await == Answer::Yes
+            if self.interactive() {
+                self.terminal.ask(question, &mut self.stop).await
+            } else {
+                Answer::EndOfInput
+            }
         })
     }
 }
@@ -60,8 +65,8 @@ impl Prompter for NoPrompter {
         false
     }
 
-    fn confirm<'a>(&'a mut self, _question: &'a str) -> LocalBoxFuture<'a, bool> {
-        Box::pin(std::future::ready(false))
+    fn confirm<'a>(&'a mut self, _question: &'a str) -> LocalBoxFuture<'a, Answer> {
+        Box::pin(std::future::ready(Answer::No))
     }
 }
 
@@ -131,10 +136,15 @@ pub(crate) async fn consent(
             listing(&destructive)
         }
     );
-    if prompter.confirm(&question).await {
-        Ok(())
-    } else {
-        Err(ExecError::Refused("declined at the terminal".into()))
+    match prompter.confirm(&question).await {
+        Answer::Yes => Ok(()),
+        Answer::No => Err(ExecError::Refused("declined at the terminal".into())),
+        Answer::EndOfInput => Err(ExecError::Refused(
+            "declined at the terminal (end of input)".into(),
+        )),
+        Answer::Interrupted => Err(ExecError::Refused(
+            "interrupted at the terminal before anything ran".into(),
+        )),
     }
 }
 

@@ -38,7 +38,7 @@ use crate::runbook::action::{Action, Nature};
 use crate::schedule::{Decision, ResumeError, Schedule, StepState};
 use crate::transport::Transport;
 
-pub use guard::{NoPrompter, Prompter, TerminalPrompter};
+pub use guard::{Answer, NoPrompter, Prompter, TerminalPrompter};
 use progress::Reporter;
 use run_dir::RunDir;
 pub(crate) use step_run::error_chain;
@@ -535,26 +535,35 @@ impl<'a> Dispatcher<'a> {
         if let Some(question) = &step.confirm {
             if !self.options.check {
                 let (answer, by) = if self.options.yes {
-                    (true, "--yes".to_string())
+                    (Answer::Yes, "--yes")
                 } else {
-                    (
-                        prompter
-                            .confirm(&guard::describe_gate(&step, question))
-                            .await,
-                        "terminal".to_string(),
-                    )
+                    let question = guard::describe_gate(&step, question);
+                    let answer = prompter.confirm(&question).await;
+                    let by = match answer {
+                        Answer::EndOfInput => "terminal: end of input",
+                        Answer::Interrupted => "terminal: interrupted",
+                        Answer::Yes | Answer::No => "terminal",
+                    };
+                    (answer, by)
                 };
                 self.emit(Event::Confirmed {
                     step: key.clone(),
-                    answer,
-                    by,
+                    answer: answer == Answer::Yes,
+                    by: by.to_string(),
                 })?;
-                if !answer {
+                // A signal while the question waited stops the run: the gate is asked again on
+                // resume, rather than recorded as a person's no.
+                let skipped = match answer {
+                    Answer::Yes => None,
+                    Answer::Interrupted => Some(SkipReason::Interrupted),
+                    Answer::No | Answer::EndOfInput => Some(SkipReason::Declined),
+                };
+                if let Some(reason) = skipped {
                     self.emit(Event::StepSkipped {
                         step: key,
-                        reason: SkipReason::Declined,
+                        reason: reason.clone(),
                     })?;
-                    return Ok(Prepared::Settled(StepState::Skipped(SkipReason::Declined)));
+                    return Ok(Prepared::Settled(StepState::Skipped(reason)));
                 }
             }
         }
