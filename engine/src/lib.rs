@@ -26,4 +26,5 @@ pub mod schema;
 pub mod snapshot;
 pub mod source;
 pub mod textfile;
+pub mod transfer;
 pub mod transport;

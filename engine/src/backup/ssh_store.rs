@@ -11,6 +11,7 @@ use super::destination::SshDestination;
 use super::store::{Digest, LocalSnapshot, StoredSnapshot, snapshot_of_meta};
 use crate::render::shell_quote;
 use crate::snapshot::meta::SnapshotMeta;
+use crate::transfer::TransferMeter;
 use crate::transport::ssh::SshTransport;
 use crate::transport::{CommandRequest, Transport};
 
@@ -129,6 +130,7 @@ impl SshStore {
                 &self.remote_path(&local.name),
                 self.sudo(),
                 self.timeout,
+                &TransferMeter::default(),
             )
             .await
             .map(drop)

@@ -399,6 +399,7 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
             std::slice::from_ref(&endpoint.endpoint),
             &action,
             args.save_timeout,
+            None,
         )
         .await
         .map(drop)

@@ -62,6 +62,7 @@ pub async fn collect(
         cluster,
         endpoints: &target.endpoints,
         timeout: options.timeout,
+        meter: None,
     };
     let mut endpoints = probe_all(
         &ctx,

@@ -335,7 +335,7 @@ pub async fn run(
     let call = |action: Action| {
         let endpoints = endpoints.clone();
         let access = &access;
-        async move { etcd::execute(access, cluster, &endpoints, &action, CALL_TIMEOUT).await }
+        async move { etcd::execute(access, cluster, &endpoints, &action, CALL_TIMEOUT, None).await }
     };
 
     // A drill starts from a healthy cluster, so that the recovery is what it measures.
@@ -403,6 +403,7 @@ pub async fn run(
                     path: path.display().to_string(),
                 }),
                 Duration::from_secs(600),
+                None,
             )
             .await
             .map_err(etcd_error("save the snapshot"))?;
@@ -595,7 +596,7 @@ async fn verify(
     }
     let mut results = Vec::new();
     for (name, action) in checks {
-        let outcome = etcd::execute(access, cluster, endpoints, &action, CALL_TIMEOUT).await;
+        let outcome = etcd::execute(access, cluster, endpoints, &action, CALL_TIMEOUT, None).await;
         results.push(Verification {
             name,
             passed: outcome.is_ok(),

@@ -13,6 +13,7 @@ use crate::inventory::Cluster;
 use crate::runbook::action::{
     Action, CompactArgs, KvGetArgs, KvPutArgs, MoveLeaderArgs, VerifyKeyArgs, VerifyLeaderArgs,
 };
+use crate::transfer::TransferMeter;
 
 /// What every call needs: how to connect, the inventory, the endpoints and the time allowed.
 pub(crate) struct Ctx<'a> {
@@ -20,6 +21,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cluster: &'a Cluster,
     pub(crate) endpoints: &'a [String],
     pub(crate) timeout: Duration,
+    /// Where a call that streams bytes (a snapshot) counts them.
+    pub(crate) meter: Option<&'a TransferMeter>,
 }
 
 impl Ctx<'_> {

@@ -188,6 +188,7 @@ pub async fn roles(
         cluster,
         endpoints: &endpoints,
         timeout,
+        meter: None,
     };
     let what = format!("roles from {}", endpoints.join(","));
     let work = async {
@@ -259,6 +260,7 @@ pub async fn current_member_health(
         cluster,
         endpoints: &endpoints,
         timeout,
+        meter: None,
     };
     let health = member_health(access, cluster, timeout).await;
     let Ok(Ok(members)) = tokio::time::timeout(timeout, members::list_any(&ctx)).await else {
@@ -287,6 +289,7 @@ pub async fn member_health(
         cluster,
         endpoints: &endpoints,
         timeout,
+        meter: None,
     };
     let results = check_all(&ctx).await;
     cluster

@@ -41,6 +41,7 @@ pub(crate) use members::{list_any, node_of_member, same_url};
 
 use crate::inventory::Cluster;
 use crate::runbook::action::Action;
+use crate::transfer::TransferMeter;
 
 /// What an etcd action produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +79,7 @@ pub async fn execute(
     endpoints: &[String],
     call: &Action,
     timeout: Duration,
+    meter: Option<&TransferMeter>,
 ) -> Result<CallOutcome, EtcdError> {
     if endpoints.is_empty() {
         return Err(EtcdError::Config {
@@ -89,6 +91,7 @@ pub async fn execute(
         cluster,
         endpoints,
         timeout,
+        meter,
     };
     if let Action::WaitHealthy(args) = call {
         return health::wait_healthy(&ctx, args.members).await;

@@ -327,6 +327,12 @@ async fn stream_to(
             revision = Some(if header > 0 { header } else { before });
         }
         let blob = message.blob();
+        if let Some(meter) = ctx.meter {
+            if meter.done() == 0 {
+                meter.set_total(blob.len() as u64 + message.remaining_bytes());
+            }
+            meter.add(blob.len() as u64);
+        }
         hasher.update(blob);
         writer.write_all(blob).await.map_err(io("write", part))?;
     }

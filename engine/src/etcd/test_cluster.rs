@@ -392,7 +392,15 @@ impl TestCluster {
         action: Action,
         timeout: Duration,
     ) -> Result<CallOutcome, EtcdError> {
-        execute(&self.access, &self.cluster, endpoints, &action, timeout).await
+        execute(
+            &self.access,
+            &self.cluster,
+            endpoints,
+            &action,
+            timeout,
+            None,
+        )
+        .await
     }
 }
 

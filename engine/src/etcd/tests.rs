@@ -513,6 +513,7 @@ async fn tls_failures_are_clear_errors() {
         &ep,
         &Action::EtcdStatus(NoArgs {}),
         Duration::from_secs(5),
+        None,
     )
     .await
     .unwrap_err();
@@ -536,6 +537,7 @@ async fn tls_failures_are_clear_errors() {
         &ep,
         &Action::EtcdStatus(NoArgs {}),
         Duration::from_secs(5),
+        None,
     )
     .await
     .unwrap_err();
@@ -549,6 +551,7 @@ async fn tls_failures_are_clear_errors() {
         &ep,
         &Action::EtcdStatus(NoArgs {}),
         T,
+        None,
     )
     .await
     .unwrap_err();
@@ -647,6 +650,7 @@ async fn wait_healthy_times_out_naming_the_dead_endpoint() {
         &endpoints,
         &action,
         Duration::from_millis(1500),
+        None,
     )
     .await
     .unwrap_err();
@@ -676,6 +680,7 @@ async fn wait_healthy_times_out_naming_the_dead_endpoint() {
         &endpoints,
         &Action::EtcdStatus(NoArgs {}),
         Duration::from_secs(2),
+        None,
     )
     .await
     .unwrap_err();
@@ -696,7 +701,7 @@ async fn wait_healthy_times_out_naming_the_dead_endpoint() {
 async fn non_etcd_actions_are_refused() {
     let (cluster, endpoints) = dead_cluster();
     let action = Action::EtcdStopMember(NoArgs {});
-    let err = execute(&EtcdAccess::plain(), &cluster, &endpoints, &action, T)
+    let err = execute(&EtcdAccess::plain(), &cluster, &endpoints, &action, T, None)
         .await
         .unwrap_err();
     assert!(

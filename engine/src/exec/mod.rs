@@ -377,7 +377,7 @@ impl<'a> Dispatcher<'a> {
         let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
         let mut queue: std::collections::VecDeque<NodeIndex> = Default::default();
         let mut progressed = true;
-        let beat_every = progress::HEARTBEAT / 5;
+        let beat_every = progress::TICK;
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + beat_every, beat_every);
         loop {
@@ -688,11 +688,17 @@ impl<'a> Dispatcher<'a> {
     fn handle(&mut self, message: Message) -> Result<(), ExecError> {
         let plan = self.inputs.plan;
         match message {
-            Message::Started { index, attempt } => {
+            Message::Started {
+                index,
+                attempt,
+                meter,
+            } => {
+                let key = plan.graph[index].key.clone();
                 self.emit(Event::StepStarted {
-                    step: plan.graph[index].key.clone(),
+                    step: key.clone(),
                     attempt,
                 })?;
+                self.reporter.watch_transfer(&key, meter);
             }
             Message::Finished {
                 index,

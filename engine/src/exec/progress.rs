@@ -3,145 +3,186 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
 
 use super::terminal::Terminal;
 use crate::journal::{Event, Record, RunResult, SkipReason, StepResult};
 use crate::plan::Plan;
+use crate::transfer::TransferMeter;
 
 /// How long a step runs before plain-line progress says it is still running, and how often after.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// How often running steps' progress is looked at: live lines show bytes moved this often.
+pub const TICK: Duration = Duration::from_secs(1);
+
 /// Where a run's progress goes.
 pub struct Reporter {
     mode: Mode,
+    /// The steps running now, by key.
+    running: HashMap<String, Running>,
 }
 
 enum Mode {
     /// One live line per running step on a terminal, finished steps scrolling above.
-    Live {
-        terminal: Terminal,
-        running: HashMap<String, ProgressBar>,
-    },
+    Live(Terminal),
     /// One line per event, for logs, and a heartbeat for long steps.
-    Lines {
-        out: Box<dyn Write + Send>,
-        running: HashMap<String, Beat>,
-    },
+    Lines(Box<dyn Write + Send>),
     /// One JSON record per line.
     Json(Box<dyn Write + Send>),
 }
 
-/// A running step, as plain-line progress tracks it for heartbeats.
-struct Beat {
+/// A running step, as progress follows it.
+struct Running {
     started: Instant,
-    last: Instant,
+    /// When plain-line progress last said something about it.
+    last_said: Instant,
+    /// What its live line says besides the bytes moved.
+    message: String,
+    bar: Option<ProgressBar>,
+    meter: Option<Arc<TransferMeter>>,
+}
+
+impl Running {
+    /// Bytes moved so far and the rate, when the step moves any: `1.2 GiB of 2.0 GiB at 150 MiB/s`.
+    fn moved(&self, elapsed: Duration) -> Option<String> {
+        let meter = self.meter.as_ref()?;
+        let done = meter.done();
+        if done == 0 {
+            return None;
+        }
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        let rate = HumanBytes((done as f64 / seconds) as u64);
+        Some(match meter.total() {
+            Some(total) => format!("{} of {} at {rate}/s", HumanBytes(done), HumanBytes(total)),
+            None => format!("{} at {rate}/s", HumanBytes(done)),
+        })
+    }
 }
 
 impl Reporter {
     /// Human progress through `terminal`: live lines on a terminal, plain lines otherwise.
     pub fn human(terminal: &Terminal) -> Self {
-        let mode = if terminal.bars().is_some() {
-            Mode::Live {
-                terminal: terminal.clone(),
-                running: HashMap::new(),
-            }
+        if terminal.bars().is_some() {
+            Self::with(Mode::Live(terminal.clone()))
         } else {
-            Mode::Lines {
-                out: Box::new(std::io::stderr()),
-                running: HashMap::new(),
-            }
-        };
-        Self { mode }
+            Self::lines(Box::new(std::io::stderr()))
+        }
     }
 
     /// Plain lines to `out`.
     pub fn lines(out: Box<dyn Write + Send>) -> Self {
-        Self {
-            mode: Mode::Lines {
-                out,
-                running: HashMap::new(),
-            },
-        }
+        Self::with(Mode::Lines(out))
     }
 
     /// The journal's records as JSON lines to `out`.
     pub fn json(out: Box<dyn Write + Send>) -> Self {
+        Self::with(Mode::Json(out))
+    }
+
+    fn with(mode: Mode) -> Self {
         Self {
-            mode: Mode::Json(out),
+            mode,
+            running: HashMap::new(),
         }
     }
 
     /// Shows one journal record.
     pub fn record(&mut self, plan: &Plan, record: &Record) {
+        let now = Instant::now();
+        let mut moved = None;
+        match &record.event {
+            Event::StepStarted { step, attempt } => {
+                let message = live_message(plan, step, *attempt);
+                let bar = match &self.mode {
+                    Mode::Live(terminal) => terminal.bars().map(|bars| live_line(bars, &message)),
+                    Mode::Lines(_) | Mode::Json(_) => None,
+                };
+                let running = Running {
+                    started: now,
+                    last_said: now,
+                    message,
+                    bar,
+                    meter: None,
+                };
+                if let Some(old) = self.running.insert(step.clone(), running) {
+                    finish(old);
+                }
+                if matches!(self.mode, Mode::Live(_)) {
+                    return;
+                }
+            }
+            Event::StepFinished {
+                step, duration_ms, ..
+            } => {
+                if let Some(done) = self.running.remove(step) {
+                    moved = done.moved(Duration::from_millis(*duration_ms));
+                    finish(done);
+                }
+            }
+            _ => {}
+        }
         match &mut self.mode {
             Mode::Json(out) => {
                 let line = serde_json::to_string(record).expect("a record serialises");
                 // Progress output is best effort: a closed pipe must not fail the run.
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
-            Mode::Lines { out, running } => {
-                match &record.event {
-                    Event::StepStarted { step, .. } => {
-                        let now = Instant::now();
-                        running.insert(
-                            step.clone(),
-                            Beat {
-                                started: now,
-                                last: now,
-                            },
-                        );
-                    }
-                    Event::StepFinished { step, .. } => {
-                        running.remove(step);
-                    }
-                    _ => {}
-                }
+            Mode::Lines(out) => {
                 if let Some(line) = describe(plan, &record.event) {
-                    let _ = writeln!(out, "{line}");
+                    let _ = writeln!(out, "{}", with_moved(line, moved));
                 }
             }
-            Mode::Live { terminal, running } => {
-                let Some(bars) = terminal.bars() else { return };
-                match &record.event {
-                    Event::StepStarted { step, attempt } => {
-                        let bar = live_line(bars, plan, step, *attempt);
-                        if let Some(old) = running.insert(step.clone(), bar) {
-                            old.finish_and_clear();
-                        }
-                        return;
-                    }
-                    Event::StepFinished { step, .. } => {
-                        if let Some(bar) = running.remove(step) {
-                            bar.finish_and_clear();
-                        }
-                    }
-                    _ => {}
-                }
+            Mode::Live(terminal) => {
                 if let Some(line) = describe(plan, &record.event) {
-                    terminal.println(&line);
+                    terminal.println(&with_moved(line, moved));
                 }
             }
         }
     }
 
-    /// Says which steps are still running, once a step has run for [`HEARTBEAT`] and every
-    /// [`HEARTBEAT`] after. Only plain lines need it: live lines show their own elapsed time.
+    /// Follows the bytes a running step moves.
+    pub(crate) fn watch_transfer(&mut self, step: &str, meter: Arc<TransferMeter>) {
+        if let Some(running) = self.running.get_mut(step) {
+            running.meter = Some(meter);
+        }
+    }
+
+    /// Brings running steps' progress up to date: live lines show the bytes moved; plain lines say
+    /// which steps are still running once a step has run for [`HEARTBEAT`], and every
+    /// [`HEARTBEAT`] after.
     pub fn heartbeat(&mut self, now: Instant) {
-        let Mode::Lines { out, running } = &mut self.mode else {
-            return;
-        };
-        let mut due: Vec<(&String, &mut Beat)> = running
-            .iter_mut()
-            .filter(|(_, beat)| now.duration_since(beat.last) >= HEARTBEAT)
-            .collect();
-        due.sort_by(|a, b| a.0.cmp(b.0));
-        for (step, beat) in due {
-            beat.last = now;
-            let seconds = now.duration_since(beat.started).as_secs();
-            let _ = writeln!(out, "...     {step} still running ({seconds}s)");
+        match &mut self.mode {
+            Mode::Json(_) => {}
+            Mode::Live(_) => {
+                for running in self.running.values() {
+                    let elapsed = now.duration_since(running.started);
+                    if let (Some(bar), Some(moved)) = (&running.bar, running.moved(elapsed)) {
+                        bar.set_message(format!("{} ({moved})", running.message));
+                    }
+                }
+            }
+            Mode::Lines(out) => {
+                let mut due: Vec<(&String, &mut Running)> = self
+                    .running
+                    .iter_mut()
+                    .filter(|(_, running)| now.duration_since(running.last_said) >= HEARTBEAT)
+                    .collect();
+                due.sort_by(|a, b| a.0.cmp(b.0));
+                for (step, running) in due {
+                    running.last_said = now;
+                    let elapsed = now.duration_since(running.started);
+                    let seconds = elapsed.as_secs_f64().round();
+                    let moved = running
+                        .moved(elapsed)
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "...     {step} still running ({seconds}s){moved}");
+                }
+            }
         }
     }
 
@@ -149,28 +190,46 @@ impl Reporter {
     pub fn note(&mut self, text: &str) {
         match &mut self.mode {
             Mode::Json(_) => eprintln!("{text}"),
-            Mode::Lines { out, .. } => {
+            Mode::Lines(out) => {
                 let _ = writeln!(out, "{text}");
             }
-            Mode::Live { terminal, .. } => terminal.println(text),
+            Mode::Live(terminal) => terminal.println(text),
         }
     }
 }
 
-/// A spinner line for a running step, cut to the terminal's width so a narrow terminal never wraps
-/// it (a wrapped live line cannot be redrawn in place).
-fn live_line(bars: &MultiProgress, plan: &Plan, step: &str, attempt: u32) -> ProgressBar {
-    let bar = bars.add(ProgressBar::new_spinner());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+fn finish(running: Running) {
+    if let Some(bar) = running.bar {
+        bar.finish_and_clear();
+    }
+}
+
+/// A finished step's line with the bytes it moved: `ok      copy@a (6.0s): 1.0 GiB ...`.
+fn with_moved(line: String, moved: Option<String>) -> String {
+    match moved {
+        Some(moved) => format!("{line}: {moved}"),
+        None => line,
+    }
+}
+
+fn live_message(plan: &Plan, step: &str, attempt: u32) -> String {
     let retry = if attempt > 1 {
         format!(" [attempt {attempt}]")
     } else {
         String::new()
     };
-    bar.set_message(format!("{step}: {}{retry}", title(plan, step)));
+    format!("{step}: {}{retry}", title(plan, step))
+}
+
+/// A spinner line for a running step, cut to the terminal's width so a narrow terminal never wraps
+/// it.
+fn live_line(bars: &MultiProgress, message: &str) -> ProgressBar {
+    let bar = bars.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -298,5 +357,112 @@ fn tail_lines(output: &str) -> String {
         String::new()
     } else {
         format!("\n{}", indent(&last.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::inventory::Cluster;
+    use crate::journal::Timestamp;
+    use crate::plan::compile;
+    use crate::runbook::Runbook;
+    use crate::source::SourceFile;
+
+    /// What plain-line progress wrote, shared with the reporter.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Written {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn plan() -> Plan {
+        let runbook = Runbook::load(SourceFile::new(
+            "rb.yaml",
+            "name: t\nsummary: s\nsteps:\n  - {id: copy, title: Copy it, on: each, action: shell, with: {run: 'true'}}\n",
+        ))
+        .unwrap();
+        let inventory = "name: lab\ndefaults: {etcd: {management: {static_pod: {}}}}\nnodes:\n  - {name: a, address: 10.0.0.1}\n";
+        let cluster = Cluster::load(SourceFile::new("inv.yaml", inventory)).unwrap();
+        compile(&runbook, &cluster, &[]).unwrap()
+    }
+
+    fn record(seq: u64, event: Event) -> Record {
+        Record {
+            seq,
+            at: Timestamp::now(),
+            event,
+        }
+    }
+
+    #[test]
+    fn plain_lines_say_when_a_step_starts_is_still_running_and_what_it_moved() {
+        let plan = plan();
+        let written = Written::default();
+        let mut reporter = Reporter::lines(Box::new(written.clone()));
+        let started = Instant::now();
+        reporter.record(
+            &plan,
+            &record(
+                1,
+                Event::StepStarted {
+                    step: "copy@a".into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        let meter = Arc::new(TransferMeter::default());
+        meter.set_total(2 << 20);
+        meter.add(1 << 20);
+        reporter.watch_transfer("copy@a", Arc::clone(&meter));
+        // Not yet a heartbeat's time: nothing is said.
+        reporter.heartbeat(started + HEARTBEAT / 2);
+        reporter.heartbeat(started + HEARTBEAT + Duration::from_secs(1));
+        // Said once per heartbeat period, not at every tick.
+        reporter.heartbeat(started + HEARTBEAT + Duration::from_secs(2));
+        meter.add(1 << 20);
+        reporter.record(
+            &plan,
+            &record(
+                2,
+                Event::StepFinished {
+                    step: "copy@a".into(),
+                    attempt: 1,
+                    result: StepResult::Succeeded,
+                    duration_ms: 11_000,
+                    exit_status: Some(0),
+                    outputs: Default::default(),
+                    output_tail: String::new(),
+                },
+            ),
+        );
+        let text = written.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "start   copy@a: Copy it");
+        assert!(
+            lines[1].starts_with("...     copy@a still running (11s): 1.00 MiB of 2.00 MiB at "),
+            "{text}"
+        );
+        assert!(
+            lines[2] == "ok      copy@a (11.0s): 2.00 MiB of 2.00 MiB at 186.18 KiB/s",
+            "{text}"
+        );
     }
 }

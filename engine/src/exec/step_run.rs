@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use petgraph::graph::NodeIndex;
@@ -16,6 +17,7 @@ use crate::plan::{Host, Operation, PlanStep};
 use crate::redact::Redactor;
 use crate::runbook::action::{ActionKind, CopyDirection};
 use crate::runbook::step::OutputCapture;
+use crate::transfer::TransferMeter;
 use crate::transport::{CommandRequest, Transport};
 
 /// How long a killed command gets between SIGTERM and SIGKILL.
@@ -26,8 +28,12 @@ const OUTPUT_PREFIX: &str = "etcdrill-output ";
 /// What a step execution tells the dispatcher.
 #[derive(Debug)]
 pub(crate) enum Message {
-    /// An attempt began.
-    Started { index: NodeIndex, attempt: u32 },
+    /// An attempt began; `meter` counts the bytes it moves, if it moves any.
+    Started {
+        index: NodeIndex,
+        attempt: u32,
+        meter: Arc<TransferMeter>,
+    },
     /// An attempt ended; `last` when no further attempt follows.
     Finished {
         index: NodeIndex,
@@ -101,9 +107,14 @@ pub(crate) async fn run_step(
     let mut backoff = step.retries.backoff.0;
     for attempt in 1..=attempts {
         // A closed channel means the dispatcher is gone; nothing is left to report to.
-        let _ = messages.send(Message::Started { index, attempt });
+        let meter = Arc::new(TransferMeter::default());
+        let _ = messages.send(Message::Started {
+            index,
+            attempt,
+            meter: Arc::clone(&meter),
+        });
         let started = Instant::now();
-        let outcome = run_operation(env, step, &step.operation).await;
+        let outcome = run_operation(env, step, &step.operation, &meter).await;
         let duration = started.elapsed();
         let succeeded = outcome.result == StepResult::Succeeded;
         let last = succeeded || attempt == attempts || *stopping.borrow() > 0;
@@ -136,7 +147,7 @@ pub(crate) async fn run_rollback(
     operation: &Operation,
 ) -> (StepResult, Duration, String) {
     let started = Instant::now();
-    let outcome = run_operation(env, step, operation).await;
+    let outcome = run_operation(env, step, operation, &TransferMeter::default()).await;
     (
         redact_result(env.redactor, outcome.result),
         started.elapsed(),
@@ -153,7 +164,12 @@ fn redact_result(redactor: &Redactor, result: StepResult) -> StepResult {
     }
 }
 
-async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation) -> Attempt {
+async fn run_operation(
+    env: &StepEnv<'_>,
+    step: &PlanStep,
+    operation: &Operation,
+    meter: &TransferMeter,
+) -> Attempt {
     let timeout = step.timeout.0;
     match operation {
         Operation::Script { script } => {
@@ -212,9 +228,16 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
             }
         }
         Operation::Etcd { endpoints, call } => called(
-            etcd::execute(env.access, env.cluster, endpoints, call, timeout)
-                .await
-                .map_err(|err| error_chain(&err)),
+            etcd::execute(
+                env.access,
+                env.cluster,
+                endpoints,
+                call,
+                timeout,
+                Some(meter),
+            )
+            .await
+            .map_err(|err| error_chain(&err)),
         ),
         Operation::Native { call } if crate::backup::step::is_backup(call) => called(
             crate::backup::step::run(call, timeout)
@@ -236,8 +259,16 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
                 Err(error) => return Attempt::failed(error),
             };
             let copied = match direction {
-                CopyDirection::Push => transport.push(Path::new(from), to, sudo, timeout).await,
-                CopyDirection::Pull => transport.pull(from, Path::new(to), sudo, timeout).await,
+                CopyDirection::Push => {
+                    transport
+                        .push(Path::new(from), to, sudo, timeout, meter)
+                        .await
+                }
+                CopyDirection::Pull => {
+                    transport
+                        .pull(from, Path::new(to), sudo, timeout, meter)
+                        .await
+                }
             };
             match copied {
                 Ok(bytes) => Attempt {

@@ -100,7 +100,7 @@ fn logs(dir: &Path) -> String {
 async fn call(sandbox: &Sandbox, action: Action) -> Result<CallOutcome, EtcdError> {
     let cluster = sandbox.cluster().unwrap();
     let access = sandbox.access().unwrap();
-    execute(&access, &cluster, &sandbox.endpoints(), &action, T).await
+    execute(&access, &cluster, &sandbox.endpoints(), &action, T, None).await
 }
 
 fn fake_binaries(dir: &Path) -> EtcdBinaries {
@@ -323,6 +323,7 @@ async fn three_members_up_with_mutual_tls_status_and_down() {
         &sandbox.endpoints()[..1],
         &Action::EtcdHealth(Default::default()),
         Duration::from_secs(5),
+        None,
     )
     .await;
     assert!(refused.is_err(), "a client without a certificate got in");

@@ -47,6 +47,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::render::shell_quote;
+use crate::transfer::{Metered, TransferMeter};
 
 /// The most bytes of stdout, and of stderr, a [`CommandOutput`] keeps: the end, where errors are.
 pub const OUTPUT_CAP_BYTES: usize = 1 << 20;
@@ -245,13 +246,14 @@ impl Transport {
     }
 
     /// Streams a local file to `remote` (written to `remote.part`, fsync'd, renamed), creating
-    /// parent dirs; returns bytes copied.
+    /// parent dirs, counting the bytes sent on `meter`; returns bytes copied.
     pub async fn push(
         &self,
         local: &Path,
         remote: &str,
         sudo: bool,
         timeout: Duration,
+        meter: &TransferMeter,
     ) -> Result<u64, TransportError> {
         let file = tokio::fs::File::open(local)
             .await
@@ -261,6 +263,7 @@ impl Transport {
             .await
             .map_err(TransportError::io(format!("stat {}", local.display())))?
             .len();
+        meter.set_total(expected);
         let argv = with_sudo(sudo, &["sh", "-c", &push_script(remote, expected)]);
         let Proc {
             mut stdin,
@@ -274,7 +277,7 @@ impl Transport {
         let mut guard = KillOnDrop::new(self.killer(), &pgid, sudo, COPY_GRACE);
         let (result, timed_out, _) = {
             let feed = async move {
-                let mut reader = BufReader::with_capacity(256 * 1024, file);
+                let mut reader = BufReader::with_capacity(256 * 1024, Metered::new(file, meter));
                 let sent = tokio::io::copy_buf(&mut reader, &mut stdin).await;
                 let _ = stdin.shutdown().await;
                 drop(stdin);
@@ -328,13 +331,15 @@ impl Transport {
     }
 
     /// Streams a remote file to `local` (same `.part` + fsync + rename discipline on the
-    /// controller), creating parent dirs; returns bytes copied.
+    /// controller), creating parent dirs, counting the bytes received on `meter`; returns bytes
+    /// copied.
     pub async fn pull(
         &self,
         remote: &str,
         local: &Path,
         sudo: bool,
         timeout: Duration,
+        meter: &TransferMeter,
     ) -> Result<u64, TransportError> {
         let what = format!("pull {remote} to {}", local.display());
         let part = part_path(local);
@@ -372,9 +377,12 @@ impl Transport {
                     .take(64)
                     .read_until(b'\n', &mut header)
                     .await?;
-                let mut file = file;
+                if let Ok(announced) = String::from_utf8_lossy(&header).trim().parse() {
+                    meter.set_total(announced);
+                }
+                let mut file = Metered::new(file, meter);
                 let received = tokio::io::copy_buf(&mut reader, &mut file).await?;
-                file.sync_all().await?;
+                file.into_inner().sync_all().await?;
                 Ok::<_, std::io::Error>((header, received))
             };
             let work = async {

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::sshd_harness::{Sshd, note, on_path, ssh_node};
 use super::*;
+use crate::transfer::TransferMeter;
 
 fn request(script: &str) -> CommandRequest<'_> {
     CommandRequest {
@@ -181,8 +182,9 @@ fn run_futures_can_be_spawned() {
     let request = request("true");
     let local = Path::new("/nonexistent");
     assert_send(&transport.run(&request, None));
-    assert_send(&transport.push(local, "/x", false, Duration::from_secs(1)));
-    assert_send(&transport.pull("/x", local, false, Duration::from_secs(1)));
+    let meter = TransferMeter::default();
+    assert_send(&transport.push(local, "/x", false, Duration::from_secs(1), &meter));
+    assert_send(&transport.pull("/x", local, false, Duration::from_secs(1), &meter));
     assert_send(&Transport::connect(&ssh_node(1, local, local)));
 }
 
@@ -354,19 +356,23 @@ async fn local_push_and_pull_round_trip_odd_paths() {
     let remote = dir.path().join("it's a $(dir)/sub/snap `1`.db");
     let remote = remote.to_str().unwrap();
     let transport = Transport::local();
+    let sent = TransferMeter::default();
     let pushed = transport
-        .push(&source, remote, false, Duration::from_secs(30))
+        .push(&source, remote, false, Duration::from_secs(30), &sent)
         .await
         .unwrap();
     assert_eq!(pushed, data.len() as u64);
+    assert_eq!((sent.done(), sent.total()), (pushed, Some(pushed)));
     assert_eq!(std::fs::read(remote).unwrap(), data);
     assert!(!Path::new(&format!("{remote}.part")).exists());
     let back = dir.path().join("back/here/snap.db");
+    let received = TransferMeter::default();
     let pulled = transport
-        .pull(remote, &back, false, Duration::from_secs(30))
+        .pull(remote, &back, false, Duration::from_secs(30), &received)
         .await
         .unwrap();
     assert_eq!(pulled, data.len() as u64);
+    assert_eq!((received.done(), received.total()), (pulled, Some(pulled)));
     assert_eq!(std::fs::read(&back).unwrap(), data);
     assert!(!part_path(&back).exists());
 }
@@ -381,6 +387,7 @@ async fn pulling_a_missing_file_fails_and_leaves_nothing() {
             &local,
             false,
             Duration::from_secs(10),
+            &TransferMeter::default(),
         )
         .await
         .unwrap_err();
@@ -394,6 +401,7 @@ async fn pulling_a_missing_file_fails_and_leaves_nothing() {
             "/tmp/x",
             false,
             Duration::from_secs(10),
+            &TransferMeter::default(),
         )
         .await
         .unwrap_err();
@@ -613,24 +621,28 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
     let remote = sshd.dir.join("remote dir/it's/snap.db");
     let remote = remote.to_str().unwrap();
     let started = Instant::now();
+    let sent = TransferMeter::default();
     let pushed = transport
-        .push(&source, remote, false, Duration::from_secs(60))
+        .push(&source, remote, false, Duration::from_secs(60), &sent)
         .await
         .unwrap();
     let push_time = started.elapsed();
     assert_eq!(pushed, data.len() as u64);
+    assert_eq!((sent.done(), sent.total()), (pushed, Some(pushed)));
     assert!(
         std::fs::read(remote).unwrap() == data,
         "pushed bytes differ"
     );
     let back = sshd.dir.join("back/snap.db");
     let started = Instant::now();
+    let received = TransferMeter::default();
     let pulled = transport
-        .pull(remote, &back, false, Duration::from_secs(60))
+        .pull(remote, &back, false, Duration::from_secs(60), &received)
         .await
         .unwrap();
     let pull_time = started.elapsed();
     assert_eq!(pulled, data.len() as u64);
+    assert_eq!((received.done(), received.total()), (pulled, Some(pulled)));
     assert!(std::fs::read(&back).unwrap() == data, "pulled bytes differ");
     note(&format!(
         "20 MiB over loopback ssh: push {:.0} MiB/s, pull {:.0} MiB/s",
@@ -639,7 +651,13 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
     ));
     // A pull of a missing file is a remote error naming the file.
     let error = transport
-        .pull("/nonexistent/x.db", &back, false, Duration::from_secs(10))
+        .pull(
+            "/nonexistent/x.db",
+            &back,
+            false,
+            Duration::from_secs(10),
+            &TransferMeter::default(),
+        )
         .await
         .unwrap_err();
     assert!(error.to_string().contains("/nonexistent/x.db"), "{error}");
