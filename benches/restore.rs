@@ -890,6 +890,7 @@ fn seed_and_save(
                 path: snapshot.display().to_string(),
             }),
             Duration::from_secs(600),
+            None,
         )
         .await
         .expect("snapshot save");
