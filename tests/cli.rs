@@ -226,7 +226,7 @@ fn every_format_renders_and_can_go_to_a_file() {
         assert!(check(&printed.stdout), "{format}:\n{}", printed.stdout);
         let written = planned()
             .args(args)
-            .args(["-o", "plan.out"])
+            .args(["--out", "plan.out"])
             .run()
             .success();
         assert_eq!(written.stdout, "", "{format}");

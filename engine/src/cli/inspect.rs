@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
-use super::{CliError, read};
+use super::output::{OutputArgs, print, print_document};
+use super::{CliError, read_inventory};
 use crate::diagnose::collect::{self, Options};
 use crate::diagnose::{Facts, Severity, Target, TargetFlags, findings, rules, table};
 use crate::etcd::{self, EtcdAccess, EtcdError};
@@ -19,16 +20,6 @@ use crate::inventory::Cluster;
 use crate::runbook::action::{Action, SnapshotSaveArgs};
 use crate::snapshot::meta::SnapshotMeta;
 use crate::source::SourceFile;
-
-/// Table for people, or JSON for tools.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Aligned columns.
-    #[default]
-    Table,
-    /// One JSON document.
-    Json,
-}
 
 /// Which cluster to ask, and how.
 #[derive(Debug, Clone, Args)]
@@ -60,8 +51,8 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill diagnose`.
@@ -71,8 +62,8 @@ pub struct DiagnoseArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Where snapshots are kept (with their `.meta.json` files): a directory,
     /// ssh://[USER@]HOST[:PORT]/DIR or s3://BUCKET[/PREFIX]; repeat for each place.
     #[arg(long, value_name = "DEST")]
@@ -123,8 +114,8 @@ pub struct SnapshotSaveCliArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub save_timeout: Duration,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill snapshot verify` and `snapshot status`.
@@ -133,8 +124,8 @@ pub struct SnapshotFileArgs {
     /// The snapshot file.
     pub path: PathBuf,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Which inspection command.
@@ -151,7 +142,7 @@ pub enum Inspect {
 /// The inventory when given, else an empty cluster; and whether one was given.
 fn load_cluster(target: &TargetArgs) -> Result<(Cluster, bool), CliError> {
     match &target.inventory {
-        Some(path) => Ok((Cluster::load(read(path)?)?, true)),
+        Some(path) => Ok((Cluster::load(read_inventory(path)?)?, true)),
         None => Ok((empty_cluster(), false)),
     }
 }
@@ -188,17 +179,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-pub(super) fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes()).map_err(CliError::Output)
-}
-
-pub(super) fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
-    text.push('\n');
-    print(out, &text)
-}
-
-fn gather(
+pub(super) fn gather(
     target: &TargetArgs,
     options: impl FnOnce(&Cluster, bool) -> Options,
 ) -> Result<Facts, CliError> {
@@ -230,11 +211,11 @@ pub(super) fn inspect(
         runs: None,
         inventory: None,
     })?;
-    let json = args.output == OutputFormat::Json;
+    let json = args.output.is_document();
     match which {
         Inspect::Health => {
             if json {
-                print_json(out, &table::health_json(&facts))?;
+                print_document(out, args.output, &table::health_json(&facts))?;
             } else {
                 print(out, &table::health_table(&facts))?;
             }
@@ -250,7 +231,7 @@ pub(super) fn inspect(
         }
         Inspect::Status => {
             if json {
-                print_json(out, &table::status_json(&facts))?;
+                print_document(out, args.output, &table::status_json(&facts))?;
             } else {
                 print(out, &table::status_table(&facts))?;
             }
@@ -263,7 +244,7 @@ pub(super) fn inspect(
         }
         Inspect::Members => {
             if json {
-                print_json(out, &table::members_json(&facts))?;
+                print_document(out, args.output, &table::members_json(&facts))?;
             } else {
                 print(out, &table::members_table(&facts))?;
             }
@@ -308,8 +289,8 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
         }
     })?;
     let found = rules::evaluate(&facts);
-    if args.output == OutputFormat::Json {
-        print_json(out, &table::diagnose_json(&facts, &found))?;
+    if args.output.is_document() {
+        print_document(out, args.output, &table::diagnose_json(&facts, &found))?;
     } else {
         print(out, &table::diagnose_table(&facts, &found))?;
     }
@@ -405,11 +386,11 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
     })?;
     let meta_path = SnapshotMeta::path_for(&args.path);
     let meta = SnapshotMeta::read(&meta_path)?;
-    if args.output == OutputFormat::Json {
+    if args.output.is_document() {
         let mut value = serde_json::to_value(&meta).expect("metadata serialises");
         value["path"] = args.path.display().to_string().into();
         value["meta_path"] = meta_path.display().to_string().into();
-        print_json(out, &value)
+        print_document(out, args.output, &value)
     } else {
         print(
             out,
@@ -475,9 +456,10 @@ fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
         _ => String::new(),
     };
     let meta = check_meta(&args.path, Some(&sha256), status.file_size)?;
-    if args.output == OutputFormat::Json {
-        return print_json(
+    if args.output.is_document() {
+        return print_document(
             out,
+            args.output,
             &serde_json::json!({
                 "path": args.path.display().to_string(),
                 "ok": true,
@@ -511,9 +493,10 @@ fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
 
 fn snapshot_status(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let status = crate::snapshot::status(&args.path)?;
-    if args.output == OutputFormat::Json {
-        return print_json(
+    if args.output.is_document() {
+        return print_document(
             out,
+            args.output,
             &serde_json::to_value(&status).expect("status serialises"),
         );
     }

@@ -13,6 +13,33 @@ use crate::plan::Plan;
 /// Where a run's progress goes.
 pub struct Reporter {
     mode: Mode,
+    verbosity: Verbosity,
+}
+
+/// How much progress a person is shown (`--quiet`, `--verbose`); JSON output is always whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Only failures and the result.
+    Quiet,
+    /// A line per step.
+    #[default]
+    Normal,
+    /// Also each step's operation as planned when it starts, and its output when it succeeds.
+    Verbose,
+}
+
+impl Verbosity {
+    /// Whether a person is shown `event` at all.
+    fn shows(self, event: &Event) -> bool {
+        self != Verbosity::Quiet
+            || match event {
+                Event::StepFinished { result, .. } | Event::RollbackFinished { result, .. } => {
+                    matches!(result, StepResult::Failed { .. } | StepResult::TimedOut)
+                }
+                Event::Interrupted { .. } | Event::RunFinished { .. } => true,
+                _ => false,
+            }
+    }
 }
 
 enum Mode {
@@ -38,13 +65,23 @@ impl Reporter {
         } else {
             Mode::Lines(Box::new(std::io::stderr()))
         };
-        Self { mode }
+        Self {
+            mode,
+            verbosity: Verbosity::Normal,
+        }
+    }
+
+    /// The same reporter, showing as much as `verbosity` says.
+    pub fn with_verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
     }
 
     /// Plain lines to `out`.
     pub fn lines(out: Box<dyn Write + Send>) -> Self {
         Self {
             mode: Mode::Lines(out),
+            verbosity: Verbosity::Normal,
         }
     }
 
@@ -52,11 +89,16 @@ impl Reporter {
     pub fn json(out: Box<dyn Write + Send>) -> Self {
         Self {
             mode: Mode::Json(out),
+            verbosity: Verbosity::Normal,
         }
     }
 
     /// Shows one journal record.
     pub fn record(&mut self, plan: &Plan, record: &Record) {
+        let verbosity = self.verbosity;
+        if !matches!(self.mode, Mode::Json(_)) && !verbosity.shows(&record.event) {
+            return;
+        }
         match &mut self.mode {
             Mode::Json(out) => {
                 let line = serde_json::to_string(record).expect("a record serialises");
@@ -64,7 +106,7 @@ impl Reporter {
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
             Mode::Lines(out) => {
-                if let Some(line) = describe(plan, &record.event) {
+                if let Some(line) = describe(plan, &record.event, verbosity) {
                     let _ = writeln!(out, "{line}");
                 }
             }
@@ -96,7 +138,7 @@ impl Reporter {
                     }
                     _ => {}
                 }
-                if let Some(line) = describe(plan, &record.event) {
+                if let Some(line) = describe(plan, &record.event, verbosity) {
                     let _ = bars.println(line);
                 }
             }
@@ -122,7 +164,8 @@ fn title<'p>(plan: &'p Plan, key: &str) -> &'p str {
 }
 
 /// One line for a person, or nothing for events that speak through others.
-fn describe(plan: &Plan, event: &Event) -> Option<String> {
+fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> {
+    let verbose = verbosity == Verbosity::Verbose;
     Some(match event {
         Event::RunStarted {
             runbook,
@@ -152,6 +195,13 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
         Event::StepStarted { step, attempt } if *attempt > 1 => {
             format!("  retry {attempt} of {step}")
         }
+        Event::StepStarted { step, .. } if verbose => {
+            format!(
+                "start   {step}: {}\n{}",
+                title(plan, step),
+                planned(plan, step)
+            )
+        }
         Event::StepStarted { .. } => return None,
         Event::StepFinished {
             step,
@@ -162,6 +212,9 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
         } => {
             let seconds = *duration_ms as f64 / 1000.0;
             match result {
+                StepResult::Succeeded if verbose => {
+                    format!("ok      {step} ({seconds:.1}s){}", tail_lines(output_tail))
+                }
                 StepResult::Succeeded => format!("ok      {step} ({seconds:.1}s)"),
                 StepResult::Shown => format!(
                     "SHOWN   {step}: not run (check mode)\n{}",
@@ -211,6 +264,31 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
             }
         ),
     })
+}
+
+/// A step's operation as planned (run-time values as placeholders), indented.
+fn planned(plan: &Plan, key: &str) -> String {
+    let Some(index) = plan.find(key) else {
+        return String::new();
+    };
+    let step = &plan.graph[index];
+    let style = crate::format::describe::Style {
+        code: |text| format!("`{text}`"),
+        plain: |text| text.to_string(),
+    };
+    let view = crate::format::describe::operation(&style, &step.operation, &step.host);
+    let mut lines = vec![view.headline];
+    lines.extend(
+        view.args
+            .iter()
+            .map(|(name, value)| format!("  {name}: {value}")),
+    );
+    lines.extend(
+        view.script
+            .iter()
+            .flat_map(|s| s.lines().map(|l| format!("  {l}"))),
+    );
+    indent(&lines.join("\n"))
 }
 
 fn skip_reason(reason: &SkipReason) -> String {
