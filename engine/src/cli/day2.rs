@@ -156,13 +156,13 @@ fn launch(
         inventory_path: &args.inventory,
         check: args.check,
         // Nothing a built-in runbook does is destructive or asks for confirmation, and none of
-        // its steps has anything to undo.
+        // its steps has anything to undo: a refused guard ends the run FAILED, nothing undone.
         options: RunOptions {
             check: args.check,
             yes: false,
             allow_production: false,
             concurrency: 1,
-            on_failure: OnFailure::Rollback,
+            on_failure: OnFailure::Stop,
         },
         progress: args.progress,
         verbosity,
@@ -174,7 +174,7 @@ fn launch(
 
 /// `etcdrill alarm list`: a table, or `{"alarms": [...]}`; fails when the alarms cannot be read.
 fn alarm_list(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let facts = gather(&args.target, |_, _| Options {
+    let (facts, hint) = gather(&args.target, |_, _| Options {
         timeout: args.target.timeout,
         health: false,
         metrics: false,
@@ -184,11 +184,24 @@ fn alarm_list(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
         inventory: None,
     })?;
     if let Some(error) = &facts.alarm_error {
-        return Err(EtcdError::Refused {
-            what: "alarm list".into(),
-            reason: error.clone(),
-        }
-        .into());
+        let total = facts.endpoints.len();
+        let answering = facts
+            .endpoints
+            .iter()
+            .filter(|e| e.status.is_some())
+            .count();
+        return Err(match answering {
+            0 => CliError::Unhealthy {
+                unhealthy: total,
+                total,
+                hint,
+            },
+            _ => EtcdError::Refused {
+                what: "alarm list".into(),
+                reason: error.clone(),
+            }
+            .into(),
+        });
     }
     if args.output.is_document() {
         return print_document(

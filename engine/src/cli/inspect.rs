@@ -179,21 +179,45 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
+/// Gathers the facts `options` asks for; also why the endpoints that failed most likely failed
+/// (see [`failure_hint`]).
 pub(super) fn gather(
     target: &TargetArgs,
     options: impl FnOnce(&Cluster, bool) -> Options,
-) -> Result<Facts, CliError> {
+) -> Result<(Facts, Option<String>), CliError> {
     let (cluster, with_inventory) = load_cluster(target)?;
     let (resolved, access) = resolve(target, with_inventory.then_some(&cluster))?;
     let options = options(&cluster, with_inventory);
     let runtime = runtime()?;
-    Ok(runtime.block_on(collect::collect(
+    let facts = runtime.block_on(collect::collect(
         &resolved,
         &access,
         &cluster,
         with_inventory,
         &options,
-    )))
+    ));
+    let hint = failure_hint(&access, &facts);
+    Ok((facts, hint))
+}
+
+/// The first explanation [`EtcdAccess::explain_failure`] finds for an endpoint's error.
+fn failure_hint(access: &EtcdAccess, facts: &Facts) -> Option<String> {
+    facts.endpoints.iter().find_map(|endpoint| {
+        [&endpoint.status_error, &endpoint.health_error]
+            .into_iter()
+            .flatten()
+            .find_map(|error| access.explain_failure(&endpoint.endpoint, error))
+            .map(|why| format!("{}: {why}", endpoint.endpoint))
+    })
+}
+
+/// The error of a read command whose endpoints did not all answer.
+fn unhealthy(unhealthy: usize, total: usize, hint: Option<String>) -> CliError {
+    CliError::Unhealthy {
+        unhealthy,
+        total,
+        hint,
+    }
 }
 
 /// `etcdrill health`, `status` and `members`.
@@ -202,7 +226,7 @@ pub(super) fn inspect(
     args: &InspectArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let facts = gather(&args.target, |_, _| Options {
+    let (facts, hint) = gather(&args.target, |_, _| Options {
         timeout: args.target.timeout,
         health: which == Inspect::Health,
         metrics: false,
@@ -226,7 +250,7 @@ pub(super) fn inspect(
                 .filter(|e| e.healthy != Some(true))
                 .count();
             if unhealthy > 0 {
-                return Err(CliError::Unhealthy { unhealthy, total });
+                return Err(self::unhealthy(unhealthy, total, hint));
             }
         }
         Inspect::Status => {
@@ -236,10 +260,11 @@ pub(super) fn inspect(
                 print(out, &table::status_table(&facts))?;
             }
             if !facts.endpoints.iter().any(|e| e.status.is_some()) {
-                return Err(CliError::Unhealthy {
-                    unhealthy: facts.endpoints.len(),
-                    total: facts.endpoints.len(),
-                });
+                return Err(unhealthy(
+                    facts.endpoints.len(),
+                    facts.endpoints.len(),
+                    hint,
+                ));
             }
         }
         Inspect::Members => {
@@ -249,10 +274,11 @@ pub(super) fn inspect(
                 print(out, &table::members_table(&facts))?;
             }
             if facts.members.is_none() {
-                return Err(CliError::Unhealthy {
-                    unhealthy: facts.endpoints.len(),
-                    total: facts.endpoints.len(),
-                });
+                return Err(unhealthy(
+                    facts.endpoints.len(),
+                    facts.endpoints.len(),
+                    hint,
+                ));
             }
         }
     }
@@ -266,7 +292,7 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
         .iter()
         .map(|text| super::backup::destination(text))
         .collect::<Result<Vec<_>, _>>()?;
-    let facts = gather(&args.target, |cluster, with_inventory| {
+    let (facts, hint) = gather(&args.target, |cluster, with_inventory| {
         let runs = args.runs.clone().unwrap_or_else(|| {
             with_inventory
                 .then(|| cluster.inventory().controller.work_dir.clone())
@@ -295,7 +321,7 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
         print(out, &table::diagnose_table(&facts, &found))?;
     }
     match findings::worst(&found) {
-        Some(worst) if worst > Severity::Info => Err(CliError::Findings { worst }),
+        Some(worst) if worst > Severity::Info => Err(CliError::Findings { worst, hint }),
         _ => Ok(()),
     }
 }

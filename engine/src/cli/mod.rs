@@ -328,12 +328,16 @@ pub enum CliError {
         unhealthy: usize,
         /// Of how many.
         total: usize,
+        /// Why they most likely did not answer, when a common mistake explains it.
+        hint: Option<String>,
     },
     /// `diagnose` found something worse than info (already printed); the exit code says how bad.
     #[error("the worst finding is {}", worst.label())]
     Findings {
         /// The worst severity found.
         worst: crate::diagnose::Severity,
+        /// Why endpoints most likely did not answer, when a common mistake explains it.
+        hint: Option<String>,
     },
     /// The metrics textfile could not be written.
     #[error(transparent)]
@@ -362,7 +366,7 @@ impl CliError {
     /// other error 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Findings { worst } => worst.exit_code(),
+            CliError::Findings { worst, .. } => worst.exit_code(),
             _ => 1,
         }
     }
@@ -375,7 +379,7 @@ impl CliError {
             | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => {
                 diagnostics.to_string()
             }
-            CliError::Findings { worst } => format!(
+            CliError::Findings { worst, .. } => format!(
                 "diagnose: the worst finding is {} (exit code {})",
                 worst.label(),
                 worst.exit_code()
@@ -420,6 +424,7 @@ impl CliError {
                  another work dir",
                 newest.join(", ")
             )),
+            CliError::Unhealthy { hint, .. } | CliError::Findings { hint, .. } => hint.clone(),
             CliError::UnknownNode { node, nodes, .. } => {
                 let closest = nodes
                     .iter()
