@@ -588,6 +588,9 @@ pub struct DrillArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum DrillCommand {
     /// Stage the drill's disaster, run its runbook, verify the recovery and write the report.
+    #[command(after_help = "Examples:
+  etcdrill drill run drills/restore-3-node.yaml --yes
+  etcdrill drill run drills/sandbox-restore.yaml --yes -o json")]
     Run(DrillRunArgs),
 }
 

@@ -86,16 +86,30 @@ pub struct SnapshotArgs {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Stream a snapshot from a member to PATH, and write PATH.meta.json beside it.
+    #[command(after_help = "Examples:
+  etcdrill snapshot save /var/backups/etcd/etcd.db -i inventory.yaml
+  etcdrill snapshot save /var/backups/etcd/etcd.db -i inventory.yaml --from cp2 -o json")]
     Save(SnapshotSaveCliArgs),
     /// Check a snapshot file: sha256 trailer and bbolt structure (no etcdutl needed).
+    #[command(after_help = "Examples:
+  etcdrill snapshot verify /var/backups/etcd/etcd.db")]
     Verify(SnapshotFileArgs),
     /// Show what `etcdutl snapshot status` shows (hash, revision, keys, size), natively.
+    #[command(after_help = "Examples:
+  etcdrill snapshot status /var/backups/etcd/etcd.db -w json")]
     Status(SnapshotFileArgs),
     /// Copy a snapshot to directories, backup hosts (SSH) or S3, reading every copy back.
+    #[command(after_help = "Examples:
+  etcdrill snapshot ship /var/backups/etcd/etcd.db --to s3://etcd-backups/prod --to ssh://backup@vault/srv/etcd")]
     Ship(super::backup::ShipArgs),
     /// List the copies in a destination, newest first (--verify reads each back).
+    #[command(after_help = "Examples:
+  etcdrill snapshot list s3://etcd-backups/prod --verify
+  etcdrill snapshot list /var/backups/etcd -o yaml")]
     List(super::backup::ListArgs),
     /// Delete the copies a retention policy does not keep, per cluster.
+    #[command(after_help = "Examples:
+  etcdrill snapshot prune s3://etcd-backups/prod --keep-last 7 --keep-daily 14 --keep-weekly 8 --dry-run")]
     Prune(super::backup::PruneArgs),
 }
 
