@@ -751,3 +751,80 @@ fn the_builtin_runbooks_plan_on_one_and_three_nodes() {
         }
     }
 }
+
+/// A runbook whose steps all run on the controller: it runs anywhere, without SSH or etcd.
+const LOCAL_RUNBOOK: &str = "\
+name: local
+summary: Steps on the controller only
+params:
+  fail: {type: bool, default: false}
+steps:
+  - {id: hello, title: Say hello, on: controller, action: shell, probe: true, with: {run: 'echo hello from the controller'}}
+  - id: broken
+    title: Fail when asked
+    on: controller
+    action: shell
+    probe: true
+    needs: [hello]
+    when: params.fail
+    with: {run: 'echo it broke >&2; exit 3'}
+";
+
+#[test]
+fn quiet_shows_failures_and_the_result_and_verbose_shows_operations_and_output() {
+    let run = |flags: &[&str], fail: bool| {
+        planned()
+            .file("local.yaml", LOCAL_RUNBOOK)
+            .args(["run", "local.yaml", "-i", "inv.yaml", "--work-dir", "w"])
+            .args(["-p", &format!("fail={fail}")])
+            .args(flags)
+            .run()
+    };
+    let normal = run(&[], false).success();
+    assert!(normal.stderr.contains("ok      hello"), "{}", normal.stderr);
+    assert!(
+        !normal.stderr.contains("start   hello"),
+        "{}",
+        normal.stderr
+    );
+
+    let verbose = run(&["--verbose"], false).success();
+    for shown in [
+        "start   hello: Say hello",
+        "shell script on the controller",
+        "echo hello from the controller",
+        "\n        hello from the controller",
+    ] {
+        assert!(
+            verbose.stderr.contains(shown),
+            "{shown}:\n{}",
+            verbose.stderr
+        );
+    }
+
+    let quiet = run(&["-q"], false).success();
+    assert!(!quiet.stderr.contains("hello"), "{}", quiet.stderr);
+    assert!(
+        quiet.stderr.contains("result: SUCCEEDED"),
+        "{}",
+        quiet.stderr
+    );
+
+    let failed = run(&["--quiet"], true).failure();
+    assert!(
+        !failed.stderr.contains("ok      hello"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("FAILED  broken"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains("it broke"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("result: FAILED"),
+        "{}",
+        failed.stderr
+    );
+}

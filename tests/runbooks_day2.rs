@@ -552,6 +552,14 @@ fn defrag_and_move_leader_guard_the_leader_and_a_member_that_is_down() {
         step_result(&support::journal(&moved_run), "leads").as_deref(),
         Some("succeeded")
     );
+    // Check mode runs the guards and only shows the defragmentation.
+    let (checked, dir) = day2(work.path(), &inventory, &["defrag", &leader, "--check"]);
+    checked.expect_code(0);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert_eq!(
+        step_result(&journal, &format!("defrag@{leader}")).as_deref(),
+        Some("shown")
+    );
     let (defragmented, dir) = day2(work.path(), &inventory, &["defrag", &leader]);
     defragmented.expect_code(0);
     let journal = support::journal(&dir.expect("a run directory"));
@@ -650,4 +658,51 @@ fn a_single_member_recovers_from_nospace_with_the_day2_commands() {
         .unwrap()
         .into_stdout()
         .unwrap();
+
+    // CORRUPT is disarmed only when told that the corrupted member was restored.
+    raise_corrupt(&bed);
+    let (refused, dir) = day2(work.path(), &inventory, &["alarm", "disarm"]);
+    refused.expect_code(1);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert!(failure(&journal, "disarmable").contains("CORRUPT"));
+    assert_eq!(
+        step_result(&journal, "disarm"),
+        None,
+        "nothing was disarmed"
+    );
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list"]);
+    assert!(listed.expect_code(0).stdout().contains("CORRUPT"));
+    let (disarmed, _) = day2(work.path(), &inventory, &["alarm", "disarm", "--corrupt"]);
+    disarmed.expect_code(0);
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list"]);
+    assert_eq!(listed.expect_code(0).stdout(), "no active alarm\n");
+}
+
+/// Raises a CORRUPT alarm for the bed's first member, as the leader's corruption check would.
+fn raise_corrupt(bed: &Bed) {
+    let tls = bed.tls();
+    let files = etcdrill::inventory::TlsFiles {
+        ca: tls.ca_cert.display().to_string(),
+        cert: tls.client_cert.display().to_string(),
+        key: tls.client_key.display().to_string(),
+    };
+    let access = etcdrill::etcd::EtcdAccess::resolve(Some(&files)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = access.client(&bed.client_urls()[..1]).await.unwrap();
+        let member = client.status().await.unwrap().header().unwrap().member_id();
+        let mut options = etcd_client::AlarmOptions::new();
+        options.with_member(member);
+        client
+            .alarm(
+                etcd_client::AlarmAction::Activate,
+                etcd_client::AlarmType::Corrupt,
+                Some(options),
+            )
+            .await
+            .unwrap();
+    });
 }
