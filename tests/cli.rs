@@ -649,6 +649,7 @@ fn every_read_command_takes_the_same_output_option() {
         &["snapshot", "ship"],
         &["snapshot", "list"],
         &["snapshot", "prune"],
+        &["sandbox", "status"],
     ];
     for path in read_commands {
         let help = Test::new().args(*path).arg_help().run().success().stdout;

@@ -754,6 +754,25 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn quiet_and_verbose_choose_the_verbosity() {
+        let cases = [
+            (&["etcdrill", "health"][..], Verbosity::Normal),
+            (&["etcdrill", "-q", "health"][..], Verbosity::Quiet),
+            (&["etcdrill", "health", "--verbose"][..], Verbosity::Verbose),
+        ];
+        for (args, expected) in cases {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.global.verbosity(), expected, "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["etcdrill", "-q", "-v", "health"]).is_err());
+    }
+
+    #[test]
     fn errors_show_their_causes() {
         let error = CliError::Read {
             path: "rb.yaml".into(),

@@ -23,7 +23,7 @@ pub enum OutputFormat {
 }
 
 /// The `-o` option of a read command.
-#[derive(Debug, Clone, Copy, Args)]
+#[derive(Debug, Clone, Copy, Default, Args)]
 pub struct OutputArgs {
     /// Output format.
     #[arg(
@@ -43,6 +43,19 @@ impl OutputArgs {
     pub(crate) fn is_document(&self) -> bool {
         self.format != OutputFormat::Table
     }
+
+    /// `value` as the document asked for: JSON or YAML (a table asks for JSON, for callers that
+    /// have no table of their own).
+    pub(crate) fn document(&self, value: &serde_json::Value) -> String {
+        match self.format {
+            OutputFormat::Yaml => serde_yaml::to_string(value).expect("a JSON value is YAML"),
+            OutputFormat::Json | OutputFormat::Table => {
+                let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
+                text.push('\n');
+                text
+            }
+        }
+    }
 }
 
 /// Writes `text` as it is.
@@ -50,22 +63,13 @@ pub(super) fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
     out.write_all(text.as_bytes()).map_err(CliError::Output)
 }
 
-/// Writes `value` as the document `output` asks for: JSON or YAML (a table asks for JSON, for
-/// callers that have no table of their own).
+/// Writes `value` as the document `output` asks for ([`OutputArgs::document`]).
 pub(super) fn print_document(
     out: &mut dyn Write,
     output: OutputArgs,
     value: &serde_json::Value,
 ) -> Result<(), CliError> {
-    let text = match output.format {
-        OutputFormat::Yaml => serde_yaml::to_string(value).expect("a JSON value is YAML"),
-        OutputFormat::Json | OutputFormat::Table => {
-            let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
-            text.push('\n');
-            text
-        }
-    };
-    print(out, &text)
+    print(out, &output.document(value))
 }
 
 #[cfg(test)]

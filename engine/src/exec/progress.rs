@@ -320,3 +320,47 @@ fn tail_lines(output: &str) -> String {
         format!("\n{}", indent(&last.join("\n")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_shows_only_failures_and_the_end() {
+        let failed = StepResult::Failed {
+            error: "boom".into(),
+        };
+        let finished = |result: StepResult| Event::StepFinished {
+            step: "s".into(),
+            attempt: 1,
+            result,
+            duration_ms: 1,
+            exit_status: None,
+            outputs: Default::default(),
+            output_tail: String::new(),
+        };
+        let cases = [
+            (finished(StepResult::Succeeded), false),
+            (finished(failed.clone()), true),
+            (finished(StepResult::TimedOut), true),
+            (
+                Event::StepStarted {
+                    step: "s".into(),
+                    attempt: 1,
+                },
+                false,
+            ),
+            (
+                Event::RunFinished {
+                    result: RunResult::Succeeded,
+                },
+                true,
+            ),
+        ];
+        for (event, shown) in cases {
+            assert_eq!(Verbosity::Quiet.shows(&event), shown, "{event:?}");
+            assert!(Verbosity::Normal.shows(&event));
+            assert!(Verbosity::Verbose.shows(&event));
+        }
+    }
+}
