@@ -1,8 +1,10 @@
 //! The command line: its subcommands, their arguments, and the one error type the binary turns
 //! into an exit code.
 //!
-//! `plan`, `validate` and `schema` touch no network and no node: `plan` is a dry run whose only
-//! side effect is the file named by `-o`. `run`, `resume` and `rollback` (in `execute`) do.
+//! `plan`, `validate`, `schema`, `completions` and `man` touch no network and no node: `plan` is
+//! a dry run whose only side effect is the file named by `--out`. `run`, `resume` and `rollback`
+//! (in `execute`) and the day-2 commands (in `day2`) do; the read commands (in `inspect`) only
+//! ask. `-o` means the same everywhere (see `output`).
 
 mod backup;
 mod day2;
@@ -434,9 +436,6 @@ impl CliError {
                     Some(near) => format!("did you mean `{near}`? its nodes: {}", nodes.join(", ")),
                     None => format!("its nodes: {}", nodes.join(", ")),
                 })
-            }
-            CliError::Etcd(error) | CliError::Exec(crate::exec::ExecError::Access(error)) => {
-                error.hint()
             }
             _ => None,
         }

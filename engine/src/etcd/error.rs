@@ -82,11 +82,6 @@ impl EtcdError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, EtcdError::Timeout { .. })
     }
-
-    /// What a person can do about it, when the error says.
-    pub fn hint(&self) -> Option<String> {
-        None
-    }
 }
 
 /// An error from the etcd client library, shown as one readable line: etcd's own message and
