@@ -19,6 +19,9 @@ pub struct SandboxArgs {
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Start a local etcd cluster with mutual TLS on 127.0.0.1 and write its inventory.
+    #[command(after_help = "Examples:
+  etcdrill sandbox up
+  etcdrill sandbox up --members 1 --dir /tmp/etcd-one")]
     Up {
         /// Number of members (odd, 1 to 9).
         #[arg(long, default_value_t = 3, value_name = "N")]
@@ -28,6 +31,9 @@ pub enum SandboxCommand {
         dir: PathBuf,
     },
     /// Show each member's process, health, leadership and database size.
+    #[command(after_help = "Examples:
+  etcdrill sandbox status
+  etcdrill sandbox status --dir /tmp/etcd-one -o json")]
     Status {
         /// The sandbox directory.
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
@@ -37,6 +43,9 @@ pub enum SandboxCommand {
         output: crate::cli::OutputArgs,
     },
     /// Stop every member and remove the sandbox directory.
+    #[command(after_help = "Examples:
+  etcdrill sandbox down
+  etcdrill sandbox down --dir /tmp/etcd-one")]
     Down {
         /// The sandbox directory.
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
