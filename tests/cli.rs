@@ -60,6 +60,16 @@ impl Test {
         self
     }
 
+    fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// Asks for `--help` (the long form, with examples).
+    fn arg_help(self) -> Self {
+        self.arg("--help")
+    }
+
     fn run(self) -> Output {
         let output = Command::new(env!("CARGO_BIN_EXE_etcdrill"))
             .args(&self.args)
@@ -226,7 +236,7 @@ fn every_format_renders_and_can_go_to_a_file() {
         assert!(check(&printed.stdout), "{format}:\n{}", printed.stdout);
         let written = planned()
             .args(args)
-            .args(["-o", "plan.out"])
+            .args(["--out", "plan.out"])
             .run()
             .success();
         assert_eq!(written.stdout, "", "{format}");
@@ -460,4 +470,368 @@ fn stock_runbooks_plan_against_every_inventory() {
         }
     }
     eprintln!("planned {planned} stock runbook and inventory pairs");
+}
+
+/// Every subcommand path, e.g. `["snapshot", "save"]`, from the command definitions.
+fn subcommand_paths() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, prefix: &[String], paths: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            paths.push(path.clone());
+            walk(sub, &path, paths);
+        }
+    }
+    let mut paths = Vec::new();
+    walk(
+        &<etcdrill::cli::Cli as clap::CommandFactory>::command(),
+        &[],
+        &mut paths,
+    );
+    paths
+}
+
+#[test]
+fn the_bash_completion_script_loads_and_names_every_subcommand() {
+    let output = Test::new().args(["completions", "bash"]).run().success();
+    for path in subcommand_paths() {
+        let name = path.last().unwrap();
+        assert!(
+            output.stdout.contains(name.as_str()),
+            "{name} is not completed:\n{}",
+            output.stdout
+        );
+    }
+    let script = output.dir.path().join("etcdrill.bash");
+    std::fs::write(&script, &output.stdout).unwrap();
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p etcdrill",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success() && String::from_utf8_lossy(&loaded.stdout).contains("etcdrill"),
+        "{loaded:?}"
+    );
+    for shell in ["zsh", "fish"] {
+        let output = Test::new().args(["completions", shell]).run().success();
+        assert!(output.stdout.contains("move-leader"), "{shell}");
+    }
+}
+
+#[test]
+fn the_man_pages_render_and_name_every_subcommand() {
+    let output = Test::new().args(["man"]).run().success();
+    assert!(output.stdout.starts_with(".ie"), "{}", output.stdout);
+    // Rendered as a person reads it, when groff is there.
+    let rendered = Command::new("groff")
+        .args(["-man", "-Tutf8"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()
+        .map(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(output.stdout.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        });
+    let page = match &rendered {
+        Some(done) if done.status.success() => {
+            assert!(
+                done.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            String::from_utf8_lossy(&done.stdout).into_owned()
+        }
+        _ => output.stdout.clone(),
+    };
+    for path in subcommand_paths().iter().filter(|p| p.len() == 1) {
+        assert!(
+            page.contains(path[0].as_str()),
+            "{} is not in the man page",
+            path[0]
+        );
+    }
+    assert!(page.contains("Exit codes"), "{page}");
+
+    let written = Test::new().args(["man", "--out", "man"]).run().success();
+    for path in subcommand_paths() {
+        let name = format!("man/etcdrill-{}.1", path.join("-"));
+        assert!(
+            written.dir.path().join(&name).is_file(),
+            "{name} not written:\n{}",
+            written.stdout
+        );
+    }
+    assert!(
+        written.stdout.contains("wrote man/etcdrill.1\n"),
+        "{}",
+        written.stdout
+    );
+}
+
+#[test]
+fn every_command_shows_examples_in_its_help() {
+    for path in subcommand_paths() {
+        // `help` is clap's own.
+        if path.last().unwrap() == "help" {
+            continue;
+        }
+        let output = Test::new().args(&path).arg_help().run().success();
+        assert!(
+            output.stdout.contains("Examples:\n  etcdrill "),
+            "`etcdrill {} --help` shows no examples:\n{}",
+            path.join(" "),
+            output.stdout
+        );
+    }
+}
+
+#[test]
+fn the_exit_codes_are_in_the_help_and_in_the_readme() {
+    let help = Test::new().args(["--help"]).run().success().stdout;
+    assert!(help.contains(etcdrill::cli::EXIT_CODES), "{help}");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for line in etcdrill::cli::EXIT_CODES.lines().skip(1) {
+        let (code, meaning) = line.trim().split_once("  ").unwrap();
+        let row = format!("| {code} | {} |", meaning.trim());
+        assert!(readme.contains(&row), "the README has no row `{row}`");
+    }
+}
+
+#[test]
+fn a_flag_a_subcommand_does_not_use_is_a_usage_error() {
+    let cases: &[&[&str]] = &[
+        &["report", "run-1", "--yes"],
+        &["report", "run-1", "--concurrency", "2"],
+        &["report", "run-1", "--output", "json"],
+        &["rollback", "run-1", "--yes"],
+        &["rollback", "run-1", "--on-failure", "stop"],
+        &["drill", "run", "d.yaml", "--metrics-textfile", "m.prom"],
+        &["defrag", "cp1", "-i", "inv.yaml", "--yes"],
+        &["move-leader", "cp1", "-i", "inv.yaml", "--concurrency", "2"],
+        &["plan", "rb.yaml", "-i", "inv.yaml", "--yes"],
+        &["health", "--yes"],
+        &["--quiet", "--verbose", "health"],
+    ];
+    for args in cases {
+        let output = Test::new().args(*args).run().status(2);
+        assert!(
+            output.stderr.contains("error: unexpected argument")
+                || output.stderr.contains("cannot be used with"),
+            "{args:?}: {}",
+            output.stderr
+        );
+    }
+}
+
+#[test]
+fn every_read_command_takes_the_same_output_option() {
+    let read_commands: &[&[&str]] = &[
+        &["health"],
+        &["status"],
+        &["members"],
+        &["diagnose"],
+        &["alarm", "list"],
+        &["snapshot", "save"],
+        &["snapshot", "verify"],
+        &["snapshot", "status"],
+        &["snapshot", "ship"],
+        &["snapshot", "list"],
+        &["snapshot", "prune"],
+        &["sandbox", "status"],
+    ];
+    for path in read_commands {
+        let help = Test::new().args(*path).arg_help().run().success().stdout;
+        assert!(
+            help.contains("-o, --output <FORMAT>")
+                && help.contains("[aliases: -w, --write-out]")
+                && help.contains("- table: ")
+                && help.contains("- json: ")
+                && help.contains("- yaml: "),
+            "{path:?}:\n{help}"
+        );
+    }
+    let plan = Test::new().args(["plan"]).arg_help().run().success().stdout;
+    assert!(plan.contains("-o, --format <FORMAT>"), "{plan}");
+    let run = Test::new().args(["run"]).arg_help().run().success().stdout;
+    assert!(run.contains("-o, --output <FORMAT>"), "{run}");
+}
+
+#[test]
+fn a_missing_inventory_says_what_an_inventory_is() {
+    let output = planned()
+        .args(["plan", "rb.yaml", "-i", "nope.yaml"])
+        .run()
+        .failure();
+    insta::assert_snapshot!("missing_inventory", output.snapshot());
+    let output = Test::new()
+        .args(["defrag", "cp1", "-i", "nope.yaml"])
+        .run()
+        .failure();
+    assert!(
+        output.stderr.contains("hint: -i names the inventory"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_missing_run_lists_the_newest_runs() {
+    let output = Test::new()
+        .args(["report", "20261126T001500Z-restore-3-node-1a2b3c"])
+        .run()
+        .failure();
+    insta::assert_snapshot!("missing_run_none_there", output.snapshot());
+    let output = Test::new()
+        .file(
+            ".etcdrill/runs/20261201T101500Z-defrag-aaaaaa/run.json",
+            "{}",
+        )
+        .file(
+            ".etcdrill/runs/20261202T101500Z-compact-bbbbbb/run.json",
+            "{}",
+        )
+        .args(["resume", "20261126T001500Z-restore-3-node-1a2b3c"])
+        .run()
+        .failure();
+    insta::assert_snapshot!("missing_run_others_there", output.snapshot());
+}
+
+#[test]
+fn a_day2_command_names_the_nodes_of_the_inventory() {
+    let output = planned()
+        .args(["defrag", "cp4", "-i", "inv.yaml"])
+        .run()
+        .failure();
+    insta::assert_snapshot!("day2_unknown_node", output.snapshot());
+}
+
+#[test]
+fn the_builtin_runbooks_plan_on_one_and_three_nodes() {
+    let one = INVENTORY.replace(
+        "  - {name: cp2, address: 10.0.0.2}\n  - {name: cp3, address: 10.0.0.3}\n",
+        "",
+    );
+    for (inventory, nodes) in [(INVENTORY.to_string(), 3), (one, 1)] {
+        for (runbook, params) in [
+            ("defrag", &["-p", "node=cp1"][..]),
+            ("move-leader", &["-p", "node=cp1"][..]),
+            ("alarm-disarm", &[][..]),
+        ] {
+            let output = Test::new()
+                .file("inv.yaml", &inventory)
+                .args([
+                    "plan",
+                    &repo_root()
+                        .join(format!("runbooks/builtin/{runbook}.yaml"))
+                        .display()
+                        .to_string(),
+                    "-i",
+                    "inv.yaml",
+                ])
+                .args(params)
+                .run()
+                .success();
+            assert_plan_snapshot!(
+                format!("builtin__{runbook}__{nodes}_nodes"),
+                output
+                    .stdout
+                    .replace(&repo_root().display().to_string(), "[ROOT]")
+            );
+        }
+    }
+}
+
+/// A runbook whose steps all run on the controller: it runs anywhere, without SSH or etcd.
+const LOCAL_RUNBOOK: &str = "\
+name: local
+summary: Steps on the controller only
+params:
+  fail: {type: bool, default: false}
+steps:
+  - {id: hello, title: Say hello, on: controller, action: shell, probe: true, with: {run: 'echo hello from the controller'}}
+  - id: broken
+    title: Fail when asked
+    on: controller
+    action: shell
+    probe: true
+    needs: [hello]
+    when: params.fail
+    with: {run: 'echo it broke >&2; exit 3'}
+";
+
+#[test]
+fn quiet_shows_failures_and_the_result_and_verbose_shows_operations_and_output() {
+    let run = |flags: &[&str], fail: bool| {
+        planned()
+            .file("local.yaml", LOCAL_RUNBOOK)
+            .args(["run", "local.yaml", "-i", "inv.yaml", "--work-dir", "w"])
+            .args(["-p", &format!("fail={fail}")])
+            .args(flags)
+            .run()
+    };
+    let normal = run(&[], false).success();
+    assert!(normal.stderr.contains("ok      hello"), "{}", normal.stderr);
+    // Without a terminal a step's start is a line of its own; only verbose adds the operation.
+    assert!(
+        normal.stderr.contains("start   hello: Say hello"),
+        "{}",
+        normal.stderr
+    );
+    assert!(
+        !normal.stderr.contains("shell script on the controller"),
+        "{}",
+        normal.stderr
+    );
+
+    let verbose = run(&["--verbose"], false).success();
+    for shown in [
+        "start   hello: Say hello",
+        "shell script on the controller",
+        "echo hello from the controller",
+        "\n        hello from the controller",
+    ] {
+        assert!(
+            verbose.stderr.contains(shown),
+            "{shown}:\n{}",
+            verbose.stderr
+        );
+    }
+
+    let quiet = run(&["-q"], false).success();
+    assert!(!quiet.stderr.contains("hello"), "{}", quiet.stderr);
+    assert!(
+        quiet.stderr.contains("result: SUCCEEDED"),
+        "{}",
+        quiet.stderr
+    );
+
+    let failed = run(&["--quiet"], true).failure();
+    assert!(
+        !failed.stderr.contains("ok      hello"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("FAILED  broken"),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.stderr.contains("it broke"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("result: FAILED"),
+        "{}",
+        failed.stderr
+    );
 }

@@ -457,3 +457,58 @@ fn snapshot_save_verify_and_status_round_trip_with_metadata() {
     );
     assert!(finding(&json, "no-backup").is_some(), "{:?}", codes(&json));
 }
+
+/// What a new user sees first: standard error of a read command that could not connect, with the
+/// endpoint redacted.
+fn connection_error(bed: &Bed, args: &[&str]) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let outcome = Etcdrill::new(work.path())
+        .args(args)
+        .env("ETCDCTL_CERT", "")
+        .env("ETCDCTL_KEY", "")
+        .env("ETCDCTL_CACERT", "")
+        .run()
+        .expect_code(1);
+    let url = &bed.client_urls()[0];
+    outcome
+        .stderr()
+        .replace(url, "https://[ENDPOINT]")
+        .replace(&url.replace("https://", "http://"), "http://[ENDPOINT]")
+}
+
+#[test]
+fn connection_mistakes_a_new_user_makes_are_explained() {
+    let Some(bed) = bed(BedConfig::new(1)) else {
+        return;
+    };
+    let url = bed.client_urls()[0].clone();
+    let ca = bed.tls().ca_cert.display().to_string();
+    // No client certificate for a member with mutual TLS ("no endpoint answered" before).
+    for command in ["health", "members", "alarm"] {
+        let mut args = vec![command];
+        if command == "alarm" {
+            args.push("list");
+        }
+        args.extend(["--endpoints", &url, "--cacert", &ca]);
+        let error = connection_error(&bed, &args);
+        assert!(
+            error.contains("no client certificate was given"),
+            "{command}: {error}"
+        );
+        if command == "health" {
+            insta::assert_snapshot!("no_client_certificate", error);
+        }
+    }
+    // http:// against a member that serves TLS ("broken pipe" before).
+    let plain = url.replace("https://", "http://");
+    let error = connection_error(&bed, &["status", "--endpoints", &plain]);
+    insta::assert_snapshot!("http_against_tls", error);
+    // With the certificate, the same endpoint answers.
+    let client = bed.tls();
+    Etcdrill::new(Path::new("."))
+        .args(["health", "--endpoints", &url, "--cacert", &ca])
+        .args(["--cert", &client.client_cert.display().to_string()])
+        .args(["--key", &client.client_key.display().to_string()])
+        .run()
+        .expect_code(0);
+}

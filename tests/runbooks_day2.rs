@@ -483,3 +483,226 @@ fn scale_grows_three_members_to_five_and_back_to_three() {
     assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 200);
     eprintln!("shrink took {:.1?}", shrink.took);
 }
+
+/// A work dir with an inventory of `bed` (runs under `work/runs`), for the day-2 commands.
+fn day2_work(bed: &Bed) -> (tempfile::TempDir, String) {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = support::write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(bed, work.path()),
+    );
+    (work, inventory.display().to_string())
+}
+
+/// `etcdrill ARGS -i INVENTORY` in `work`, and the run directory it made, if it made one.
+fn day2(
+    work: &Path,
+    inventory: &str,
+    args: &[&str],
+) -> (support::Outcome, Option<std::path::PathBuf>) {
+    let before = run_dirs(work);
+    let outcome = support::Etcdrill::new(work)
+        .args(args)
+        .args(["-i", inventory])
+        .run();
+    eprintln!("etcdrill {}:\n{}", args.join(" "), outcome.shown());
+    let made = run_dirs(work).into_iter().find(|d| !before.contains(d));
+    (outcome, made)
+}
+
+fn run_dirs(work: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(work.join("runs"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn defrag_and_move_leader_guard_the_leader_and_a_member_that_is_down() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    let (work, inventory) = day2_work(&bed);
+    let (_, leader) = statuses(&bed);
+    let follower = bed
+        .nodes()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .find(|n| *n != leader)
+        .unwrap();
+
+    // The leader is refused: nothing is defragmented, and the journal says why.
+    let (refused, dir) = day2(work.path(), &inventory, &["defrag", &leader]);
+    let refused = refused.expect_code(1);
+    assert!(refused.stderr().contains("it leads"), "{}", refused.shown());
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert!(failure(&journal, "not-the-leader").contains("move leadership first"));
+    assert!(
+        !succeeded(&journal).iter().any(|s| s.starts_with("defrag@")),
+        "{:#?}",
+        succeeded(&journal)
+    );
+
+    // Hand leadership over, then the old leader is a follower like any other.
+    let (moved, dir) = day2(work.path(), &inventory, &["move-leader", &follower]);
+    moved.expect_code(0);
+    assert_eq!(statuses(&bed).1, follower);
+    let moved_run = dir.expect("a run directory");
+    assert_eq!(
+        step_result(&support::journal(&moved_run), "leads").as_deref(),
+        Some("succeeded")
+    );
+    // Check mode runs the guards and only shows the defragmentation.
+    let (checked, dir) = day2(work.path(), &inventory, &["defrag", &leader, "--check"]);
+    checked.expect_code(0);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert_eq!(
+        step_result(&journal, &format!("defrag@{leader}")).as_deref(),
+        Some("shown")
+    );
+    let (defragmented, dir) = day2(work.path(), &inventory, &["defrag", &leader]);
+    defragmented.expect_code(0);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert_eq!(
+        step_result(&journal, &format!("defrag@{leader}")).as_deref(),
+        Some("succeeded")
+    );
+
+    // A day-2 run is a run like any other: its report is written again from its journal.
+    let id = moved_run
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    support::Etcdrill::new(work.path())
+        .args([
+            "report",
+            &id,
+            "--work-dir",
+            &work.path().display().to_string(),
+        ])
+        .run()
+        .expect_code(0);
+
+    // With a member down, no member is defragmented: the one being rewritten could take the
+    // majority with it.
+    let down = bed.nodes().iter().find(|n| n.name() != follower).unwrap();
+    let other = bed
+        .nodes()
+        .iter()
+        .find(|n| n.name() != follower && n.name() != down.name())
+        .unwrap();
+    bed.stop_member(down).unwrap();
+    let (refused, dir) = day2(work.path(), &inventory, &["defrag", other.name()]);
+    refused.expect_code(1);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert_eq!(
+        step_result(&journal, "members-answer").as_deref(),
+        Some("failed")
+    );
+    assert!(
+        !succeeded(&journal).iter().any(|s| s.starts_with("defrag@")),
+        "{:#?}",
+        succeeded(&journal)
+    );
+    bed.start_member(down).unwrap();
+}
+
+#[test]
+fn a_single_member_recovers_from_nospace_with_the_day2_commands() {
+    let Some(bed) = bed(BedConfig::new(1).quota_backend_bytes(4 * 1024 * 1024)) else {
+        return;
+    };
+    let (work, inventory) = day2_work(&bed);
+    let node = bed.nodes()[0].name().to_owned();
+    assert!(
+        bed.seed(80, 100_000).is_err(),
+        "writing 8 MB under a 4 MiB quota failed nowhere"
+    );
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.expect_code(0).stdout()).unwrap();
+    assert_eq!(listed["alarms"][0]["alarm"], "NOSPACE", "{listed}");
+
+    // Free the space: deletions are allowed under NOSPACE; compaction frees the pages, and the
+    // defragmentation gives them back. The only member leads, and there is no one to hand over to.
+    bed.etcdctl(&["del", "--prefix", etcdrill_testbed::SEED_PREFIX])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let rev = revision(&bed).to_string();
+    bed.etcdctl(&["compact", &rev, "--physical"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let (before, _) = statuses(&bed);
+    let (moved, _) = day2(work.path(), &inventory, &["move-leader", &node]);
+    moved.expect_code(0);
+    let (defragmented, dir) = day2(work.path(), &inventory, &["defrag", &node]);
+    defragmented.expect_code(0);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert_eq!(
+        step_result(&journal, &format!("defrag@{node}")).as_deref(),
+        Some("succeeded")
+    );
+    let (after, _) = statuses(&bed);
+    assert!(
+        after[&node].0 < before[&node].0 / 2,
+        "{before:?} -> {after:?}"
+    );
+
+    let (disarmed, _) = day2(work.path(), &inventory, &["alarm", "disarm"]);
+    disarmed.expect_code(0);
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list"]);
+    assert_eq!(listed.expect_code(0).stdout(), "no active alarm\n");
+    bed.etcdctl(&["put", "/after/nospace", "ok"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+
+    // CORRUPT is disarmed only when told that the corrupted member was restored.
+    raise_corrupt(&bed);
+    let (refused, dir) = day2(work.path(), &inventory, &["alarm", "disarm"]);
+    refused.expect_code(1);
+    let journal = support::journal(&dir.expect("a run directory"));
+    assert!(failure(&journal, "disarmable").contains("CORRUPT"));
+    assert_eq!(
+        step_result(&journal, "disarm"),
+        None,
+        "nothing was disarmed"
+    );
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list"]);
+    assert!(listed.expect_code(0).stdout().contains("CORRUPT"));
+    let (disarmed, _) = day2(work.path(), &inventory, &["alarm", "disarm", "--corrupt"]);
+    disarmed.expect_code(0);
+    let (listed, _) = day2(work.path(), &inventory, &["alarm", "list"]);
+    assert_eq!(listed.expect_code(0).stdout(), "no active alarm\n");
+}
+
+/// Raises a CORRUPT alarm for the bed's first member, as the leader's corruption check would.
+fn raise_corrupt(bed: &Bed) {
+    let tls = bed.tls();
+    let files = etcdrill::inventory::TlsFiles {
+        ca: tls.ca_cert.display().to_string(),
+        cert: tls.client_cert.display().to_string(),
+        key: tls.client_key.display().to_string(),
+    };
+    let access = etcdrill::etcd::EtcdAccess::resolve(Some(&files)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = access.client(&bed.client_urls()[..1]).await.unwrap();
+        let member = client.status().await.unwrap().header().unwrap().member_id();
+        let mut options = etcd_client::AlarmOptions::new();
+        options.with_member(member);
+        client
+            .alarm(
+                etcd_client::AlarmAction::Activate,
+                etcd_client::AlarmType::Corrupt,
+                Some(options),
+            )
+            .await
+            .unwrap();
+    });
+}

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CliError;
-use super::inspect::{OutputFormat, print, print_json, runtime};
+use super::inspect::runtime;
+use super::output::{OutputArgs, print, print_document};
 use crate::backup;
 use crate::backup::destination::Destination;
 use crate::backup::retention::RetentionPolicy;
@@ -26,8 +27,8 @@ pub struct ShipArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill snapshot list`.
@@ -42,8 +43,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill snapshot prune`.
@@ -68,8 +69,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Parses destinations given on the command line; a relative directory is taken from the
@@ -105,9 +106,10 @@ pub(super) fn ship(args: &ShipArgs, out: &mut dyn Write) -> Result<(), CliError>
             });
         },
     ));
-    if args.output == OutputFormat::Json {
-        print_json(
+    if args.output.is_document() {
+        print_document(
             out,
+            args.output,
             &serde_json::json!({ "snapshot": args.path.display().to_string(), "copies": copies }),
         )?;
     } else if let Ok(shipped) = &result {
@@ -139,9 +141,10 @@ pub(super) fn list(args: &ListArgs, out: &mut dyn Write) -> Result<(), CliError>
         .block_on(backup::list(&destination, args.verify, args.timeout))
         .map_err(CliError::Backup)?;
     let bad = copies.iter().filter(|c| c.problem.is_some()).count();
-    if args.output == OutputFormat::Json {
-        print_json(
+    if args.output.is_document() {
+        print_document(
             out,
+            args.output,
             &serde_json::json!({
                 "destination": destination.to_string(),
                 "verified": args.verify,
@@ -268,9 +271,10 @@ pub(super) fn prune(args: &PruneArgs, out: &mut dyn Write) -> Result<(), CliErro
             }
         }
     }
-    if args.output == OutputFormat::Json {
-        print_json(
+    if args.output.is_document() {
+        print_document(
             out,
+            args.output,
             &serde_json::json!({ "dry_run": args.dry_run, "destinations": reports }),
         )?;
     } else {

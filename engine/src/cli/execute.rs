@@ -1,15 +1,15 @@
 //! `run`, `resume` and `rollback`: the commands that touch a cluster. They compile exactly as
 //! `plan` does, then hand the plan to the executor.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
-use super::{CliError, load_all, read};
+use super::{CliError, load_all, read, read_inventory};
 use crate::document::Document;
-use crate::exec::progress::Reporter;
-use crate::exec::run_dir::{RunDir, RunRecord};
+use crate::exec::progress::{Reporter, Verbosity};
+use crate::exec::run_dir::{RunDir, RunDirError, RunRecord};
 use crate::exec::terminal::Terminal;
 use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
 use crate::inventory::Cluster;
@@ -17,6 +17,7 @@ use crate::journal::{Journal, RunResult, Timestamp};
 use crate::plan::{ParamInput, Plan, compile};
 use crate::report::{self, DrillFacts, Report, ReportContext};
 use crate::runbook::Runbook;
+use crate::runbook::builtin::Builtin;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -28,7 +29,8 @@ pub enum Output {
     Json,
 }
 
-/// Options shared by the commands that run steps.
+/// Consent and scheduling: the options of the commands that start steps (`run`, `resume`,
+/// `drill run`).
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Consent to destructive steps and confirmation gates without being asked.
@@ -43,12 +45,35 @@ pub struct ExecArgs {
     /// After a failure: undo the completed steps (`rollback`), or leave everything for a person (`stop`).
     #[arg(long, value_enum, default_value_t)]
     pub on_failure: OnFailure,
-    /// How progress is shown.
-    #[arg(long, value_enum, default_value_t)]
+}
+
+/// How a run's progress is shown: the `-o` of the commands that run steps.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ProgressArgs {
+    /// Progress for people on standard error, or the journal's events as JSON lines on standard
+    /// output.
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_short_alias = 'w',
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t
+    )]
     pub output: Output,
+}
+
+/// Where run directories are.
+#[derive(Debug, Args)]
+pub struct WorkDirArgs {
     /// Where run directories go (default: the inventory's `controller.work_dir`, else `.etcdrill`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+}
+
+/// The metrics textfile a run updates.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
     /// After the run, update this Prometheus textfile (node_exporter's textfile collector):
     /// last run, last success, and the time and size of the last good backup.
     #[arg(long, value_name = "FILE")]
@@ -69,12 +94,21 @@ pub struct RunArgs {
     /// Check mode: probes run live against the cluster, actions are rendered and shown, not run.
     #[arg(long)]
     pub check: bool,
-    /// Options shared with resume.
+    /// Consent and scheduling.
     #[command(flatten)]
     pub exec: ExecArgs,
+    /// Progress.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Run directories.
+    #[command(flatten)]
+    pub work_dir: WorkDirArgs,
+    /// Metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
-/// Arguments of `etcdrill resume` and `etcdrill rollback`.
+/// The run a command continues, undoes or reports on.
 #[derive(Debug, Args)]
 pub struct RunRefArgs {
     /// The run: its directory, or its id under the work dir's `runs/`.
@@ -82,61 +116,148 @@ pub struct RunRefArgs {
     /// Secret parameter values again (they are never stored); other values come from the run.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Options shared with run.
+    /// Where the run's directory is (default: `.etcdrill`).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Arguments of `etcdrill resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRefArgs,
+    /// Consent and scheduling.
     #[command(flatten)]
     pub exec: ExecArgs,
+    /// Progress.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Arguments of `etcdrill rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRefArgs,
+    /// Progress.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Arguments of `etcdrill report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRefArgs,
 }
 
 /// `etcdrill run`.
-pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
+pub(super) fn run(args: &RunArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let (runbook, cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
-    let plan = compile(&runbook, &cluster, &inputs)?;
-    let work_dir = work_dir(&args.exec, &cluster);
-    let secrets = secret_values(&runbook, &inputs);
-    let options = options(&args.exec, args.check);
-    let record = |dir: &RunDir| {
-        RunRecord::with_params(
-            &dir.id,
-            (&args.runbook, &args.inventory),
-            args.check,
-            &runbook.value,
-            &inputs,
-        )
+    let launch = Launch {
+        runbook_path: &args.runbook,
+        inventory_path: &args.inventory,
+        check: args.check,
+        options: options(&args.exec, args.check),
+        progress: args.progress,
+        verbosity,
+        work_dir: args.work_dir.work_dir.as_deref(),
+        metrics_textfile: args.metrics.metrics_textfile.as_deref(),
     };
-    let terminal = Terminal::detect();
-    let mut reporter = reporter(args.exec.output, &terminal);
-    let summary = with_runtime(|shutdown| async {
-        let inputs = RunInputs {
-            runbook: &runbook,
-            cluster: &cluster,
-            params: &inputs,
-            plan: &plan,
-            secrets: secrets.clone(),
+    launch.run(&runbook, &cluster, &inputs)
+}
+
+/// How a new run is started: by `run` from a runbook file, or by a day-2 command from a built-in
+/// runbook.
+pub(super) struct Launch<'a> {
+    /// The runbook as recorded in `run.json` (a file, or `builtin:NAME`).
+    pub(super) runbook_path: &'a Path,
+    /// The inventory file.
+    pub(super) inventory_path: &'a Path,
+    /// Check mode.
+    pub(super) check: bool,
+    /// Consent and scheduling.
+    pub(super) options: RunOptions,
+    /// Progress.
+    pub(super) progress: ProgressArgs,
+    /// How much progress.
+    pub(super) verbosity: Verbosity,
+    /// `--work-dir`.
+    pub(super) work_dir: Option<&'a Path>,
+    /// `--metrics-textfile`.
+    pub(super) metrics_textfile: Option<&'a Path>,
+}
+
+impl Launch<'_> {
+    /// Compiles the runbook exactly as `plan` does, runs it and writes its report.
+    pub(super) fn run(
+        self,
+        runbook: &Document<Runbook>,
+        cluster: &Cluster,
+        inputs: &[ParamInput],
+    ) -> Result<(), CliError> {
+        let plan = compile(runbook, cluster, inputs)?;
+        let work_dir = work_dir(self.work_dir, cluster);
+        let secrets = secret_values(runbook, inputs);
+        let record = |dir: &RunDir| {
+            RunRecord::with_params(
+                &dir.id,
+                (self.runbook_path, self.inventory_path),
+                self.check,
+                &runbook.value,
+                inputs,
+            )
         };
-        exec::run(
-            inputs,
-            options,
-            &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
+        let terminal = Terminal::detect();
+        let mut reporter = reporter(self.progress, self.verbosity, &terminal);
+        let summary = with_runtime(|shutdown| async {
+            let inputs = RunInputs {
+                runbook,
+                cluster,
+                params: inputs,
+                plan: &plan,
+                secrets: secrets.clone(),
+            };
+            exec::run(
+                inputs,
+                self.options,
+                &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
+                &mut reporter,
+                &work_dir,
+                record,
+                shutdown,
+            )
+            .await
+        })?;
+        finish(
+            &plan,
+            &summary,
+            &secrets,
+            self.metrics_textfile,
             &mut reporter,
-            &work_dir,
-            record,
-            shutdown,
         )
-        .await
-    })?;
-    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
+    }
 }
 
 /// `etcdrill resume`.
-pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
-    let (dir, runbook, cluster, inputs, plan) = reopen(args)?;
+pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliError> {
+    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run)?;
     let options = options(
         &args.exec,
         dir.read_record().map_err(exec::ExecError::from)?.check,
     );
     let secrets = secret_values(&runbook, &inputs);
     let terminal = Terminal::detect();
-    let mut reporter = reporter(args.exec.output, &terminal);
+    let mut reporter = reporter(args.progress, verbosity, &terminal);
     let summary = with_runtime(|shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -155,15 +276,21 @@ pub(super) fn resume(args: &RunRefArgs) -> Result<(), CliError> {
         )
         .await
     })?;
-    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
+    finish(
+        &plan,
+        &summary,
+        &secrets,
+        args.metrics.metrics_textfile.as_deref(),
+        &mut reporter,
+    )
 }
 
 /// `etcdrill rollback`.
-pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
-    let (dir, runbook, cluster, inputs, plan) = reopen(args)?;
+pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), CliError> {
+    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run)?;
     let secrets = secret_values(&runbook, &inputs);
     let terminal = Terminal::detect();
-    let mut reporter = reporter(args.exec.output, &terminal);
+    let mut reporter = reporter(args.progress, verbosity, &terminal);
     let summary = with_runtime(|_shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -174,14 +301,20 @@ pub(super) fn rollback(args: &RunRefArgs) -> Result<(), CliError> {
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
-    finish(&plan, &summary, &secrets, &args.exec, &mut reporter)
+    finish(
+        &plan,
+        &summary,
+        &secrets,
+        args.metrics.metrics_textfile.as_deref(),
+        &mut reporter,
+    )
 }
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
-pub(super) fn report(args: &RunRefArgs) -> Result<(), CliError> {
-    let (dir, runbook, _cluster, inputs, plan) = reopen(args)?;
+pub(super) fn report(args: &ReportArgs, verbosity: Verbosity) -> Result<(), CliError> {
+    let (dir, runbook, _cluster, inputs, plan) = reopen(&args.run)?;
     let terminal = Terminal::detect();
-    let mut reporter = reporter(args.exec.output, &terminal);
+    let mut reporter = reporter(ProgressArgs::default(), verbosity, &terminal);
     write_report(
         &plan,
         &dir,
@@ -195,12 +328,12 @@ fn finish(
     plan: &Plan,
     summary: &RunSummary,
     secrets: &[String],
-    exec: &ExecArgs,
+    metrics_textfile: Option<&Path>,
     reporter: &mut Reporter,
 ) -> Result<(), CliError> {
     let journal = read_journal(&summary.dir)?;
     write_report_from(plan, &summary.dir, &journal, secrets, None, reporter)?;
-    if let Some(path) = &exec.metrics_textfile {
+    if let Some(path) = metrics_textfile {
         let sample = report::metrics::run_sample(plan, &journal, summary.result);
         crate::textfile::update(path, &sample).map_err(CliError::Metrics)?;
         reporter.note(&format!("metrics: {}", path.display()));
@@ -269,15 +402,24 @@ type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
 /// Loads what a run was started with, secrets given again with `-p`, and compiles it.
 fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
     let work_dir = args
-        .exec
         .work_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(".etcdrill"));
-    let dir = RunDir::open(&args.run, &work_dir).map_err(exec::ExecError::from)?;
+    let dir = RunDir::open(&args.run, &work_dir).map_err(|err| match err {
+        RunDirError::NotFound(run) => CliError::NoRun {
+            newest: newest_runs(&work_dir.join("runs"), 3),
+            runs: work_dir.join("runs"),
+            run,
+        },
+        other => exec::ExecError::from(other).into(),
+    })?;
     let record = dir.read_record().map_err(exec::ExecError::from)?;
     let given = super::param_inputs(&args.params)?;
-    let runbook = Runbook::load(read(&record.runbook)?)?;
-    let cluster = Cluster::load(read(&record.inventory)?)?;
+    let runbook = match Builtin::at(&record.runbook) {
+        Some(builtin) => Runbook::load(builtin.source())?,
+        None => Runbook::load(read(&record.runbook)?)?,
+    };
+    let cluster = Cluster::load(read_inventory(&record.inventory)?)?;
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (
@@ -327,9 +469,25 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
     Ok((dir, runbook, cluster, inputs, plan))
 }
 
-fn work_dir(exec: &ExecArgs, cluster: &Cluster) -> PathBuf {
-    exec.work_dir
-        .clone()
+/// The ids of the newest `count` runs under `runs`, newest first (run ids sort by time).
+fn newest_runs(runs: &Path, count: usize) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(runs)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("run.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.truncate(count);
+    ids
+}
+
+fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
         .or_else(|| {
             cluster
                 .inventory()
@@ -351,9 +509,9 @@ fn options(exec: &ExecArgs, check: bool) -> RunOptions {
     }
 }
 
-fn reporter(output: Output, terminal: &Terminal) -> Reporter {
-    match output {
-        Output::Human => Reporter::human(terminal),
+fn reporter(progress: ProgressArgs, verbosity: Verbosity, terminal: &Terminal) -> Reporter {
+    match progress.output {
+        Output::Human => Reporter::human(terminal).with_verbosity(verbosity),
         Output::Json => Reporter::json(Box::new(std::io::stdout())),
     }
 }
@@ -435,6 +593,9 @@ pub struct DrillArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum DrillCommand {
     /// Stage the drill's disaster, run its runbook, verify the recovery and write the report.
+    #[command(after_help = "Examples:
+  etcdrill drill run drills/restore-3-node.yaml --yes
+  etcdrill drill run drills/sandbox-restore.yaml --yes -o json")]
     Run(DrillRunArgs),
 }
 
@@ -443,19 +604,25 @@ pub enum DrillCommand {
 pub struct DrillRunArgs {
     /// The drill file.
     pub drill: PathBuf,
-    /// Options shared with run.
+    /// Consent and scheduling.
     #[command(flatten)]
     pub exec: ExecArgs,
+    /// Progress.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Run directories.
+    #[command(flatten)]
+    pub work_dir: WorkDirArgs,
 }
 
 /// `etcdrill drill run`.
-pub(super) fn drill(args: &DrillArgs) -> Result<(), CliError> {
+pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let DrillCommand::Run(args) = &args.command;
-    let prepared = crate::drill::prepare(&args.drill, args.exec.work_dir.as_deref())?;
-    let work_dir = work_dir(&args.exec, &prepared.cluster);
+    let prepared = crate::drill::prepare(&args.drill, args.work_dir.work_dir.as_deref())?;
+    let work_dir = work_dir(args.work_dir.work_dir.as_deref(), &prepared.cluster);
     let options = options(&args.exec, false);
     let terminal = Terminal::detect();
-    let mut reporter = reporter(args.exec.output, &terminal);
+    let mut reporter = reporter(args.progress, verbosity, &terminal);
     let outcome = with_runtime(|shutdown| async {
         crate::drill::run(
             &prepared,

@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
-use super::{CliError, read};
+use super::output::{OutputArgs, print, print_document};
+use super::{CliError, read_inventory};
 use crate::diagnose::collect::{self, Options};
 use crate::diagnose::{Facts, Severity, Target, TargetFlags, findings, rules, table};
 use crate::etcd::{self, EtcdAccess, EtcdError};
@@ -19,16 +20,6 @@ use crate::inventory::Cluster;
 use crate::runbook::action::{Action, SnapshotSaveArgs};
 use crate::snapshot::meta::SnapshotMeta;
 use crate::source::SourceFile;
-
-/// Table for people, or JSON for tools.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Aligned columns.
-    #[default]
-    Table,
-    /// One JSON document.
-    Json,
-}
 
 /// Which cluster to ask, and how.
 #[derive(Debug, Clone, Args)]
@@ -60,8 +51,8 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill diagnose`.
@@ -71,8 +62,8 @@ pub struct DiagnoseArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Where snapshots are kept (with their `.meta.json` files): a directory,
     /// ssh://[USER@]HOST[:PORT]/DIR or s3://BUCKET[/PREFIX]; repeat for each place.
     #[arg(long, value_name = "DEST")]
@@ -95,16 +86,30 @@ pub struct SnapshotArgs {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Stream a snapshot from a member to PATH, and write PATH.meta.json beside it.
+    #[command(after_help = "Examples:
+  etcdrill snapshot save /var/backups/etcd/etcd.db -i inventory.yaml
+  etcdrill snapshot save /var/backups/etcd/etcd.db -i inventory.yaml --from cp2 -o json")]
     Save(SnapshotSaveCliArgs),
     /// Check a snapshot file: sha256 trailer and bbolt structure (no etcdutl needed).
+    #[command(after_help = "Examples:
+  etcdrill snapshot verify /var/backups/etcd/etcd.db")]
     Verify(SnapshotFileArgs),
     /// Show what `etcdutl snapshot status` shows (hash, revision, keys, size), natively.
+    #[command(after_help = "Examples:
+  etcdrill snapshot status /var/backups/etcd/etcd.db -w json")]
     Status(SnapshotFileArgs),
     /// Copy a snapshot to directories, backup hosts (SSH) or S3, reading every copy back.
+    #[command(after_help = "Examples:
+  etcdrill snapshot ship /var/backups/etcd/etcd.db --to s3://etcd-backups/prod --to ssh://backup@vault/srv/etcd")]
     Ship(super::backup::ShipArgs),
     /// List the copies in a destination, newest first (--verify reads each back).
+    #[command(after_help = "Examples:
+  etcdrill snapshot list s3://etcd-backups/prod --verify
+  etcdrill snapshot list /var/backups/etcd -o yaml")]
     List(super::backup::ListArgs),
     /// Delete the copies a retention policy does not keep, per cluster.
+    #[command(after_help = "Examples:
+  etcdrill snapshot prune s3://etcd-backups/prod --keep-last 7 --keep-daily 14 --keep-weekly 8 --dry-run")]
     Prune(super::backup::PruneArgs),
 }
 
@@ -123,8 +128,8 @@ pub struct SnapshotSaveCliArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub save_timeout: Duration,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `etcdrill snapshot verify` and `snapshot status`.
@@ -133,8 +138,8 @@ pub struct SnapshotFileArgs {
     /// The snapshot file.
     pub path: PathBuf,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Which inspection command.
@@ -151,7 +156,7 @@ pub enum Inspect {
 /// The inventory when given, else an empty cluster; and whether one was given.
 fn load_cluster(target: &TargetArgs) -> Result<(Cluster, bool), CliError> {
     match &target.inventory {
-        Some(path) => Ok((Cluster::load(read(path)?)?, true)),
+        Some(path) => Ok((Cluster::load(read_inventory(path)?)?, true)),
         None => Ok((empty_cluster(), false)),
     }
 }
@@ -188,31 +193,45 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-pub(super) fn print(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes()).map_err(CliError::Output)
-}
-
-pub(super) fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
-    text.push('\n');
-    print(out, &text)
-}
-
-fn gather(
+/// Gathers the facts `options` asks for; also why the endpoints that failed most likely failed
+/// (see [`failure_hint`]).
+pub(super) fn gather(
     target: &TargetArgs,
     options: impl FnOnce(&Cluster, bool) -> Options,
-) -> Result<Facts, CliError> {
+) -> Result<(Facts, Option<String>), CliError> {
     let (cluster, with_inventory) = load_cluster(target)?;
     let (resolved, access) = resolve(target, with_inventory.then_some(&cluster))?;
     let options = options(&cluster, with_inventory);
     let runtime = runtime()?;
-    Ok(runtime.block_on(collect::collect(
+    let facts = runtime.block_on(collect::collect(
         &resolved,
         &access,
         &cluster,
         with_inventory,
         &options,
-    )))
+    ));
+    let hint = failure_hint(&access, &facts);
+    Ok((facts, hint))
+}
+
+/// The first explanation [`EtcdAccess::explain_failure`] finds for an endpoint's error.
+fn failure_hint(access: &EtcdAccess, facts: &Facts) -> Option<String> {
+    facts.endpoints.iter().find_map(|endpoint| {
+        [&endpoint.status_error, &endpoint.health_error]
+            .into_iter()
+            .flatten()
+            .find_map(|error| access.explain_failure(&endpoint.endpoint, error))
+            .map(|why| format!("{}: {why}", endpoint.endpoint))
+    })
+}
+
+/// The error of a read command whose endpoints did not all answer.
+fn unhealthy(unhealthy: usize, total: usize, hint: Option<String>) -> CliError {
+    CliError::Unhealthy {
+        unhealthy,
+        total,
+        hint,
+    }
 }
 
 /// `etcdrill health`, `status` and `members`.
@@ -221,7 +240,7 @@ pub(super) fn inspect(
     args: &InspectArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let facts = gather(&args.target, |_, _| Options {
+    let (facts, hint) = gather(&args.target, |_, _| Options {
         timeout: args.target.timeout,
         health: which == Inspect::Health,
         metrics: false,
@@ -230,11 +249,11 @@ pub(super) fn inspect(
         runs: None,
         inventory: None,
     })?;
-    let json = args.output == OutputFormat::Json;
+    let json = args.output.is_document();
     match which {
         Inspect::Health => {
             if json {
-                print_json(out, &table::health_json(&facts))?;
+                print_document(out, args.output, &table::health_json(&facts))?;
             } else {
                 print(out, &table::health_table(&facts))?;
             }
@@ -245,33 +264,35 @@ pub(super) fn inspect(
                 .filter(|e| e.healthy != Some(true))
                 .count();
             if unhealthy > 0 {
-                return Err(CliError::Unhealthy { unhealthy, total });
+                return Err(self::unhealthy(unhealthy, total, hint));
             }
         }
         Inspect::Status => {
             if json {
-                print_json(out, &table::status_json(&facts))?;
+                print_document(out, args.output, &table::status_json(&facts))?;
             } else {
                 print(out, &table::status_table(&facts))?;
             }
             if !facts.endpoints.iter().any(|e| e.status.is_some()) {
-                return Err(CliError::Unhealthy {
-                    unhealthy: facts.endpoints.len(),
-                    total: facts.endpoints.len(),
-                });
+                return Err(unhealthy(
+                    facts.endpoints.len(),
+                    facts.endpoints.len(),
+                    hint,
+                ));
             }
         }
         Inspect::Members => {
             if json {
-                print_json(out, &table::members_json(&facts))?;
+                print_document(out, args.output, &table::members_json(&facts))?;
             } else {
                 print(out, &table::members_table(&facts))?;
             }
             if facts.members.is_none() {
-                return Err(CliError::Unhealthy {
-                    unhealthy: facts.endpoints.len(),
-                    total: facts.endpoints.len(),
-                });
+                return Err(unhealthy(
+                    facts.endpoints.len(),
+                    facts.endpoints.len(),
+                    hint,
+                ));
             }
         }
     }
@@ -285,7 +306,7 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
         .iter()
         .map(|text| super::backup::destination(text))
         .collect::<Result<Vec<_>, _>>()?;
-    let facts = gather(&args.target, |cluster, with_inventory| {
+    let (facts, hint) = gather(&args.target, |cluster, with_inventory| {
         let runs = args.runs.clone().unwrap_or_else(|| {
             with_inventory
                 .then(|| cluster.inventory().controller.work_dir.clone())
@@ -308,13 +329,13 @@ pub(super) fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<(), C
         }
     })?;
     let found = rules::evaluate(&facts);
-    if args.output == OutputFormat::Json {
-        print_json(out, &table::diagnose_json(&facts, &found))?;
+    if args.output.is_document() {
+        print_document(out, args.output, &table::diagnose_json(&facts, &found))?;
     } else {
         print(out, &table::diagnose_table(&facts, &found))?;
     }
     match findings::worst(&found) {
-        Some(worst) if worst > Severity::Info => Err(CliError::Findings { worst }),
+        Some(worst) if worst > Severity::Info => Err(CliError::Findings { worst, hint }),
         _ => Ok(()),
     }
 }
@@ -406,11 +427,11 @@ fn snapshot_save(args: &SnapshotSaveCliArgs, out: &mut dyn Write) -> Result<(), 
     })?;
     let meta_path = SnapshotMeta::path_for(&args.path);
     let meta = SnapshotMeta::read(&meta_path)?;
-    if args.output == OutputFormat::Json {
+    if args.output.is_document() {
         let mut value = serde_json::to_value(&meta).expect("metadata serialises");
         value["path"] = args.path.display().to_string().into();
         value["meta_path"] = meta_path.display().to_string().into();
-        print_json(out, &value)
+        print_document(out, args.output, &value)
     } else {
         print(
             out,
@@ -476,9 +497,10 @@ fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
         _ => String::new(),
     };
     let meta = check_meta(&args.path, Some(&sha256), status.file_size)?;
-    if args.output == OutputFormat::Json {
-        return print_json(
+    if args.output.is_document() {
+        return print_document(
             out,
+            args.output,
             &serde_json::json!({
                 "path": args.path.display().to_string(),
                 "ok": true,
@@ -512,9 +534,10 @@ fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
 
 fn snapshot_status(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let status = crate::snapshot::status(&args.path)?;
-    if args.output == OutputFormat::Json {
-        return print_json(
+    if args.output.is_document() {
+        return print_document(
             out,
+            args.output,
             &serde_json::to_value(&status).expect("status serialises"),
         );
     }

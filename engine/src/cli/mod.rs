@@ -1,12 +1,17 @@
 //! The command line: its subcommands, their arguments, and the one error type the binary turns
 //! into an exit code.
 //!
-//! `plan`, `validate` and `schema` touch no network and no node: `plan` is a dry run whose only
-//! side effect is the file named by `-o`. `run`, `resume` and `rollback` (in `execute`) do.
+//! `plan`, `validate`, `schema`, `completions` and `man` touch no network and no node: `plan` is
+//! a dry run whose only side effect is the file named by `--out`. `run`, `resume` and `rollback`
+//! (in `execute`) and the day-2 commands (in `day2`) do; the read commands (in `inspect`) only
+//! ask. `-o` means the same everywhere (see `output`).
 
 mod backup;
+mod day2;
+mod docs;
 mod execute;
 mod inspect;
+mod output;
 
 use std::error::Error as _;
 use std::io::{self, Write};
@@ -16,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::diagnostic::{Diagnostic, DiagnosticSink, Diagnostics};
 use crate::document::Document;
+use crate::exec::progress::Verbosity;
 use crate::format::Format;
 use crate::inventory::Cluster;
 use crate::plan::{ParamInput, compile};
@@ -23,54 +29,166 @@ use crate::runbook::Runbook;
 use crate::schema;
 use crate::source::{Location, SourceFile};
 
+/// The exit codes, as `--help` and the README show them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; diagnose: nothing worse than info
+  1  the command failed: invalid input, a run that did not succeed, an unhealthy endpoint
+  2  usage error: an unknown command, flag or value
+  3  diagnose: the worst finding is a warning
+  4  diagnose: the worst finding is urgent
+  5  diagnose: the worst finding is critical";
+
 /// etcdrill: declarative runbooks for etcd operations and restore drills.
 #[derive(Debug, Parser)]
-#[command(name = "etcdrill", version, propagate_version = true)]
+#[command(
+    name = "etcdrill",
+    version,
+    propagate_version = true,
+    after_help = EXIT_CODES,
+)]
 pub struct Cli {
+    /// Options of every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GlobalArgs {
+    /// Print only errors and the final result (a run: failed steps and its result).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: each step's operation when it starts and its output when it succeeds.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl GlobalArgs {
+    /// How much progress to show.
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    }
 }
 
 /// A subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compile a runbook against an inventory and print the plan. Touches nothing.
+    #[command(after_help = "Examples:
+  etcdrill plan runbooks/restore-3-node.yaml -i inventory.yaml -p snapshot=/var/backups/etcd/etcd.db
+  etcdrill plan runbooks/defrag-rolling.yaml -i inventory.yaml --format markdown --out plan.md")]
     Plan(PlanArgs),
     /// Check runbook, inventory and drill files (a drill with its inventory and runbook).
+    #[command(after_help = "Examples:
+  etcdrill validate runbooks/*.yaml drills/*.yaml drills/inventories/*.yaml")]
     Validate(ValidateArgs),
     /// Write the JSON Schemas of runbook, inventory and drill files.
+    #[command(after_help = "Examples:
+  etcdrill schema --out schemas")]
     Schema(SchemaArgs),
     /// Compile a runbook exactly as `plan` does and execute it against the cluster.
+    #[command(after_help = "Examples:
+  etcdrill run runbooks/compact.yaml -i inventory.yaml --check
+  etcdrill run runbooks/restore-3-node.yaml -i inventory.yaml -p snapshot=/var/backups/etcd/etcd.db --yes
+  etcdrill run runbooks/backup.yaml -i inventory.yaml -p copy_to=s3://etcd-backups/prod --yes -o json")]
     Run(execute::RunArgs),
     /// Continue a run whose controller stopped, after its last completed step.
-    Resume(execute::RunRefArgs),
+    #[command(after_help = "Examples:
+  etcdrill resume 20261126T001500Z-restore-3-node-1a2b3c
+  etcdrill resume /srv/etcdrill/runs/20261126T001500Z-restore-3-node-1a2b3c -p token=...")]
+    Resume(execute::ResumeArgs),
     /// Undo the completed steps of a failed or stopped run, newest first.
-    Rollback(execute::RunRefArgs),
+    #[command(after_help = "Examples:
+  etcdrill rollback 20261126T001500Z-restore-3-node-1a2b3c")]
+    Rollback(execute::RollbackArgs),
     /// Write a run's report again (Markdown, HTML, JSON, JUnit) from its plan and journal.
-    Report(execute::RunRefArgs),
+    #[command(after_help = "Examples:
+  etcdrill report 20261126T001500Z-restore-3-node-1a2b3c
+  etcdrill report 20261126T001500Z-restore-3-node-1a2b3c --work-dir /srv/etcdrill")]
+    Report(execute::ReportArgs),
     /// Restore drills: stage a disaster, recover with a runbook, prove it, report.
+    #[command(after_help = "Examples:
+  etcdrill drill run drills/restore-3-node.yaml --yes")]
     Drill(execute::DrillArgs),
     /// Start, inspect or remove the local etcd sandbox (no root, no SSH).
+    #[command(after_help = "Examples:
+  etcdrill sandbox up --members 3
+  etcdrill sandbox status
+  etcdrill sandbox down")]
     Sandbox(crate::sandbox::cli::SandboxArgs),
     /// Health of each endpoint (a linearizable read and no alarm); exit 1 if any is unhealthy.
+    #[command(after_help = "Examples:
+  etcdrill health -i inventory.yaml
+  etcdrill health --endpoints https://10.0.0.11:2379 --cacert ca.crt --cert client.crt --key client.key -o json")]
     Health(inspect::InspectArgs),
     /// Status of each endpoint: member, version, DB size and size in use, leader, raft indexes.
+    #[command(after_help = "Examples:
+  etcdrill status -i inventory.yaml
+  etcdrill status -i inventory.yaml -w yaml")]
     Status(inspect::InspectArgs),
     /// The member list, learners marked, and active alarms.
+    #[command(after_help = "Examples:
+  etcdrill members -i inventory.yaml
+  etcdrill members -i inventory.yaml -o json")]
     Members(inspect::InspectArgs),
     /// Find what is wrong or at risk and say what to do; exit 0 ok, 3 warning, 4 urgent, 5 critical.
+    #[command(after_help = "Examples:
+  etcdrill diagnose -i inventory.yaml
+  etcdrill diagnose -i inventory.yaml --backups /var/backups/etcd --backups s3://etcd-backups/prod -o json")]
     Diagnose(inspect::DiagnoseArgs),
     /// Save, verify and show snapshots; ship them off the host, list and prune the copies.
+    #[command(after_help = "Examples:
+  etcdrill snapshot save /var/backups/etcd/etcd.db -i inventory.yaml
+  etcdrill snapshot verify /var/backups/etcd/etcd.db
+  etcdrill snapshot list s3://etcd-backups/prod --verify")]
     Snapshot(inspect::SnapshotArgs),
+    /// List the active alarms, or disarm them (a run with a journal, refusing CORRUPT).
+    #[command(after_help = "Examples:
+  etcdrill alarm list -i inventory.yaml
+  etcdrill alarm disarm -i inventory.yaml")]
+    Alarm(day2::AlarmArgs),
+    /// Hand leadership to a member and wait until it leads (a run with a journal).
+    #[command(after_help = "Examples:
+  etcdrill move-leader cp2 -i inventory.yaml")]
+    MoveLeader(day2::MoveLeaderArgs),
+    /// Defragment one member, refusing the leader and a cluster with a member down (a run).
+    #[command(after_help = "Examples:
+  etcdrill defrag cp2 -i inventory.yaml
+  etcdrill move-leader cp2 -i inventory.yaml && etcdrill defrag cp1 -i inventory.yaml")]
+    Defrag(day2::DefragArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:
+  etcdrill completions bash > /etc/bash_completion.d/etcdrill
+  etcdrill completions zsh > \"${fpath[1]}/_etcdrill\"
+  etcdrill completions fish > ~/.config/fish/completions/etcdrill.fish")]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    #[command(after_help = "Examples:
+  etcdrill man | man -l -
+  etcdrill man --out /usr/local/share/man/man1")]
+    Man(docs::ManArgs),
 }
 
 pub use backup::{ListArgs, PruneArgs, ShipArgs};
-pub use execute::{DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, Output, RunArgs, RunRefArgs};
+pub use day2::{AlarmArgs, AlarmCommand, Day2Args, DefragArgs, DisarmArgs, MoveLeaderArgs};
+pub use docs::{CompletionsArgs, ManArgs};
+pub use execute::{
+    DrillArgs, DrillCommand, DrillRunArgs, ExecArgs, MetricsArgs, Output, ProgressArgs, ReportArgs,
+    ResumeArgs, RollbackArgs, RunArgs, RunRefArgs, WorkDirArgs,
+};
 pub use inspect::{
-    DiagnoseArgs, InspectArgs, OutputFormat, SnapshotArgs, SnapshotCommand, SnapshotFileArgs,
+    DiagnoseArgs, InspectArgs, SnapshotArgs, SnapshotCommand, SnapshotFileArgs,
     SnapshotSaveCliArgs, TargetArgs,
 };
+pub use output::{OutputArgs, OutputFormat};
 
 /// Arguments of `etcdrill plan`.
 #[derive(Debug, Args)]
@@ -83,12 +201,19 @@ pub struct PlanArgs {
     /// A parameter value; repeat for several.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    /// Output format (`-o`/`--output` mean the same here as on every command).
+    #[arg(
+        long,
+        short = 'o',
+        visible_alias = "output",
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t = Format::Text
+    )]
     pub format: Format,
     /// Write the plan to this file instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Arguments of `etcdrill validate`.
@@ -119,6 +244,35 @@ pub enum CliError {
         /// Why.
         #[source]
         source: io::Error,
+    },
+    /// The inventory file could not be read.
+    #[error("failed to read the inventory `{}`", path.display())]
+    ReadInventory {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No run directory by the name given.
+    #[error("no run `{run}` in {}", runs.display())]
+    NoRun {
+        /// The run as given.
+        run: String,
+        /// Where runs were looked for.
+        runs: PathBuf,
+        /// The newest runs there, newest first.
+        newest: Vec<String>,
+    },
+    /// A day-2 command names a node the inventory does not have.
+    #[error("no node `{node}` in the inventory `{}`", inventory.display())]
+    UnknownNode {
+        /// The node as given.
+        node: String,
+        /// The inventory file.
+        inventory: PathBuf,
+        /// Its nodes.
+        nodes: Vec<String>,
     },
     /// A file could not be written.
     #[error("failed to write `{}`", path.display())]
@@ -176,12 +330,16 @@ pub enum CliError {
         unhealthy: usize,
         /// Of how many.
         total: usize,
+        /// Why they most likely did not answer, when a common mistake explains it.
+        hint: Option<String>,
     },
     /// `diagnose` found something worse than info (already printed); the exit code says how bad.
     #[error("the worst finding is {}", worst.label())]
     Findings {
         /// The worst severity found.
         worst: crate::diagnose::Severity,
+        /// Why endpoints most likely did not answer, when a common mistake explains it.
+        hint: Option<String>,
     },
     /// The metrics textfile could not be written.
     #[error(transparent)]
@@ -210,7 +368,7 @@ impl CliError {
     /// other error 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Findings { worst } => worst.exit_code(),
+            CliError::Findings { worst, .. } => worst.exit_code(),
             _ => 1,
         }
     }
@@ -223,7 +381,7 @@ impl CliError {
             | CliError::Drill(crate::drill::DrillError::Invalid(diagnostics)) => {
                 diagnostics.to_string()
             }
-            CliError::Findings { worst } => format!(
+            CliError::Findings { worst, .. } => format!(
                 "diagnose: the worst finding is {} (exit code {})",
                 worst.label(),
                 worst.exit_code()
@@ -238,30 +396,75 @@ impl CliError {
                 text
             }
         };
+        if let Some(hint) = self.hint() {
+            text.push_str(&format!("\n  hint: {hint}"));
+        }
         if !text.ends_with('\n') {
             text.push('\n');
         }
         text
     }
+
+    /// What to do about the error, when etcdrill can tell.
+    fn hint(&self) -> Option<String> {
+        match self {
+            CliError::ReadInventory { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Some(
+                    "-i names the inventory of the cluster: its nodes, how etcd runs on each and \
+                     the client certificate to connect with (docs/runbook-language.md, section 7; \
+                     examples in drills/inventories/)"
+                        .into(),
+                )
+            }
+            CliError::NoRun { newest, .. } if newest.is_empty() => Some(
+                "give the run's directory, or its id with --work-dir set to the work dir the run \
+                 used (the inventory's controller.work_dir, if it sets one)"
+                    .into(),
+            ),
+            CliError::NoRun { newest, .. } => Some(format!(
+                "the newest runs there: {}; or give the run's directory, or --work-dir for \
+                 another work dir",
+                newest.join(", ")
+            )),
+            CliError::Unhealthy { hint, .. } | CliError::Findings { hint, .. } => hint.clone(),
+            CliError::UnknownNode { node, nodes, .. } => {
+                let closest = nodes
+                    .iter()
+                    .min_by_key(|n| strsim::levenshtein(n, node))
+                    .filter(|n| strsim::levenshtein(n, node) <= 2);
+                Some(match closest {
+                    Some(near) => format!("did you mean `{near}`? its nodes: {}", nodes.join(", ")),
+                    None => format!("its nodes: {}", nodes.join(", ")),
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Runs a parsed command line, writing results to `out` and per-file problems to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    let verbosity = cli.global.verbosity();
     match cli.command {
         Command::Plan(args) => plan(&args, out),
         Command::Validate(args) => validate(&args, out, err),
         Command::Schema(args) => write_schemas(&args, out),
-        Command::Run(args) => execute::run(&args),
-        Command::Resume(args) => execute::resume(&args),
-        Command::Rollback(args) => execute::rollback(&args),
-        Command::Report(args) => execute::report(&args),
-        Command::Drill(args) => execute::drill(&args),
+        Command::Run(args) => execute::run(&args, verbosity),
+        Command::Resume(args) => execute::resume(&args, verbosity),
+        Command::Rollback(args) => execute::rollback(&args, verbosity),
+        Command::Report(args) => execute::report(&args, verbosity),
+        Command::Drill(args) => execute::drill(&args, verbosity),
         Command::Sandbox(args) => crate::sandbox::cli::run(&args, out).map_err(CliError::from),
         Command::Health(args) => inspect::inspect(inspect::Inspect::Health, &args, out),
         Command::Status(args) => inspect::inspect(inspect::Inspect::Status, &args, out),
         Command::Members(args) => inspect::inspect(inspect::Inspect::Members, &args, out),
         Command::Diagnose(args) => inspect::diagnose(&args, out),
         Command::Snapshot(args) => inspect::snapshot(&args, out),
+        Command::Alarm(args) => day2::alarm(&args, verbosity, out),
+        Command::MoveLeader(args) => day2::move_leader(&args, verbosity),
+        Command::Defrag(args) => day2::defrag(&args, verbosity),
+        Command::Completions(args) => docs::completions(&args, out),
+        Command::Man(args) => docs::man(&args, out),
     }?;
     out.flush().map_err(CliError::Output)
 }
@@ -270,7 +473,7 @@ fn plan(args: &PlanArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (runbook, cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
     let plan = compile(&runbook, &cluster, &inputs)?;
     let rendered = args.format.render(&plan);
-    match &args.output {
+    match &args.out {
         Some(path) => std::fs::write(path, rendered).map_err(|source| CliError::Write {
             path: path.clone(),
             source,
@@ -286,9 +489,18 @@ pub(crate) fn load_all(
     inventory: &Path,
     params: &[String],
 ) -> Result<(Document<Runbook>, Cluster, Vec<ParamInput>), CliError> {
+    load_with(read(runbook)?, inventory, params)
+}
+
+/// Like [`load_all`], with the runbook's text already at hand (a built-in runbook).
+pub(crate) fn load_with(
+    runbook: SourceFile,
+    inventory: &Path,
+    params: &[String],
+) -> Result<(Document<Runbook>, Cluster, Vec<ParamInput>), CliError> {
     let inputs = param_inputs(params);
-    let runbook = Runbook::load(read(runbook)?);
-    let cluster = Cluster::load(read(inventory)?);
+    let runbook = Runbook::load(runbook);
+    let cluster = Cluster::load(read_inventory(inventory)?);
     match (runbook, cluster, inputs) {
         (Ok(runbook), Ok(cluster), Ok(inputs)) => Ok((runbook, cluster, inputs)),
         (runbook, cluster, inputs) => {
@@ -363,6 +575,14 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
 
 fn read(path: &Path) -> Result<SourceFile, CliError> {
     SourceFile::read(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads the inventory file given with `-i`.
+pub(crate) fn read_inventory(path: &Path) -> Result<SourceFile, CliError> {
+    SourceFile::read(path).map_err(|source| CliError::ReadInventory {
         path: path.to_owned(),
         source,
     })
@@ -530,6 +750,25 @@ mod tests {
                 column: 14
             })
         );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn quiet_and_verbose_choose_the_verbosity() {
+        let cases = [
+            (&["etcdrill", "health"][..], Verbosity::Normal),
+            (&["etcdrill", "-q", "health"][..], Verbosity::Quiet),
+            (&["etcdrill", "health", "--verbose"][..], Verbosity::Verbose),
+        ];
+        for (args, expected) in cases {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.global.verbosity(), expected, "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["etcdrill", "-q", "-v", "health"]).is_err());
     }
 
     #[test]

@@ -46,6 +46,53 @@ impl std::fmt::Debug for EtcdAccess {
 }
 
 impl EtcdAccess {
+    /// Whether a client certificate is configured (members with mutual TLS ask for one).
+    pub fn has_client_cert(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.identity.is_some())
+    }
+
+    /// Why a call to `endpoint` that failed with `error` most likely failed, when the failure
+    /// is one a new user meets: plain HTTP spoken to a member that serves TLS, or no client
+    /// certificate for a member that asks for one. Both show up as a closed or broken connection,
+    /// which says nothing by itself.
+    pub fn explain_failure(&self, endpoint: &str, error: &str) -> Option<&'static str> {
+        let any = |needles: &[&str]| needles.iter().any(|n| error.contains(n));
+        if endpoint.starts_with("http://")
+            && any(&[
+                "broken pipe",
+                "connection reset",
+                "stream closed",
+                "invalid size",
+                "frame",
+                "h2 protocol error",
+            ])
+        {
+            Some(
+                "the member serves TLS on this port, and this endpoint says http://: write \
+                 https:// (and give the CA and a client certificate)",
+            )
+        } else if endpoint.starts_with("https://")
+            && !self.has_client_cert()
+            && any(&[
+                "connection closed",
+                "Cancelled",
+                "CertificateRequired",
+                "BadCertificate",
+                "HandshakeFailure",
+                "connection reset",
+                "broken pipe",
+            ])
+        {
+            Some(
+                "the member closed the connection during the TLS handshake: it asks for a client \
+                 certificate, and no client certificate was given; give one with --cert and --key, the \
+                 inventory's controller.tls (-i), or ETCDCTL_CERT and ETCDCTL_KEY",
+            )
+        } else {
+            None
+        }
+    }
+
     /// From the inventory's `controller.tls` when set, else the usual ETCDCTL_CACERT /
     /// ETCDCTL_CERT / ETCDCTL_KEY (and ETCDCTL_USER / ETCDCTL_PASSWORD) variables, else plain
     /// connections. `ETCDCTL_DIAL_TIMEOUT` (e.g. `2s`) is honoured too.
@@ -270,4 +317,64 @@ fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>, EtcdError> {
         });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    fn with_cert() -> EtcdAccess {
+        EtcdAccess {
+            tls: Some(TlsMaterial {
+                ca: None,
+                identity: Some((PathBuf::new(), Vec::new(), PathBuf::new(), Vec::new())),
+            }),
+            user: None,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn closed_connections_are_explained_by_what_was_configured() {
+        let broken = "status of http://10.0.0.1:2379: connection error: stream closed because of a broken pipe (Unknown)";
+        let closed =
+            "linearizable read failed: operation was canceled: connection closed (Cancelled)";
+        let cases = [
+            (
+                EtcdAccess::plain(),
+                "http://10.0.0.1:2379",
+                broken,
+                Some("write https://"),
+            ),
+            (
+                EtcdAccess::plain(),
+                "https://10.0.0.1:2379",
+                closed,
+                Some("no client"),
+            ),
+            (with_cert(), "https://10.0.0.1:2379", closed, None),
+            (
+                EtcdAccess::plain(),
+                "https://10.0.0.1:2379",
+                "connection refused",
+                None,
+            ),
+            (
+                EtcdAccess::plain(),
+                "http://10.0.0.1:2379",
+                "connection refused",
+                None,
+            ),
+        ];
+        for (access, endpoint, error, expected) in cases {
+            let explained = access.explain_failure(endpoint, error);
+            match expected {
+                Some(words) => assert!(
+                    explained.is_some_and(|e| e.contains(words)),
+                    "{endpoint} {error}: {explained:?}"
+                ),
+                None => assert_eq!(explained, None, "{endpoint} {error}"),
+            }
+        }
+    }
 }

@@ -205,10 +205,25 @@ async fn endpoint_status_with(
     client: &mut Client,
     endpoint: &str,
 ) -> Result<StatusResponse, EtcdError> {
-    client
-        .status()
-        .await
-        .map_err(|err| call_error(format!("status of {}", ctx.label(endpoint)), err))
+    client.status().await.map_err(|err| {
+        let error = call_error(format!("status of {}", ctx.label(endpoint)), err);
+        // A closed or broken connection says nothing by itself; say what most likely caused it.
+        match ctx.access.explain_failure(endpoint, &error.to_string()) {
+            Some(why) => EtcdError::Refused {
+                what: format!("status of {}", ctx.label(endpoint)),
+                reason: format!("{}; {why}", error_source(&error)),
+            },
+            None => error,
+        }
+    })
+}
+
+/// The library's part of a call error, without the call.
+fn error_source(error: &EtcdError) -> String {
+    match error {
+        EtcdError::Call { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// A byte count for people: `24.6 kB`, `1.2 GB`.

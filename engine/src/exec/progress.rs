@@ -22,8 +22,35 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// Where a run's progress goes.
 pub struct Reporter {
     mode: Mode,
+    verbosity: Verbosity,
     /// The steps running now, by key.
     running: HashMap<String, Running>,
+}
+
+/// How much progress a person is shown (`--quiet`, `--verbose`); JSON output is always whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Only failures and the result.
+    Quiet,
+    /// A line per step.
+    #[default]
+    Normal,
+    /// Also each step's operation as planned when it starts, and its output when it succeeds.
+    Verbose,
+}
+
+impl Verbosity {
+    /// Whether a person is shown `event` at all.
+    fn shows(self, event: &Event) -> bool {
+        self != Verbosity::Quiet
+            || match event {
+                Event::StepFinished { result, .. } | Event::RollbackFinished { result, .. } => {
+                    matches!(result, StepResult::Failed { .. } | StepResult::TimedOut)
+                }
+                Event::Interrupted { .. } | Event::RunFinished { .. } => true,
+                _ => false,
+            }
+    }
 }
 
 enum Mode {
@@ -86,8 +113,15 @@ impl Reporter {
     fn with(mode: Mode) -> Self {
         Self {
             mode,
+            verbosity: Verbosity::Normal,
             running: HashMap::new(),
         }
+    }
+
+    /// The same reporter, showing as much as `verbosity` says.
+    pub fn with_verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
     }
 
     /// Shows one journal record.
@@ -98,8 +132,10 @@ impl Reporter {
             Event::StepStarted { step, attempt } => {
                 let message = live_message(plan, step, *attempt);
                 let bar = match &self.mode {
-                    Mode::Live(terminal) => terminal.bars().map(|bars| live_line(bars, &message)),
-                    Mode::Lines(_) | Mode::Json(_) => None,
+                    Mode::Live(terminal) if self.verbosity != Verbosity::Quiet => {
+                        terminal.bars().map(|bars| live_line(bars, &message))
+                    }
+                    Mode::Live(_) | Mode::Lines(_) | Mode::Json(_) => None,
                 };
                 let running = Running {
                     started: now,
@@ -111,7 +147,8 @@ impl Reporter {
                 if let Some(old) = self.running.insert(step.clone(), running) {
                     finish(old);
                 }
-                if matches!(self.mode, Mode::Live(_)) {
+                // A live line shows it; verbose also prints the planned operation above.
+                if matches!(self.mode, Mode::Live(_)) && self.verbosity != Verbosity::Verbose {
                     return;
                 }
             }
@@ -125,6 +162,10 @@ impl Reporter {
             }
             _ => {}
         }
+        let verbosity = self.verbosity;
+        if !matches!(self.mode, Mode::Json(_)) && !verbosity.shows(&record.event) {
+            return;
+        }
         match &mut self.mode {
             Mode::Json(out) => {
                 let line = serde_json::to_string(record).expect("a record serialises");
@@ -132,12 +173,12 @@ impl Reporter {
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
             Mode::Lines(out) => {
-                if let Some(line) = describe(plan, &record.event) {
+                if let Some(line) = describe(plan, &record.event, verbosity) {
                     let _ = writeln!(out, "{}", with_moved(line, moved));
                 }
             }
             Mode::Live(terminal) => {
-                if let Some(line) = describe(plan, &record.event) {
+                if let Some(line) = describe(plan, &record.event, verbosity) {
                     terminal.println(&with_moved(line, moved));
                 }
             }
@@ -155,6 +196,9 @@ impl Reporter {
     /// which steps are still running once a step has run for [`HEARTBEAT`], and every
     /// [`HEARTBEAT`] after.
     pub fn heartbeat(&mut self, now: Instant) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
         match &mut self.mode {
             Mode::Json(_) => {}
             Mode::Live(_) => {
@@ -239,7 +283,8 @@ fn title<'p>(plan: &'p Plan, key: &str) -> &'p str {
 }
 
 /// One line for a person, or nothing for events that speak through others.
-fn describe(plan: &Plan, event: &Event) -> Option<String> {
+fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> {
+    let verbose = verbosity == Verbosity::Verbose;
     Some(match event {
         Event::RunStarted {
             runbook,
@@ -269,6 +314,11 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
         Event::StepStarted { step, attempt } if *attempt > 1 => {
             format!("  retry {attempt} of {step}")
         }
+        Event::StepStarted { step, .. } if verbose => format!(
+            "start   {step}: {}\n{}",
+            title(plan, step),
+            planned(plan, step)
+        ),
         Event::StepStarted { step, .. } => format!("start   {step}: {}", title(plan, step)),
         Event::StepFinished {
             step,
@@ -279,6 +329,9 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
         } => {
             let seconds = *duration_ms as f64 / 1000.0;
             match result {
+                StepResult::Succeeded if verbose => {
+                    format!("ok      {step} ({seconds:.1}s){}", tail_lines(output_tail))
+                }
                 StepResult::Succeeded => format!("ok      {step} ({seconds:.1}s)"),
                 StepResult::Shown => format!(
                     "SHOWN   {step}: not run (check mode)\n{}",
@@ -328,6 +381,31 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
             }
         ),
     })
+}
+
+/// A step's operation as planned (run-time values as placeholders), indented.
+fn planned(plan: &Plan, key: &str) -> String {
+    let Some(index) = plan.find(key) else {
+        return String::new();
+    };
+    let step = &plan.graph[index];
+    let style = crate::format::describe::Style {
+        code: |text| format!("`{text}`"),
+        plain: |text| text.to_string(),
+    };
+    let view = crate::format::describe::operation(&style, &step.operation, &step.host);
+    let mut lines = vec![view.headline];
+    lines.extend(
+        view.args
+            .iter()
+            .map(|(name, value)| format!("  {name}: {value}")),
+    );
+    lines.extend(
+        view.script
+            .iter()
+            .flat_map(|s| s.lines().map(|l| format!("  {l}"))),
+    );
+    indent(&lines.join("\n"))
 }
 
 fn skip_reason(reason: &SkipReason) -> String {
@@ -464,5 +542,44 @@ mod tests {
             lines[2] == "ok      copy@a (11.0s): 2.00 MiB of 2.00 MiB at 186.18 KiB/s",
             "{text}"
         );
+    }
+
+    #[test]
+    fn quiet_shows_only_failures_and_the_end() {
+        let failed = StepResult::Failed {
+            error: "boom".into(),
+        };
+        let finished = |result: StepResult| Event::StepFinished {
+            step: "s".into(),
+            attempt: 1,
+            result,
+            duration_ms: 1,
+            exit_status: None,
+            outputs: Default::default(),
+            output_tail: String::new(),
+        };
+        let cases = [
+            (finished(StepResult::Succeeded), false),
+            (finished(failed.clone()), true),
+            (finished(StepResult::TimedOut), true),
+            (
+                Event::StepStarted {
+                    step: "s".into(),
+                    attempt: 1,
+                },
+                false,
+            ),
+            (
+                Event::RunFinished {
+                    result: RunResult::Succeeded,
+                },
+                true,
+            ),
+        ];
+        for (event, shown) in cases {
+            assert_eq!(Verbosity::Quiet.shows(&event), shown, "{event:?}");
+            assert!(Verbosity::Normal.shows(&event));
+            assert!(Verbosity::Verbose.shows(&event));
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! `text` is for a terminal, `markdown` for a pull-request review, `json` for tools, `dot` and
 //! `mermaid` for pictures of the graph. None of them does I/O.
 
-mod describe;
+pub(crate) mod describe;
 pub mod dot;
 pub mod json;
 pub mod markdown;

@@ -2,6 +2,7 @@
 //! before any inventory is involved.
 
 pub mod action;
+pub mod builtin;
 pub mod param;
 pub mod step;
 mod step_graph;

@@ -19,6 +19,9 @@ pub struct SandboxArgs {
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Start a local etcd cluster with mutual TLS on 127.0.0.1 and write its inventory.
+    #[command(after_help = "Examples:
+  etcdrill sandbox up
+  etcdrill sandbox up --members 1 --dir /tmp/etcd-one")]
     Up {
         /// Number of members (odd, 1 to 9).
         #[arg(long, default_value_t = 3, value_name = "N")]
@@ -28,12 +31,21 @@ pub enum SandboxCommand {
         dir: PathBuf,
     },
     /// Show each member's process, health, leadership and database size.
+    #[command(after_help = "Examples:
+  etcdrill sandbox status
+  etcdrill sandbox status --dir /tmp/etcd-one -o json")]
     Status {
         /// The sandbox directory.
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
         dir: PathBuf,
+        /// Output format.
+        #[command(flatten)]
+        output: crate::cli::OutputArgs,
     },
     /// Stop every member and remove the sandbox directory.
+    #[command(after_help = "Examples:
+  etcdrill sandbox down
+  etcdrill sandbox down --dir /tmp/etcd-one")]
     Down {
         /// The sandbox directory.
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
@@ -54,9 +66,13 @@ pub fn run(args: &SandboxArgs, out: &mut dyn Write) -> Result<(), SandboxError> 
             let sandbox = runtime.block_on(Sandbox::up(dir, *members, &binaries))?;
             up_text(&sandbox, &binaries)
         }
-        SandboxCommand::Status { dir } => {
+        SandboxCommand::Status { dir, output } => {
             let status = runtime.block_on(Sandbox::status(dir))?;
-            let text = status_text(&status);
+            let text = if output.is_document() {
+                output.document(&status_json(&status))
+            } else {
+                status_text(&status)
+            };
             if !status.all_healthy() {
                 write(out, &text)?;
                 let members = status
@@ -133,6 +149,26 @@ fn has_bump_revision(version: &str) -> bool {
         parts.next().unwrap_or(0),
     );
     (major, minor, patch) >= (3, 6, 0) || (major, minor) == (3, 5) && patch >= 10
+}
+
+/// What `status -o json|yaml` prints.
+fn status_json(status: &SandboxStatus) -> serde_json::Value {
+    serde_json::json!({
+        "id": status.sandbox.id,
+        "dir": status.sandbox.dir,
+        "etcd_version": status.sandbox.etcd_version,
+        "inventory": status.sandbox.inventory_path(),
+        "leader": status.leader(),
+        "members": status.members.iter().map(|m| serde_json::json!({
+            "name": m.name,
+            "client_url": m.client_url,
+            "pid": m.pid,
+            "healthy": m.health.is_ok(),
+            "health_error": m.health.as_ref().err(),
+            "leader": m.leader,
+            "db_size": m.db_size,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// What `status` prints: one line per member.

@@ -549,7 +549,10 @@ fn cli_up_status_down() {
     result.unwrap_or_else(|e| panic!("{e}\n{}", logs(&dir)));
     assert!(text.contains("is up: 1 members"), "{text}");
     assert!(text.contains("inventory.yaml"), "{text}");
-    let (result, text) = run(SandboxCommand::Status { dir: dir.clone() });
+    let (result, text) = run(SandboxCommand::Status {
+        dir: dir.clone(),
+        output: Default::default(),
+    });
     result.unwrap();
     assert!(text.contains("leader: m1"), "{text}");
     assert!(text.contains("healthy"), "{text}");
@@ -557,7 +560,10 @@ fn cli_up_status_down() {
     result.unwrap();
     assert!(text.contains("stopped 1 process(es)"), "{text}");
     assert!(!dir.exists());
-    let (result, _) = run(SandboxCommand::Status { dir: dir.clone() });
+    let (result, _) = run(SandboxCommand::Status {
+        dir: dir.clone(),
+        output: Default::default(),
+    });
     assert!(
         matches!(result, Err(SandboxError::Missing { .. })),
         "{result:?}"
