@@ -546,6 +546,9 @@ fn snapshot_status(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
         crate::snapshot::TrailerCheck::Missing => {
             "missing (a raw db copy, or truncated)".to_string()
         }
+        crate::snapshot::TrailerCheck::Unchecked { .. } => {
+            "present, not checked (`etcdrill snapshot verify` checks it)".to_string()
+        }
         crate::snapshot::TrailerCheck::Mismatch { expected, actual } => {
             format!("MISMATCH: the trailer says {expected}, the data hashes to {actual}")
         }

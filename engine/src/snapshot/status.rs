@@ -41,13 +41,19 @@ pub(crate) struct Examined {
     pub(crate) file_size: u64,
 }
 
-/// Reads `src` (`len` bytes) once for the structure and once, on another thread, for the sha256.
-pub(crate) fn examine<S: Source + ?Sized>(src: &S, len: u64) -> std::io::Result<Examined> {
+/// Reads `src` (`len` bytes) once for the structure and, when `check_trailer`, once more on
+/// another thread for the sha256 the trailer must be.
+pub(crate) fn examine<S: Source + ?Sized>(
+    src: &S,
+    len: u64,
+    check_trailer: bool,
+) -> std::io::Result<Examined> {
     let has_trailer = len >= TRAILER && len % TRAILER_ALIGN == TRAILER;
     let db_len = if has_trailer { len - TRAILER } else { len };
     let stop = AtomicBool::new(false);
     let (walked, digest) = std::thread::scope(|scope| {
-        let hasher = has_trailer.then(|| scope.spawn(|| sha256_prefix(src, db_len, &stop)));
+        let hasher = (has_trailer && check_trailer)
+            .then(|| scope.spawn(|| sha256_prefix(src, db_len, &stop)));
         let walked = walk(src, db_len);
         // A corrupt structure still wants the sha256 (for the message); a read error makes it
         // moot.
@@ -65,12 +71,17 @@ pub(crate) fn examine<S: Source + ?Sized>(src: &S, len: u64) -> std::io::Result<
         Err(WalkError::Corrupt(c)) => Err(c),
         Ok(status) => Ok(status),
     };
+    let mut stored = [0u8; TRAILER as usize];
+    if has_trailer {
+        src.read_exact_at(&mut stored, db_len)?;
+    }
     let trailer = match digest {
+        None if has_trailer => TrailerCheck::Unchecked {
+            trailer: hex(&stored),
+        },
         None => TrailerCheck::Missing,
         Some(digest) => {
             let actual = digest?;
-            let mut stored = [0u8; TRAILER as usize];
-            src.read_exact_at(&mut stored, db_len)?;
             if stored == actual {
                 TrailerCheck::Valid {
                     sha256: hex(&actual),
