@@ -7,9 +7,10 @@
 //! Rules:
 //! - edges are judged per runbook step: the instances of one dependency (`stop@cp1`, `stop@cp2`...)
 //!   that a step waits for are one group;
-//! - instances skipped by their own condition or role had nothing to do: they do not count, and
-//!   the group's other instances decide. A group whose instances were all skipped that way did
-//!   nothing at all, which satisfies `success` and `always` but not `failure`;
+//! - instances skipped by their own condition or role, and probes check mode did not run, had
+//!   nothing to do: they do not count, and the group's other instances decide. A group whose
+//!   instances were all skipped that way did nothing at all, which satisfies `success` and
+//!   `always` but not `failure`;
 //! - otherwise a group waiting for `success` needs every counted instance to have succeeded, one
 //!   waiting for `failure` needs every counted instance to have failed, and one waiting for
 //!   `always` is satisfied once they ended;
@@ -49,11 +50,16 @@ impl StepState {
         !matches!(self, StepState::Waiting | StepState::Running)
     }
 
-    /// Whether the step had nothing to do: skipped by its own condition or role.
+    /// Whether the step had nothing to do: skipped by its own condition or role, or a probe that
+    /// check mode did not run (it would have read what a shown action leaves behind).
     fn is_vacuous(&self) -> bool {
         matches!(
             self,
-            StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. })
+            StepState::Skipped(
+                SkipReason::Condition { .. }
+                    | SkipReason::Role { .. }
+                    | SkipReason::CheckMode { .. }
+            )
         )
     }
 
@@ -491,6 +497,29 @@ mod tests {
                 "run main"
             ],
             "a probe that had nothing to do failed nowhere"
+        );
+    }
+
+    #[test]
+    fn probes_check_mode_did_not_run_let_the_main_path_go_on_and_take_no_alternative() {
+        let plan = plan(ALTERNATIVE);
+        let mut schedule = Schedule::new(&plan);
+        schedule.decide();
+        finish(
+            &mut schedule,
+            &plan,
+            "check",
+            StepState::Skipped(SkipReason::CheckMode {
+                dependency: "stop".into(),
+            }),
+        );
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            [
+                "skip fix (Dependency { dependency: \"check\" })",
+                "run use@a",
+                "run use@b"
+            ]
         );
     }
 

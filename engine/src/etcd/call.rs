@@ -197,6 +197,33 @@ pub(crate) async fn endpoint_status(
     endpoint_status_with(ctx, &mut client, endpoint).await
 }
 
+/// The cluster ID (hex) as the first member to answer a status request says, all asked at once;
+/// `None` when none answers within `timeout`.
+pub(crate) async fn cluster_id(
+    access: &EtcdAccess,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Option<String> {
+    let endpoints = cluster.client_urls();
+    let ctx = Ctx {
+        access,
+        cluster,
+        endpoints: &endpoints,
+        timeout,
+    };
+    let answers = join_all(
+        endpoints
+            .iter()
+            .map(|endpoint| tokio::time::timeout(timeout, endpoint_status(&ctx, endpoint)))
+            .collect(),
+    )
+    .await;
+    answers
+        .into_iter()
+        .filter_map(|answer| answer.ok()?.ok())
+        .find_map(|status| status.header().map(|h| format!("{:x}", h.cluster_id())))
+}
+
 async fn endpoint_status_with(
     ctx: &Ctx<'_>,
     client: &mut Client,

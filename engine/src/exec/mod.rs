@@ -12,7 +12,7 @@ pub mod progress;
 pub mod run_dir;
 mod step_run;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ use crate::document::Document;
 use crate::etcd::{self, EtcdAccess, Roles};
 use crate::inventory::Cluster;
 use crate::journal::{
-    Event, Journal, JournalError, JournalWriter, Record, RunResult, SkipReason, StepResult,
+    Event, Journal, JournalError, JournalWriter, Record, RollbackSkip, RunResult, SkipReason,
+    StepResult,
 };
 use crate::plan::{
     Condition, Host, Operation, ParamInput, Plan, PlanStep, RoleGuard, Rollback, RunValues,
@@ -80,6 +81,8 @@ pub struct RunInputs<'a> {
     pub plan: &'a Plan,
     /// Secret values, to mask wherever output goes.
     pub secrets: Vec<String>,
+    /// Events journaled right after the run starts, before any step: a drill's stages so far.
+    pub prologue: Vec<Event>,
 }
 
 /// How a run ended.
@@ -147,8 +150,26 @@ pub async fn run(
         check: options.check,
         etcdrill: env!("CARGO_PKG_VERSION").into(),
     })?;
+    for event in inputs.prologue.iter().cloned() {
+        dispatcher.emit(event)?;
+    }
+    if !options.check && restores_a_snapshot(inputs.plan) {
+        dispatcher.cluster_id_before =
+            etcd::cluster_id(&dispatcher.access, inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+    }
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary { dir, result })
+}
+
+/// How long asking the cluster for its ID may take, before and after a restore.
+const CLUSTER_ID_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the plan may restore a snapshot, which gives the cluster a new cluster ID.
+fn restores_a_snapshot(plan: &Plan) -> bool {
+    plan.graph.node_weights().any(|step| {
+        step.action == crate::runbook::action::ActionKind::EtcdSnapshotRestore
+            && !matches!(step.when, Condition::SkippedAtCompile(_))
+    })
 }
 
 /// Continues a run whose controller stopped, from its journal. The plan compiled now must be the
@@ -201,6 +222,10 @@ pub async fn rollback(
             dir.id
         )));
     }
+    let previous = before.records.iter().rev().find_map(|r| match r.event {
+        Event::RunFinished { result } => Some(result),
+        _ => None,
+    });
     let schedule = Schedule::new(inputs.plan);
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
@@ -216,6 +241,7 @@ pub async fn rollback(
         &inputs, &options, &dir, journal, schedule, transports, access, reporter,
     );
     dispatcher.restore(&before);
+    dispatcher.emit(Event::RollbackRequested { previous })?;
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
     Ok(RunSummary { dir, result })
@@ -224,6 +250,9 @@ pub async fn rollback(
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
+
+/// How long a check-mode preflight may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(120);
 
 type StepFuture<'f> = Pin<Box<dyn std::future::Future<Output = ()> + 'f>>;
 
@@ -243,6 +272,12 @@ struct Dispatcher<'a> {
     completed: Vec<(NodeIndex, Rollback)>,
     /// The step as it ran (rendered with run-time values), for rollback.
     rendered: HashMap<NodeIndex, PlanStep>,
+    /// Check mode: actions shown and not run. A probe after one of them is not run either.
+    shown: HashSet<NodeIndex>,
+    /// Check mode: actions whose preflight runs now, with how the action was described.
+    checking: HashMap<NodeIndex, String>,
+    /// The cluster ID when the run started, for a plan that restores a snapshot.
+    cluster_id_before: Option<String>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -282,6 +317,9 @@ impl<'a> Dispatcher<'a> {
             values,
             completed: Vec::new(),
             rendered: HashMap::new(),
+            shown: HashSet::new(),
+            checking: HashMap::new(),
+            cluster_id_before: None,
         }
     }
 
@@ -303,6 +341,15 @@ impl<'a> Dispatcher<'a> {
                     }
                     if let Some(index) = plan.find(step) {
                         self.completed.push((index, Rollback::NotNeeded));
+                    }
+                }
+                Event::StepFinished {
+                    step,
+                    result: StepResult::Shown,
+                    ..
+                } => {
+                    if let Some(index) = plan.find(step) {
+                        self.shown.insert(index);
                     }
                 }
                 Event::RolesResolved { leader, followers } => {
@@ -457,6 +504,12 @@ impl<'a> Dispatcher<'a> {
                 )),
             }
         }
+        if let (RunResult::Succeeded, Some(from)) = (result, self.cluster_id_before.clone()) {
+            let now = etcd::cluster_id(&self.access, self.inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+            if let Some(to) = now.filter(|to| *to != from) {
+                self.emit(Event::ClusterIdChanged { from, to })?;
+            }
+        }
         if result == RunResult::Interrupted {
             self.reporter.note(&format!(
                 "stopped; to continue: etcdrill resume {}   to undo what completed: etcdrill rollback {}",
@@ -477,6 +530,19 @@ impl<'a> Dispatcher<'a> {
         let plan = self.inputs.plan;
         let planned = &plan.graph[index];
         let key = planned.key.clone();
+        if self.options.check
+            && planned.nature == Nature::Probe
+            && !matches!(planned.when, Condition::SkippedAtCompile(_))
+        {
+            if let Some(dependency) = self.shown_ancestor(index) {
+                let reason = SkipReason::CheckMode { dependency };
+                self.emit(Event::StepSkipped {
+                    step: key,
+                    reason: reason.clone(),
+                })?;
+                return Ok(Prepared::Settled(StepState::Skipped(reason)));
+            }
+        }
         if let Some(role) = planned.role {
             match self.role_matches(planned, role).await {
                 Ok(true) => {}
@@ -552,26 +618,7 @@ impl<'a> Dispatcher<'a> {
             }
         }
         if self.options.check && step.nature == Nature::Action {
-            self.emit(Event::StepStarted {
-                step: key.clone(),
-                attempt: 1,
-            })?;
-            self.emit(Event::StepFinished {
-                step: key,
-                attempt: 1,
-                result: StepResult::Shown,
-                duration_ms: 0,
-                exit_status: None,
-                outputs: BTreeMap::new(),
-                output_tail: self
-                    .redactor
-                    .redact(&crate::format::text::describe_operation(
-                        &step.operation,
-                        &step.host,
-                    ))
-                    .into_owned(),
-            })?;
-            return Ok(Prepared::Settled(StepState::Succeeded));
+            return self.show(index, step);
         }
         if let Operation::Etcd {
             call: Action::EtcdMemberRemove(args),
@@ -584,6 +631,96 @@ impl<'a> Dispatcher<'a> {
         }
         self.rendered.insert(index, step.clone());
         Ok(Prepared::Run(Box::new(step)))
+    }
+
+    /// Check mode: the nearest action before `index` (by the plan's edges, transitively) that
+    /// was shown and not run, by its runbook step id.
+    fn shown_ancestor(&self, index: NodeIndex) -> Option<String> {
+        let graph = &self.inputs.plan.graph;
+        let mut queue: VecDeque<NodeIndex> = VecDeque::from([index]);
+        let mut seen: HashSet<NodeIndex> = HashSet::from([index]);
+        while let Some(current) = queue.pop_front() {
+            let mut dependencies: Vec<NodeIndex> = graph
+                .neighbors_directed(current, petgraph::Direction::Incoming)
+                .collect();
+            dependencies.sort();
+            for dependency in dependencies {
+                if self.shown.contains(&dependency) {
+                    return Some(graph[dependency].step.clone());
+                }
+                if seen.insert(dependency) {
+                    queue.push_back(dependency);
+                }
+            }
+        }
+        None
+    }
+
+    /// Check mode: an action is shown with its real rendered operation, after the read-only
+    /// check of what it needs on its node, when it has one.
+    fn show(&mut self, index: NodeIndex, step: PlanStep) -> Result<Prepared, ExecError> {
+        let description = self
+            .redactor
+            .redact(&crate::format::text::describe_operation(
+                &step.operation,
+                &step.host,
+            ))
+            .into_owned();
+        let preflight = match (&step.preflight, &step.operation) {
+            (Some(preflight), _) => Some(preflight.clone()),
+            (
+                None,
+                Operation::Copy {
+                    direction: crate::runbook::action::CopyDirection::Push,
+                    from,
+                    to,
+                },
+            ) => match std::fs::metadata(from) {
+                Ok(meta) => Some(Operation::Script {
+                    script: format!(
+                        "set -eu\n{}",
+                        crate::plan::room_check(to, &meta.len().to_string())
+                    ),
+                }),
+                // Made by an earlier step that check mode did not run: nothing to measure.
+                Err(_) if self.shown_ancestor(index).is_some() => None,
+                Err(err) => {
+                    return self.fail_before_start(
+                        index,
+                        format!("check mode: cannot read `{from}` on the controller: {err}"),
+                    );
+                }
+            },
+            _ => None,
+        };
+        let Some(preflight) = preflight else {
+            self.emit(Event::StepStarted {
+                step: step.key.clone(),
+                attempt: 1,
+            })?;
+            self.emit(Event::StepFinished {
+                step: step.key,
+                attempt: 1,
+                result: StepResult::Shown,
+                duration_ms: 0,
+                exit_status: None,
+                outputs: BTreeMap::new(),
+                output_tail: description,
+            })?;
+            self.shown.insert(index);
+            return Ok(Prepared::Settled(StepState::Succeeded));
+        };
+        self.checking.insert(index, description);
+        Ok(Prepared::Run(Box::new(PlanStep {
+            operation: preflight,
+            preflight: None,
+            rollback: Rollback::NotNeeded,
+            retries: crate::runbook::step::Retries::none(),
+            timeout: crate::human_duration::HumanDuration(PREFLIGHT_TIMEOUT),
+            captures: Default::default(),
+            outputs: Vec::new(),
+            ..step
+        })))
     }
 
     /// Records a step that failed before its operation started.
@@ -689,6 +826,9 @@ impl<'a> Dispatcher<'a> {
                 last,
             } => {
                 let key = plan.graph[index].key.clone();
+                if let Some(description) = self.checking.remove(&index) {
+                    return self.checked(index, result, duration, description, output_tail);
+                }
                 let succeeded = result == StepResult::Succeeded;
                 if succeeded && !outputs.is_empty() {
                     self.values.outputs.insert(key.clone(), outputs.clone());
@@ -722,6 +862,47 @@ impl<'a> Dispatcher<'a> {
         Ok(())
     }
 
+    /// Check mode: records how an action's preflight ended: shown, or failed with what it found.
+    fn checked(
+        &mut self,
+        index: NodeIndex,
+        result: StepResult,
+        duration: Duration,
+        description: String,
+        output_tail: String,
+    ) -> Result<(), ExecError> {
+        let key = self.inputs.plan.graph[index].key.clone();
+        let (result, state) = match result {
+            StepResult::Succeeded => {
+                self.shown.insert(index);
+                (StepResult::Shown, StepState::Succeeded)
+            }
+            StepResult::Failed { error } => (
+                StepResult::Failed {
+                    error: format!("check mode: a precondition does not hold: {error}"),
+                },
+                StepState::Failed,
+            ),
+            other => (other, StepState::Failed),
+        };
+        let checked = output_tail.trim();
+        self.emit(Event::StepFinished {
+            step: key,
+            attempt: 1,
+            result,
+            duration_ms: duration.as_millis() as u64,
+            exit_status: None,
+            outputs: BTreeMap::new(),
+            output_tail: if checked.is_empty() {
+                description
+            } else {
+                format!("{description}checked on the node:\n{checked}\n")
+            },
+        })?;
+        self.schedule.finish(index, state);
+        Ok(())
+    }
+
     /// Undoes the completed steps, newest first. One failing rollback does not stop the others;
     /// a failed or impossible rollback makes the result `RollbackFailed`.
     async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
@@ -737,7 +918,18 @@ impl<'a> Dispatcher<'a> {
                 .cloned()
                 .unwrap_or_else(|| plan.graph[index].clone());
             match rollback {
-                Rollback::NotNeeded | Rollback::Declined => {}
+                Rollback::NotNeeded | Rollback::Declined if step.nature == Nature::Probe => {}
+                Rollback::NotNeeded | Rollback::Declined => {
+                    let reason = if rollback == Rollback::Declined {
+                        RollbackSkip::Declined
+                    } else {
+                        RollbackSkip::NothingToUndo
+                    };
+                    self.emit(Event::RollbackSkipped {
+                        step: step.key.clone(),
+                        reason,
+                    })?;
+                }
                 Rollback::Irreversible => {
                     all_undone = false;
                     self.emit(Event::RollbackStarted {

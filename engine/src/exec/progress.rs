@@ -177,6 +177,10 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
                 ),
             }
         }
+        Event::StepSkipped {
+            step,
+            reason: reason @ SkipReason::CheckMode { .. },
+        } => format!("NOT RUN {step}: {}", skip_reason(reason)),
         Event::StepSkipped { step, reason } => format!("skipped {step}: {}", skip_reason(reason)),
         Event::Confirmed { step, answer, by } => {
             format!(
@@ -198,6 +202,15 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
             StepResult::TimedOut => format!("NOT UNDONE {step}: timed out"),
             StepResult::Shown => format!("undo of {step} shown"),
         },
+        Event::RollbackRequested { .. } => "undoing the run's completed steps, newest first".into(),
+        Event::RollbackSkipped { step, reason } => format!(
+            "left as it was {step}: {}",
+            crate::report::rollback_skip_words(*reason)
+        ),
+        Event::Drill { stage } => format!("drill: {}", crate::report::drill_stage_words(stage)),
+        Event::ClusterIdChanged { from, to } => {
+            format!("the cluster ID changed from {from} to {to} (a new cluster from a snapshot)")
+        }
         Event::Interrupted { reason } => format!("stopping: {reason}; no new step starts"),
         Event::RunFinished { result } => format!(
             "result: {}",
@@ -223,6 +236,7 @@ fn skip_reason(reason: &SkipReason) -> String {
         SkipReason::Declined => "declined at its confirmation gate".into(),
         SkipReason::Interrupted => "the run was stopped".into(),
         SkipReason::FailFast => "an earlier step failed".into(),
+        SkipReason::CheckMode { .. } => crate::report::skip_words(reason),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
 pub use compiler::{ParamInput, compile, compile_for_run};
 pub use context::RunValues;
+pub(crate) use node_script::room_check;
 
 /// A compiled runbook, ready to review or run.
 #[derive(Debug, Clone)]
@@ -219,6 +220,10 @@ pub struct PlanStep {
     pub operation: Operation,
     /// What undoes it.
     pub rollback: Rollback,
+    /// What check mode runs in its place: a read-only check of what the operation needs on its
+    /// node (binaries, room, no leftovers, the manifest), for actions with something to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Operation>,
     /// Its condition.
     pub when: Condition,
     /// A question a person must confirm first.

@@ -461,6 +461,7 @@ async fn stock_restore_runs_on_the_sandbox() {
             params: &inputs,
             plan: &plan,
             secrets: vec![],
+            prologue: Vec::new(),
         },
         options,
         &mut NoPrompter,
