@@ -237,6 +237,26 @@ impl Run {
         params: &[P],
         inventory: impl FnOnce(&Bed, &Path) -> String,
     ) -> Run {
+        Self::start(bed, runbook, params, inventory, "--yes")
+    }
+
+    /// `etcdrill run --check` of `runbooks/RUNBOOK.yaml`, as [`Run::stock`] runs it.
+    pub fn check<P: AsRef<str>>(
+        bed: &Bed,
+        runbook: &str,
+        params: &[P],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+    ) -> Run {
+        Self::start(bed, runbook, params, inventory, "--check")
+    }
+
+    fn start<P: AsRef<str>>(
+        bed: &Bed,
+        runbook: &str,
+        params: &[P],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+        mode: &str,
+    ) -> Run {
         let work = tempfile::tempdir().unwrap();
         let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
         let mut command = Etcdrill::new(work.path()).args([
@@ -244,7 +264,7 @@ impl Run {
             stock_runbook(runbook).as_os_str(),
             "-i".as_ref(),
             inventory.as_os_str(),
-            "--yes".as_ref(),
+            mode.as_ref(),
         ]);
         for param in params {
             command = command.args(["-p", param.as_ref()]);
