@@ -123,6 +123,29 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
         ids_after.iter().all(|id| !ids_before.contains(id)),
         "a restore makes a new cluster with new member IDs: {ids_before:?} -> {ids_after:?}"
     );
+    // The journal links the cluster's old ID to its new one, for `diagnose --backups`.
+    let status = bed
+        .etcdctl(&["endpoint", "status", "-w", "json"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let now = format!(
+        "{:x}",
+        status[0]["Status"]["header"]["cluster_id"]
+            .as_u64()
+            .unwrap()
+    );
+    let changed = run.journal().records.iter().find_map(|r| match &r.event {
+        Event::ClusterIdChanged { from, to } => Some((from.clone(), to.clone())),
+        _ => None,
+    });
+    assert!(
+        changed
+            .as_ref()
+            .is_some_and(|(from, to)| *to == now && *from != now),
+        "{changed:?}, now {now}"
+    );
     // Every old data dir is kept aside for a rollback, and the restored one is in place.
     for node in bed.nodes() {
         node.exec_ok(
