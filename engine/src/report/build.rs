@@ -444,7 +444,18 @@ fn verdict(
         .collect();
     let reason = match outcome {
         Outcome::Succeeded if check => {
-            Some("check mode: probes ran live, actions were shown and not run".to_string())
+            let waiting = steps
+                .iter()
+                .filter(|s| matches!(s.skip, Some(SkipReason::CheckMode { .. })))
+                .count();
+            Some(if waiting == 0 {
+                "check mode: probes ran live, actions were shown and not run".to_string()
+            } else {
+                format!(
+                    "check mode: probes ran live, actions were shown and not run; {waiting} \
+                     probe(s) after those actions were not run either"
+                )
+            })
         }
         Outcome::Succeeded => None,
         Outcome::Failed => match (&first_failure, failed_verification) {
