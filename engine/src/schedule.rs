@@ -141,8 +141,11 @@ impl<'p> Schedule<'p> {
                 .ok_or_else(|| ResumeError::UnknownStep(step.to_owned()))
         };
         let mut started: HashMap<NodeIndex, u32> = HashMap::new();
+        // A check run changed nothing: its probes and preflights only read, so any may run again.
+        let mut check = false;
         for record in &journal.records {
             match &record.event {
+                Event::RunStarted { check: c, .. } => check |= *c,
                 Event::StepStarted { step, attempt } => {
                     started.insert(find(step)?, *attempt);
                 }
@@ -174,7 +177,7 @@ impl<'p> Schedule<'p> {
         }
         if let Some((&i, &attempt)) = started.iter().min_by_key(|(i, _)| **i) {
             let step = &plan.graph[i];
-            if !step.idempotent {
+            if !step.idempotent && !check {
                 return Err(ResumeError::InDoubt {
                     step: step.key.clone(),
                     attempt,
@@ -610,6 +613,18 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("not idempotent"));
+        // In a check run the step only had its preflight checked: it is checked again.
+        let checking = self::journal(vec![
+            Event::RunStarted {
+                runbook: "t".into(),
+                inventory: "i".into(),
+                check: true,
+                etcdrill: "0".into(),
+            },
+            started("add"),
+        ]);
+        let mut schedule = Schedule::resume(&plan, &checking).unwrap();
+        assert_eq!(keys(&plan, &schedule.decide()), ["run add"]);
     }
 
     #[test]
