@@ -184,6 +184,11 @@ pub enum Event {
         /// The stage.
         stage: DrillStage,
     },
+    /// The cluster's ID when a run that may restore a snapshot began (kept for a resume).
+    ClusterIdentified {
+        /// The cluster ID, hex.
+        cluster_id: String,
+    },
     /// A snapshot restore gave the cluster a new cluster ID: copies taken before it are of the
     /// same data's earlier incarnation.
     ClusterIdChanged {
@@ -734,6 +739,9 @@ mod tests {
                     rpo: None,
                     checks: vec![],
                 },
+            },
+            Event::ClusterIdentified {
+                cluster_id: "a1b2".into(),
             },
             Event::ClusterIdChanged {
                 from: "a1b2".into(),

@@ -154,8 +154,13 @@ pub async fn run(
         dispatcher.emit(event)?;
     }
     if !options.check && restores_a_snapshot(inputs.plan) {
-        dispatcher.cluster_id_before =
-            etcd::cluster_id(&dispatcher.access, inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+        let found = etcd::cluster_id(&dispatcher.access, inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+        if let Some(cluster_id) = found {
+            dispatcher.emit(Event::ClusterIdentified {
+                cluster_id: cluster_id.clone(),
+            })?;
+            dispatcher.cluster_id_before = Some(cluster_id);
+        }
     }
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary { dir, result })
@@ -276,7 +281,8 @@ struct Dispatcher<'a> {
     shown: HashSet<NodeIndex>,
     /// Check mode: actions whose preflight runs now, with how the action was described.
     checking: HashMap<NodeIndex, String>,
-    /// The cluster ID when the run started, for a plan that restores a snapshot.
+    /// The cluster ID when the run started, for a plan that restores a snapshot; journaled, so
+    /// a resumed run still links the old ID to the new one.
     cluster_id_before: Option<String>,
 }
 
@@ -351,6 +357,9 @@ impl<'a> Dispatcher<'a> {
                     if let Some(index) = plan.find(step) {
                         self.shown.insert(index);
                     }
+                }
+                Event::ClusterIdentified { cluster_id } => {
+                    self.cluster_id_before = Some(cluster_id.clone());
                 }
                 Event::RolesResolved { leader, followers } => {
                     self.roles = Some(Roles {

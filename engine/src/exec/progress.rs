@@ -208,6 +208,7 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
             crate::report::rollback_skip_words(*reason)
         ),
         Event::Drill { stage } => format!("drill: {}", crate::report::drill_stage_words(stage)),
+        Event::ClusterIdentified { .. } => return None,
         Event::ClusterIdChanged { from, to } => {
             format!("the cluster ID changed from {from} to {to} (a new cluster from a snapshot)")
         }

@@ -199,7 +199,7 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
                         .collect();
                 }
             }
-            Event::ClusterIdChanged { .. } => {}
+            Event::ClusterIdentified { .. } | Event::ClusterIdChanged { .. } => {}
             Event::Interrupted { reason } => {
                 interruption = Some(reason.clone());
                 markers.push(marker(
