@@ -516,7 +516,9 @@ fn a_failed_run_rolls_the_cluster_back_to_its_prior_state() {
         .run()
         .expect_code(1);
     assert!(
-        outcome.stderr().contains("every completed step was undone"),
+        outcome
+            .stderr()
+            .contains("ROLLED BACK: every rollback that ran succeeded"),
         "{}",
         outcome.shown()
     );

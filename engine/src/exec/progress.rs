@@ -218,7 +218,8 @@ fn describe(plan: &Plan, event: &Event) -> Option<String> {
             match result {
                 RunResult::Succeeded => "SUCCEEDED",
                 RunResult::Failed => "FAILED (nothing undone)",
-                RunResult::RolledBack => "FAILED, and every completed step was undone",
+                RunResult::RolledBack =>
+                    "ROLLED BACK: every rollback that ran succeeded (the report says what was left as it was)",
                 RunResult::RollbackFailed =>
                     "FAILED, and NOT everything could be undone: a person must check the cluster",
                 RunResult::Interrupted => "INTERRUPTED",
