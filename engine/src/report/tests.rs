@@ -1307,6 +1307,12 @@ fn a_rollback_of_a_succeeded_run_says_what_it_undid_and_what_it_left() {
         markdown.contains("left as it was by the rollback: the runbook does not undo this step"),
         "{markdown}"
     );
+    let page = html::render(&report);
+    assert!(
+        page.contains("left as it was by the rollback: the runbook does not undo this step")
+            && page.contains("Run SUCCEEDED, then ROLLED BACK"),
+        "{page}"
+    );
 
     // Nothing undone at all is said so, never "every completed step was rolled back".
     let mut nothing = Script::new();
