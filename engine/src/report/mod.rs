@@ -2,8 +2,8 @@
 //! shown as Markdown, a self-contained HTML page, JSON and JUnit XML.
 //!
 //! [`Report::build`] is a pure function: it reads nothing and writes nothing, and takes what is in
-//! neither the plan nor the journal (the run directory, the command line, drill measurements) from
-//! a [`ReportContext`]. A resumed run's journal holds every session; the report treats them as one
+//! neither the plan nor the journal (the run directory, the command line) from a
+//! [`ReportContext`]. A drill's measurements are in its journal. A resumed run's journal holds every session; the report treats them as one
 //! run and marks where it stopped and went on. The formats are pure functions of a [`Report`];
 //! only [`write_all`] touches the file system.
 
@@ -34,7 +34,8 @@ pub struct ReportContext {
     pub run_dir: Option<PathBuf>,
     /// What the run was started with (`run.json`), to say how to run it again.
     pub record: Option<RunRecord>,
-    /// Drill measurements; `None` when the run was not a drill.
+    /// Drill measurements to use instead of the journal's; `None` to take them from the journal's
+    /// drill stages (as `drill run` and `report` do), if it has any.
     pub drill: Option<DrillFacts>,
     /// When the report was made; taken from here, never from the clock, so reports are stable.
     pub generated_at: Option<Timestamp>,
