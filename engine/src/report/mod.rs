@@ -3,9 +3,9 @@
 //!
 //! [`Report::build`] is a pure function: it reads nothing and writes nothing, and takes what is in
 //! neither the plan nor the journal (the run directory, the command line) from a
-//! [`ReportContext`]. A drill's measurements are in its journal. A resumed run's journal holds every session; the report treats them as one
-//! run and marks where it stopped and went on. The formats are pure functions of a [`Report`];
-//! only [`write_all`] touches the file system.
+//! [`ReportContext`]; a drill's measurements are in its journal. A resumed run's journal holds
+//! every session; the report treats them as one run and marks where it stopped and went on. The
+//! formats are pure functions of a [`Report`]; only [`write_all`] touches the file system.
 
 mod build;
 pub mod html;
