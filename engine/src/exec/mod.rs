@@ -626,9 +626,7 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
-        if self.options.check && step.nature == Nature::Action {
-            return self.show(index, step);
-        }
+        // The quorum guard holds in check mode too: a removal it would refuse fails the check.
         if let Operation::Etcd {
             call: Action::EtcdMemberRemove(args),
             ..
@@ -637,6 +635,9 @@ impl<'a> Dispatcher<'a> {
             if let Err(error) = self.quorum_guard(&args.name).await {
                 return self.fail_before_start(index, error);
             }
+        }
+        if self.options.check && step.nature == Nature::Action {
+            return self.show(index, step);
         }
         self.rendered.insert(index, step.clone());
         Ok(Prepared::Run(Box::new(step)))
