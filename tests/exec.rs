@@ -201,7 +201,7 @@ fn check_mode_runs_probes_and_only_shows_actions() {
     );
     // The stop's preflight looked at the node: its manifest is where the stop expects it.
     assert!(
-        outcome.stderr().contains("checked on the node:")
+        outcome.stderr().contains(&format!("checked on {node}:"))
             && outcome.stderr().contains("is in place"),
         "{}",
         outcome.shown()

@@ -541,6 +541,16 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
         );
         let skipped = not_run_in_check_mode(&run);
         match *runbook {
+            "backup" => {
+                // The save checked the controller has room for the database.
+                let stderr = run.outcome.stderr();
+                assert!(
+                    stderr.contains("SHOWN   save")
+                        && stderr.contains("checked on the controller:")
+                        && stderr.contains("bytes free"),
+                    "{stderr}"
+                );
+            }
             "restore-3-node" => {
                 for node in bed.nodes() {
                     let key = format!("verify-copies@{}", node.name());

@@ -154,7 +154,7 @@ pub async fn run(
         dispatcher.emit(event)?;
     }
     if !options.check && restores_a_snapshot(inputs.plan) {
-        let found = etcd::cluster_id(&dispatcher.access, inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+        let found = etcd::cluster_id(&dispatcher.access, inputs.cluster, STATUS_TIMEOUT).await;
         if let Some(cluster_id) = found {
             dispatcher.emit(Event::ClusterIdentified {
                 cluster_id: cluster_id.clone(),
@@ -166,8 +166,9 @@ pub async fn run(
     Ok(RunSummary { dir, result })
 }
 
-/// How long asking the cluster for its ID may take, before and after a restore.
-const CLUSTER_ID_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long asking the members for their status may take (the cluster ID before and after a
+/// restore, the database size before a checked snapshot).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether the plan may restore a snapshot, which gives the cluster a new cluster ID.
 fn restores_a_snapshot(plan: &Plan) -> bool {
@@ -514,7 +515,7 @@ impl<'a> Dispatcher<'a> {
             }
         }
         if let (RunResult::Succeeded, Some(from)) = (result, self.cluster_id_before.clone()) {
-            let now = etcd::cluster_id(&self.access, self.inputs.cluster, CLUSTER_ID_TIMEOUT).await;
+            let now = etcd::cluster_id(&self.access, self.inputs.cluster, STATUS_TIMEOUT).await;
             if let Some(to) = now.filter(|to| *to != from) {
                 self.emit(Event::ClusterIdChanged { from, to })?;
             }
@@ -637,6 +638,23 @@ impl<'a> Dispatcher<'a> {
             }
         }
         if self.options.check && step.nature == Nature::Action {
+            let mut step = step;
+            if let Operation::Etcd {
+                call: Action::EtcdSnapshotSave(args),
+                ..
+            } = &step.operation
+            {
+                // The snapshot is about the size of the largest member's database.
+                let need = etcd::largest_db_size(&self.access, self.inputs.cluster, STATUS_TIMEOUT)
+                    .await
+                    .unwrap_or(0);
+                step.preflight = Some(Operation::Script {
+                    script: format!(
+                        "set -eu\n{}",
+                        crate::plan::room_check(&args.path, &need.to_string())
+                    ),
+                });
+            }
             return self.show(index, step);
         }
         self.rendered.insert(index, step.clone());
@@ -881,7 +899,12 @@ impl<'a> Dispatcher<'a> {
         description: String,
         output_tail: String,
     ) -> Result<(), ExecError> {
-        let key = self.inputs.plan.graph[index].key.clone();
+        let planned = &self.inputs.plan.graph[index];
+        let key = planned.key.clone();
+        let place = match &planned.host {
+            Host::Node(node) => node.clone(),
+            Host::Controller | Host::Cluster => "the controller".to_string(),
+        };
         let (result, state) = match result {
             StepResult::Succeeded => {
                 self.shown.insert(index);
@@ -906,7 +929,7 @@ impl<'a> Dispatcher<'a> {
             output_tail: if checked.is_empty() {
                 description
             } else {
-                format!("{description}checked on the node:\n{checked}\n")
+                format!("{description}checked on {place}:\n{checked}\n")
             },
         })?;
         self.schedule.finish(index, state);
