@@ -543,12 +543,11 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
         match *runbook {
             "backup" => {
                 // The save checked the controller has room for the database.
-                let stderr = run.outcome.stderr();
+                let (result, output) = support::step_finished(&journal, "save").unwrap();
+                assert_eq!(result, StepResult::Shown);
                 assert!(
-                    stderr.contains("SHOWN   save")
-                        && stderr.contains("checked on the controller:")
-                        && stderr.contains("bytes free"),
-                    "{stderr}"
+                    output.contains("checked on the controller:") && output.contains("bytes free"),
+                    "{output}"
                 );
             }
             "restore-3-node" => {
@@ -564,13 +563,19 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
                     "{report}"
                 );
                 // The destructive steps say what they would do, with the real paths.
-                let stderr = run.outcome.stderr();
+                let (result, output) = support::step_finished(&journal, "restore@node1").unwrap();
+                assert_eq!(result, StepResult::Shown);
                 assert!(
-                    stderr.contains("SHOWN   restore@node1")
-                        && stderr
-                            .contains("snapshot restore /var/backups/etcd/etcdrill-restore.db")
-                        && stderr.contains("restores into /var/lib/etcd.restored"),
-                    "{stderr}"
+                    output.contains("snapshot restore /var/backups/etcd/etcdrill-restore.db")
+                        && output.contains("checked on node1:")
+                        && output.contains("restores into /var/lib/etcd.restored"),
+                    "{output}"
+                );
+                assert!(
+                    run.outcome
+                        .stderr()
+                        .contains("snapshot restore /var/backups/etcd/etcdrill-restore.db"),
+                    "the check output shows it"
                 );
             }
             "quorum-recovery" => {
@@ -646,14 +651,18 @@ fn check_mode_fails_naming_a_node_without_etcdutl() {
     );
     let failed = format!("restore@{}", second.name());
     assert_eq!(
-        support::step_result(&run.journal(), &failed).as_deref(),
-        Some("failed"),
+        support::step_finished(&run.journal(), &failed).map(|(result, _)| result),
+        Some(StepResult::Failed {
+            error: "check mode: a precondition does not hold: exit status 1: etcdutl is missing \
+                    on this node: no /usr/local/bin/etcdutl"
+                .into()
+        }),
         "{}",
         run.diagnosis(&bed)
     );
     let stderr = run.outcome.stderr();
     assert!(
-        stderr.contains(&format!("FAILED  {failed}"))
+        stderr.contains(&failed)
             && stderr.contains("etcdutl is missing on this node: no /usr/local/bin/etcdutl"),
         "{stderr}"
     );
@@ -664,4 +673,33 @@ fn check_mode_fails_naming_a_node_without_etcdutl() {
     );
     let report = std::fs::read_to_string(run.dir().join("report.md")).unwrap();
     assert!(report.contains("Check run FAILED"), "{report}");
+
+    // A backup host that cannot be reached fails the check of the backup, naming it.
+    let local = tempfile::tempdir().unwrap();
+    let run = Run::check(
+        &bed,
+        "backup",
+        &[
+            format!("dir={}", local.path().display()),
+            "copy_to=ssh://root@127.0.0.1:1/srv/etcd-backups".into(),
+        ],
+        inventory_yaml,
+    );
+    assert_ne!(
+        run.outcome.0.status.code(),
+        Some(0),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let error = match support::step_finished(&run.journal(), "ship") {
+        Some((StepResult::Failed { error }, _)) => error,
+        other => panic!("{other:?}\n{}", run.diagnosis(&bed)),
+    };
+    assert!(
+        error.starts_with(
+            "check mode: a precondition does not hold: ssh://root@127.0.0.1:1/srv/etcd-backups: \
+             cannot reach backup host 127.0.0.1"
+        ),
+        "{error}"
+    );
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use etcdrill::journal::{Event, Journal, Record};
+use etcdrill::journal::{Event, Journal, Record, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, require};
 
 /// Starts a bed, or returns `None` where beds cannot run (the test then passes as skipped, except
@@ -142,6 +142,19 @@ pub fn step_result(journal: &Journal, step: &str) -> Option<String> {
                 .unwrap_or_default()
                 .to_owned(),
         ),
+        _ => None,
+    })
+}
+
+/// How `step`'s last attempt ended and the end of its output.
+pub fn step_finished(journal: &Journal, step: &str) -> Option<(StepResult, String)> {
+    journal.records.iter().rev().find_map(|r| match &r.event {
+        Event::StepFinished {
+            step: s,
+            result,
+            output_tail,
+            ..
+        } if s == step => Some((result.clone(), output_tail.clone())),
         _ => None,
     })
 }

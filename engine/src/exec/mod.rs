@@ -260,6 +260,35 @@ fn short(digest: &str) -> &str {
 /// How long a check-mode preflight may take.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Check mode: lists every off-host backup destination in `list` (SSH, S3), so that an
+/// unreachable host, a missing bucket or refused credentials fail the check; directories on the
+/// controller are created by the copy itself. Says what was reached; `None` when nothing was
+/// off-host.
+async fn reach_destinations(list: &str) -> Result<Option<String>, String> {
+    // Values known only at run time are not destinations to reach yet.
+    if crate::render::has_placeholder(list) {
+        return Ok(None);
+    }
+    let destinations = crate::backup::destination::Destination::parse_list(list)
+        .map_err(|err| error_chain(&err))?;
+    let mut reached = Vec::new();
+    for destination in destinations.iter().filter(|d| d.is_off_host()) {
+        let copies = crate::backup::list(destination, false, PREFLIGHT_TIMEOUT)
+            .await
+            .map_err(|err| {
+                let text = error_chain(&err);
+                // Backup errors usually start with their destination already.
+                if text.starts_with(&destination.to_string()) {
+                    text
+                } else {
+                    format!("{destination}: {text}")
+                }
+            })?;
+        reached.push(format!("{destination}: {} copies there", copies.len()));
+    }
+    Ok((!reached.is_empty()).then(|| reached.join("\n")))
+}
+
 type StepFuture<'f> = Pin<Box<dyn std::future::Future<Output = ()> + 'f>>;
 
 struct Dispatcher<'a> {
@@ -655,7 +684,28 @@ impl<'a> Dispatcher<'a> {
                     ),
                 });
             }
-            return self.show(index, step);
+            let reached = match &step.operation {
+                Operation::Native {
+                    call: Action::BackupShip(crate::runbook::action::BackupShipArgs { to, .. }),
+                }
+                | Operation::Native {
+                    call:
+                        Action::BackupPrune(crate::runbook::action::BackupPruneArgs {
+                            destinations: to,
+                            ..
+                        }),
+                } => match reach_destinations(to).await {
+                    Ok(reached) => reached,
+                    Err(error) => {
+                        return self.fail_before_start(
+                            index,
+                            format!("check mode: a precondition does not hold: {error}"),
+                        );
+                    }
+                },
+                _ => None,
+            };
+            return self.show(index, step, reached);
         }
         self.rendered.insert(index, step.clone());
         Ok(Prepared::Run(Box::new(step)))
@@ -686,14 +736,22 @@ impl<'a> Dispatcher<'a> {
 
     /// Check mode: an action is shown with its real rendered operation, after the read-only
     /// check of what it needs on its node, when it has one.
-    fn show(&mut self, index: NodeIndex, step: PlanStep) -> Result<Prepared, ExecError> {
-        let description = self
+    fn show(
+        &mut self,
+        index: NodeIndex,
+        step: PlanStep,
+        checked: Option<String>,
+    ) -> Result<Prepared, ExecError> {
+        let mut description = self
             .redactor
             .redact(&crate::format::text::describe_operation(
                 &step.operation,
                 &step.host,
             ))
             .into_owned();
+        if let Some(checked) = checked {
+            description.push_str(&format!("checked from the controller:\n{checked}\n"));
+        }
         let preflight = match (&step.preflight, &step.operation) {
             (Some(preflight), _) => Some(preflight.clone()),
             (
