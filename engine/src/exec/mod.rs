@@ -12,7 +12,7 @@ pub mod progress;
 pub mod run_dir;
 mod step_run;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -714,24 +714,9 @@ impl<'a> Dispatcher<'a> {
     /// Check mode: the nearest action before `index` (by the plan's edges, transitively) that
     /// was shown and not run, by its runbook step id.
     fn shown_ancestor(&self, index: NodeIndex) -> Option<String> {
-        let graph = &self.inputs.plan.graph;
-        let mut queue: VecDeque<NodeIndex> = VecDeque::from([index]);
-        let mut seen: HashSet<NodeIndex> = HashSet::from([index]);
-        while let Some(current) = queue.pop_front() {
-            let mut dependencies: Vec<NodeIndex> = graph
-                .neighbors_directed(current, petgraph::Direction::Incoming)
-                .collect();
-            dependencies.sort();
-            for dependency in dependencies {
-                if self.shown.contains(&dependency) {
-                    return Some(graph[dependency].step.clone());
-                }
-                if seen.insert(dependency) {
-                    queue.push_back(dependency);
-                }
-            }
-        }
-        None
+        let plan = self.inputs.plan;
+        plan.nearest_dependency(index, |dependency| self.shown.contains(&dependency))
+            .map(|dependency| plan.graph[dependency].step.clone())
     }
 
     /// Check mode: an action is shown with its real rendered operation, after the read-only

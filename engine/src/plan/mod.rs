@@ -321,6 +321,33 @@ impl Plan {
             .collect()
     }
 
+    /// The nearest step `index` waits for, directly or through others, that `wanted` accepts:
+    /// breadth first along the edges, ties to the earlier step.
+    pub fn nearest_dependency(
+        &self,
+        index: NodeIndex,
+        wanted: impl Fn(NodeIndex) -> bool,
+    ) -> Option<NodeIndex> {
+        let mut queue = std::collections::VecDeque::from([index]);
+        let mut seen = std::collections::HashSet::from([index]);
+        while let Some(current) = queue.pop_front() {
+            let mut dependencies: Vec<NodeIndex> = self
+                .graph
+                .neighbors_directed(current, petgraph::Direction::Incoming)
+                .collect();
+            dependencies.sort();
+            for dependency in dependencies {
+                if wanted(dependency) {
+                    return Some(dependency);
+                }
+                if seen.insert(dependency) {
+                    queue.push_back(dependency);
+                }
+            }
+        }
+        None
+    }
+
     /// The step with this key.
     pub fn find(&self, key: &str) -> Option<NodeIndex> {
         self.graph
