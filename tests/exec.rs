@@ -149,6 +149,14 @@ steps:
   - {id: status, title: Read status, on: cluster, action: etcd.status}
   - {id: stop, title: Stop every member, on: each, action: etcd.stop_member, needs: [status]}
   - {id: healthy, title: Still healthy, on: cluster, action: verify.healthy, needs: [stop]}
+  - {id: put, title: Write a key, on: cluster, action: etcd.kv.put, needs: [status], with: {key: /etcdrill/test/check, value: v}}
+  - id: again
+    title: Write another key if the first landed at revision 1
+    on: cluster
+    action: etcd.kv.put
+    needs: [put]
+    when: (eq steps.put.outputs.revision "1")
+    with: {key: /etcdrill/test/check-again, value: v}
 "#;
 
 #[test]
@@ -199,6 +207,15 @@ fn check_mode_runs_probes_and_only_shows_actions() {
         "{}",
         outcome.shown()
     );
+    // A condition on the output of an action that was not run cannot be known: the action is
+    // shown with what it would do if it held, and nothing is written.
+    let (result, output) = support::step_finished(&journal, "again").unwrap();
+    assert_eq!(result, StepResult::Shown, "{output}");
+    assert!(
+        output.contains("runs only if `(eq steps.put.outputs.revision \"1\")` holds"),
+        "{output}"
+    );
+    assert_eq!(bed.get("/etcdrill/test/check").unwrap(), None);
     // The stop's preflight looked at the node: its manifest is where the stop expects it.
     let (_, output) = support::step_finished(&journal, &format!("stop@{node}")).unwrap();
     assert!(

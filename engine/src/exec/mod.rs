@@ -621,8 +621,16 @@ impl<'a> Dispatcher<'a> {
         } else {
             planned.clone()
         };
+        // Check mode: a condition on outputs of steps that were not run cannot be known; the
+        // action is shown with what it would do if the condition held.
+        let mut unknown_condition = None;
+        if let (true, Condition::SkippedAtCompile(expression)) = (self.options.check, &step.when) {
+            if step.nature == Nature::Action && self.refers_to_missing_outputs(expression) {
+                unknown_condition = Some(expression.clone());
+            }
+        }
         // Rendered with run values, a run-time condition is now either true or skipped.
-        if let Condition::SkippedAtCompile(expression) = &step.when {
+        if let (Condition::SkippedAtCompile(expression), None) = (&step.when, &unknown_condition) {
             let reason = SkipReason::Condition {
                 expression: expression.clone(),
             };
@@ -695,7 +703,7 @@ impl<'a> Dispatcher<'a> {
                             ..
                         }),
                 } => match reach_destinations(to).await {
-                    Ok(reached) => reached,
+                    Ok(reached) => reached.map(|r| format!("checked from the controller:\n{r}")),
                     Err(error) => {
                         return self.fail_before_start(
                             index,
@@ -705,10 +713,32 @@ impl<'a> Dispatcher<'a> {
                 },
                 _ => None,
             };
-            return self.show(index, step, reached);
+            let note = match (unknown_condition, reached) {
+                (Some(expression), reached) => Some(format!(
+                    "runs only if `{expression}` holds, which check mode cannot tell: it reads outputs of steps that were not run{}",
+                    reached.map(|r| format!("\n{r}")).unwrap_or_default()
+                )),
+                (None, reached) => reached,
+            };
+            return self.show(index, step, note);
         }
         self.rendered.insert(index, step.clone());
         Ok(Prepared::Run(Box::new(step)))
+    }
+
+    /// Whether `expression` reads outputs of a step none of whose instances recorded outputs
+    /// (check mode: an action shown, or a probe not run).
+    fn refers_to_missing_outputs(&self, expression: &str) -> bool {
+        crate::plan::referenced_step_ids(expression)
+            .into_iter()
+            .any(|id| {
+                !self.values.outputs.keys().any(|key| {
+                    key == id
+                        || key
+                            .strip_prefix(id)
+                            .is_some_and(|rest| rest.starts_with('@'))
+                })
+            })
     }
 
     /// Check mode: the nearest action before `index` (by the plan's edges, transitively) that
@@ -725,7 +755,7 @@ impl<'a> Dispatcher<'a> {
         &mut self,
         index: NodeIndex,
         step: PlanStep,
-        checked: Option<String>,
+        note: Option<String>,
     ) -> Result<Prepared, ExecError> {
         let mut description = self
             .redactor
@@ -734,8 +764,9 @@ impl<'a> Dispatcher<'a> {
                 &step.host,
             ))
             .into_owned();
-        if let Some(checked) = checked {
-            description.push_str(&format!("checked from the controller:\n{checked}\n"));
+        if let Some(note) = note {
+            description.push_str(&note);
+            description.push('\n');
         }
         let preflight = match (&step.preflight, &step.operation) {
             (Some(preflight), _) => Some(preflight.clone()),

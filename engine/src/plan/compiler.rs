@@ -1101,7 +1101,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// The step ids a template text refers to as `steps.<id>`.
-fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
+pub(crate) fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
     text.match_indices("steps.")
         .filter(|(at, _)| {
             text[..*at]

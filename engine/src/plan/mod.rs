@@ -14,6 +14,7 @@ use crate::human_duration::HumanDuration;
 use crate::runbook::action::{Action, ActionKind, CopyDirection, Nature};
 use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
+pub(crate) use compiler::referenced_step_ids;
 pub use compiler::{ParamInput, compile, compile_for_run};
 pub use context::RunValues;
 pub(crate) use node_script::room_check;
