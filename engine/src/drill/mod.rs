@@ -494,6 +494,11 @@ pub async fn run(
 
     // Disaster declared: the recovery clock starts.
     let declared = Instant::now();
+    prologue.push(Event::Drill {
+        stage: DrillStage::Declared {
+            disaster: prepared.disaster.name().into(),
+        },
+    });
     reporter.note("drill: disaster declared; running the runbook");
     let inputs = RunInputs {
         runbook: &prepared.runbook,
@@ -501,14 +506,7 @@ pub async fn run(
         params: &prepared.params,
         plan: &prepared.plan,
         secrets: secret_values(prepared),
-        prologue: {
-            prologue.push(Event::Drill {
-                stage: DrillStage::Declared {
-                    disaster: prepared.disaster.name().into(),
-                },
-            });
-            prologue
-        },
+        prologue,
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
         RunRecord::with_params(
