@@ -100,6 +100,37 @@ fn assert_report_survives(work: &Path, run: &Path, report: &serde_json::Value) {
     for ((name, before), (_, after)) in written.iter().zip(read_all(&generated(&again))) {
         assert!(*before == after, "{name} differs once made again:\n{after}");
     }
+    // The drill's stages are in the run's journal, in order.
+    let stages: Vec<String> = support::journal(run)
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            etcdrill::journal::Event::Drill { stage } => Some(
+                serde_json::to_value(stage).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages.first().map(String::as_str),
+        Some("seeded"),
+        "{stages:?}"
+    );
+    assert_eq!(
+        stages.last().map(String::as_str),
+        Some("verified"),
+        "{stages:?}"
+    );
+    assert!(
+        stages
+            .iter()
+            .any(|s| s == "snapshot_saved" || s == "disaster_staged")
+            && stages.iter().any(|s| s == "declared"),
+        "{stages:?}"
+    );
     let drills = etcdrill::diagnose::collect::scan_drills(&work.join("runs"));
     assert!(drills.newest_pass.is_some(), "{drills:?}");
 }
