@@ -550,6 +550,15 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
                     "{output}"
                 );
             }
+            "replace-member" => {
+                // A shell action cannot be checked, but that a script runs there can.
+                let (result, output) = support::step_finished(&journal, "set-aside@node2").unwrap();
+                assert_eq!(result, StepResult::Shown);
+                assert!(
+                    output.contains("checked on node2:\na script would run here as root"),
+                    "{output}"
+                );
+            }
             "restore-3-node" => {
                 for node in bed.nodes() {
                     let key = format!("verify-copies@{}", node.name());

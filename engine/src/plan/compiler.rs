@@ -610,7 +610,7 @@ impl<'a> Compiler<'a> {
         let operation = self.operation(&action, &host, node, &entry.path)?;
         let rollback = self.rollback(entry, &action, &host, node, &context)?;
         let preflight = node
-            .filter(|_| entry.action.info().placement == Placement::Node)
+            .filter(|_| matches!(operation, Operation::Script { .. }))
             .and_then(|node| node_script::preflight(&action, node))
             .map(|script| Operation::Script { script });
         let info = entry.action.info();

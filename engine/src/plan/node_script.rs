@@ -65,10 +65,13 @@ pub(crate) fn operation(
 /// What check mode runs on `node` instead of a node-side action: a read-only script that fails,
 /// saying why, when the action would fail for a reason known now (its binary is missing, its
 /// target is a leftover of an earlier run, the file system has no room, the manifest is not
-/// there). `None` for actions with nothing to check. Run through `sudo` like the action, it also
+/// there); for a shell script, only that a script runs there. `None` for actions with nothing to
+/// check. Run through `sudo` like the action, it also
 /// checks that sudo works.
 pub(crate) fn preflight(action: &Action, node: &Node) -> Option<String> {
     let script = match action {
+        // A script cannot be checked without running it; that it would run, and as whom, can.
+        Action::Shell(_) => "printf 'a script would run here as %s\\n' \"$(id -un)\"".to_string(),
         Action::EtcdSnapshotRestore(args) => {
             let etcdutl = shell_join(&node.etcd.etcdutl);
             let bump = if args.bump_revision.is_some_and(|n| n > 0) {
