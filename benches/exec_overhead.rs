@@ -78,6 +78,7 @@ fn run_etcdrill(runbook_text: &str, inventory: &Path, work: &Path) -> Duration {
             params: &[],
             plan: &plan,
             secrets: vec![],
+            prologue: Vec::new(),
         };
         let mut reporter = Reporter::lines(Box::new(std::io::sink()));
         exec::run(

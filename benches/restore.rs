@@ -430,6 +430,7 @@ fn run_etcdrill(inventory: &Path, work: &Path, snapshot: &Path) -> Measured {
             params: &params,
             plan: &plan,
             secrets: vec![],
+            prologue: Vec::new(),
         };
         let mut reporter = Reporter::lines(Box::new(std::io::sink()));
         executor::run(

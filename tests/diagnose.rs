@@ -513,3 +513,74 @@ fn connection_mistakes_a_new_user_makes_are_explained() {
         .run()
         .expect_code(0);
 }
+
+/// After a restore, copies taken before it carry the old cluster ID: `diagnose --backups` counts
+/// them as this cluster's (the restore's journal links the IDs), says so, and is not urgent.
+#[test]
+fn backups_from_before_a_restore_count_as_the_clusters_own() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    let (work, inventory) = work(&bed);
+    bed.seed(20, 100).unwrap();
+    let backups = work.path().join("backups");
+    let path = backups.join("before-restore.db");
+    Etcdrill::new(work.path())
+        .args([
+            "snapshot",
+            "save",
+            &path.display().to_string(),
+            "-i",
+            &inventory,
+        ])
+        .run()
+        .expect_code(0);
+    // etcd 3.5.1's etcdutl has no --bump-revision.
+    Etcdrill::new(work.path())
+        .args([
+            "run".as_ref(),
+            support::stock_runbook("restore-3-node").as_os_str(),
+            "-i".as_ref(),
+            inventory.as_ref(),
+            "--yes".as_ref(),
+            "-p".as_ref(),
+            format!("snapshot={}", path.display()).as_ref(),
+            "-p".as_ref(),
+            "bump_revision=0".as_ref(),
+            "-p".as_ref(),
+            "mark_compacted=false".as_ref(),
+        ])
+        .run()
+        .expect_code(0);
+    bed.wait_healthy(Duration::from_secs(30)).unwrap();
+    let backups_arg = backups.display().to_string();
+    let (_, json) = diagnose(work.path(), &inventory, &["--backups", &backups_arg]);
+    assert!(finding(&json, "no-backup").is_none(), "{json:#}");
+    let earlier = finding(&json, "backups-of-earlier-incarnation")
+        .unwrap_or_else(|| panic!("{:?}", codes(&json)));
+    assert_eq!(earlier["severity"], "info", "{earlier:#}");
+    let detail = earlier["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("before-restore.db") && detail.contains("restored by run"),
+        "{detail}"
+    );
+    // Without the runs that link the IDs, the copy is another cluster's, and the finding says
+    // so rather than that there is no metadata file.
+    let nowhere = work.path().join("no-runs-here");
+    let (_, json) = diagnose(
+        work.path(),
+        &inventory,
+        &[
+            "--backups",
+            &backups_arg,
+            "--runs",
+            &nowhere.display().to_string(),
+        ],
+    );
+    let urgent = finding(&json, "no-backup").unwrap_or_else(|| panic!("{:?}", codes(&json)));
+    let detail = urgent["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("copy(ies) of other clusters") && !detail.contains("no snapshot metadata"),
+        "{detail}"
+    );
+}

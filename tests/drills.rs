@@ -58,7 +58,81 @@ fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::
         std::fs::read_to_string(run.join("report.md")).unwrap_or_default()
     );
     assert!(outcome.stderr().contains("PASSED"), "{}", outcome.shown());
+    assert_report_survives(work.path(), &run, &report);
     report
+}
+
+/// `etcdrill report RUN` on a drill's run writes exactly the report `drill run` wrote (but for the
+/// time it was made), and `diagnose` still finds the passing drill.
+fn assert_report_survives(work: &Path, run: &Path, report: &serde_json::Value) {
+    let generated = |report: &serde_json::Value| {
+        report["run"]["generated_at"]
+            .as_str()
+            .expect("a generated_at")
+            .to_owned()
+    };
+    let read_all = |at: &str| -> Vec<(&str, String)> {
+        etcdrill::report::REPORT_FILES
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(run.join(name)).unwrap();
+                (*name, text.replace(at, "[generated]"))
+            })
+            .collect()
+    };
+    let written = read_all(&generated(report));
+    assert!(
+        written[0].1.contains("Drill SUCCEEDED") && written[0].1.contains("RTO"),
+        "{}",
+        written[0].1
+    );
+    Etcdrill::new(work)
+        .args([
+            "report",
+            run.to_str().unwrap(),
+            "--work-dir",
+            work.to_str().unwrap(),
+        ])
+        .run()
+        .expect_code(0);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    for ((name, before), (_, after)) in written.iter().zip(read_all(&generated(&again))) {
+        assert!(*before == after, "{name} differs once made again:\n{after}");
+    }
+    // The drill's stages are in the run's journal, in order.
+    let stages: Vec<String> = support::journal(run)
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            etcdrill::journal::Event::Drill { stage } => Some(
+                serde_json::to_value(stage).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages.first().map(String::as_str),
+        Some("seeded"),
+        "{stages:?}"
+    );
+    assert_eq!(
+        stages.last().map(String::as_str),
+        Some("verified"),
+        "{stages:?}"
+    );
+    assert!(
+        stages
+            .iter()
+            .any(|s| s == "snapshot_saved" || s == "disaster_staged")
+            && stages.iter().any(|s| s == "declared"),
+        "{stages:?}"
+    );
+    let drills = etcdrill::diagnose::collect::scan_drills(&work.join("runs"));
+    assert!(drills.newest_pass.is_some(), "{drills:?}");
 }
 
 fn assert_verified(report: &serde_json::Value, expected: &[&str]) {

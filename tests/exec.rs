@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use etcdrill::journal::{Event, RunResult, StepResult};
+use etcdrill::journal::{Event, RollbackSkip, RunResult, SkipReason, StepResult};
 use etcdrill_testbed::{Bed, BedConfig};
 use support::{
     Etcdrill, inventory_with, inventory_yaml, journal, no_runs, only_run, step_outputs,
@@ -149,6 +149,14 @@ steps:
   - {id: status, title: Read status, on: cluster, action: etcd.status}
   - {id: stop, title: Stop every member, on: each, action: etcd.stop_member, needs: [status]}
   - {id: healthy, title: Still healthy, on: cluster, action: verify.healthy, needs: [stop]}
+  - {id: put, title: Write a key, on: cluster, action: etcd.kv.put, needs: [status], with: {key: /etcdrill/test/check, value: v}}
+  - id: again
+    title: Write another key if the first landed at revision 1
+    on: cluster
+    action: etcd.kv.put
+    needs: [put]
+    when: (eq steps.put.outputs.revision "1")
+    with: {key: /etcdrill/test/check-again, value: v}
 "#;
 
 #[test]
@@ -181,9 +189,38 @@ fn check_mode_runs_probes_and_only_shows_actions() {
         step_result(&journal, &format!("stop@{node}")).as_deref(),
         Some("shown")
     );
-    assert_eq!(
-        step_result(&journal, "healthy").as_deref(),
-        Some("succeeded")
+    // The health check after the stops would read a cluster check mode did not stop.
+    assert_eq!(step_result(&journal, "healthy"), None);
+    assert!(
+        journal.records.iter().any(|r| matches!(
+            &r.event,
+            Event::StepSkipped { step, reason: SkipReason::CheckMode { dependency } }
+                if step == "healthy" && dependency == "stop"
+        )),
+        "{:#?}",
+        journal.records
+    );
+    assert!(
+        outcome
+            .stderr()
+            .contains("not run in check mode: depends on `stop`"),
+        "{}",
+        outcome.shown()
+    );
+    // A condition on the output of an action that was not run cannot be known: the action is
+    // shown with what it would do if it held, and nothing is written.
+    let (result, output) = support::step_finished(&journal, "again").unwrap();
+    assert_eq!(result, StepResult::Shown, "{output}");
+    assert!(
+        output.contains("runs only if `(eq steps.put.outputs.revision \"1\")` holds"),
+        "{output}"
+    );
+    assert_eq!(bed.get("/etcdrill/test/check").unwrap(), None);
+    // The stop's preflight looked at the node: its manifest is where the stop expects it.
+    let (_, output) = support::step_finished(&journal, &format!("stop@{node}")).unwrap();
+    assert!(
+        output.contains(&format!("checked on {node}:")) && output.contains("is in place"),
+        "{output}"
     );
     assert!(outcome.stderr().contains("SHOWN"), "{}", outcome.shown());
     assert!(
@@ -194,6 +231,101 @@ fn check_mode_runs_probes_and_only_shows_actions() {
     assert!(
         !bed.nodes()[0].etcd_pids().unwrap().is_empty(),
         "check mode stopped etcd"
+    );
+}
+
+const UNDO: &str = r#"
+name: exec-undo
+summary: one step with a rollback, one whose rollback the runbook declines
+steps:
+  - id: mark
+    title: Write a mark that a rollback removes
+    on: each
+    action: shell
+    with: {run: "echo mark > /var/backups/etcd/undo-mark"}
+    rollback:
+      action: shell
+      with: {run: "rm -f /var/backups/etcd/undo-mark"}
+  - id: note
+    title: Write a note nobody undoes
+    on: each
+    action: shell
+    needs: [mark]
+    with: {run: "echo note > /var/backups/etcd/undo-note"}
+    rollback: none
+"#;
+
+/// `etcdrill rollback` of a run that succeeded undoes what it can and says exactly what it left.
+#[test]
+fn rollback_of_a_succeeded_run_reports_what_it_did_and_did_not_undo() {
+    let Some(bed) = bed(1) else { return };
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let runbook = write(work.path(), "runbook.yaml", UNDO);
+    let run = |args: &[&str]| Etcdrill::new(work.path()).args(args).run();
+    run(&[
+        "run",
+        runbook.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect_code(0);
+    let dir = only_run(work.path());
+    let node = bed.nodes()[0].name().to_string();
+    let rolled_back = run(&[
+        "rollback",
+        dir.to_str().unwrap(),
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ]);
+    let journal = journal(&dir);
+    let events: Vec<&Event> = journal.records.iter().map(|r| &r.event).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::RollbackRequested {
+                previous: Some(RunResult::Succeeded)
+            }
+        )),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::RollbackFinished { step, result: StepResult::Succeeded, .. }
+                if *step == format!("mark@{node}")
+        )),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::RollbackSkipped { step, reason: RollbackSkip::Declined }
+                if *step == format!("note@{node}")
+        )),
+        "{events:#?}"
+    );
+    let node_fs = &bed.nodes()[0];
+    node_fs
+        .exec_ok("test ! -e /var/backups/etcd/undo-mark && test -e /var/backups/etcd/undo-note")
+        .unwrap();
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("SUCCEEDED, then ROLLED BACK")
+            && report.contains(&format!(
+                "undid 1 step(s): `mark@{node}`; NOT undone: `note@{node}` (the runbook does not undo this step)"
+            )),
+        "{}\n{report}",
+        rolled_back.shown()
+    );
+    assert!(
+        !report.contains("every completed step was rolled back"),
+        "{report}"
     );
 }
 
@@ -400,7 +532,9 @@ fn a_failed_run_rolls_the_cluster_back_to_its_prior_state() {
         .run()
         .expect_code(1);
     assert!(
-        outcome.stderr().contains("every completed step was undone"),
+        outcome
+            .stderr()
+            .contains("ROLLED BACK: every rollback that ran succeeded"),
         "{}",
         outcome.shown()
     );

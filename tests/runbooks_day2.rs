@@ -202,6 +202,45 @@ fn defrag_rolling_shrinks_every_member_under_writes_leader_last() {
         assert!(size - in_use > 10 << 20, "{node} is fragmented: {before:?}");
     }
 
+    // A check first: the defragmentations are shown, the probes after them are not run, and
+    // the leader's steps are shown with a successor that only the real run can name.
+    let check = Run::check(&bed, "defrag-rolling", &["min_free_mb=8"], inventory_yaml);
+    check.expect_success(&bed);
+    let shown: Vec<String> = check
+        .journal()
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepFinished {
+                step,
+                result: StepResult::Shown,
+                ..
+            } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    for step in ["defrag-old-leader", "move-leader", "disarm"] {
+        assert!(
+            shown.iter().any(|s| s.starts_with(step)),
+            "{step}: {shown:?}"
+        );
+    }
+    assert_eq!(
+        shown
+            .iter()
+            .filter(|s| s.starts_with("defrag-follower@"))
+            .count(),
+        2,
+        "{shown:?}"
+    );
+    let (after_check, _) = statuses(&bed);
+    for (node, (size, in_use)) in &after_check {
+        assert!(
+            size - in_use > 10 << 20,
+            "a check defragmented {node}: {after_check:?}"
+        );
+    }
+
     let writer = Writer::start(&bed);
     writer.wait_for_writes(3);
     let run = Run::stock(&bed, "defrag-rolling", &["min_free_mb=8"], inventory_yaml);

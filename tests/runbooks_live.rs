@@ -9,7 +9,7 @@ use support::{Run, bed};
 
 use std::time::Duration;
 
-use etcdrill::journal::{Event, StepResult};
+use etcdrill::journal::{Event, SkipReason, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
 use support::{inventory_parking_at, inventory_yaml, journal, step_result};
 
@@ -122,6 +122,29 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
     assert!(
         ids_after.iter().all(|id| !ids_before.contains(id)),
         "a restore makes a new cluster with new member IDs: {ids_before:?} -> {ids_after:?}"
+    );
+    // The journal links the cluster's old ID to its new one, for `diagnose --backups`.
+    let status = bed
+        .etcdctl(&["endpoint", "status", "-w", "json"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let now = format!(
+        "{:x}",
+        status[0]["Status"]["header"]["cluster_id"]
+            .as_u64()
+            .unwrap()
+    );
+    let changed = run.journal().records.iter().find_map(|r| match &r.event {
+        Event::ClusterIdChanged { from, to } => Some((from.clone(), to.clone())),
+        _ => None,
+    });
+    assert!(
+        changed
+            .as_ref()
+            .is_some_and(|(from, to)| *to == now && *from != now),
+        "{changed:?}, now {now}"
     );
     // Every old data dir is kept aside for a rollback, and the restored one is in place.
     for node in bed.nodes() {
@@ -424,4 +447,268 @@ fn replace_member_replaces_a_crash_looping_member_on_an_empty_disk() {
     // The crash loop's data dir was set aside, not deleted.
     lost.exec_ok("ls -d /var/lib/etcd.failed-*").unwrap();
     eprintln!("replace-member took {:.1?}", run.took);
+}
+
+/// The steps `run` skipped as not run in check mode, with the action each waits for.
+fn not_run_in_check_mode(run: &Run) -> Vec<(String, String)> {
+    run.journal()
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepSkipped {
+                step,
+                reason: SkipReason::CheckMode { dependency },
+            } => Some((step.clone(), dependency.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `run --check` of every stock runbook on a healthy cluster ends SUCCEEDED: probes that would
+/// read what a shown action leaves behind are not run, every preflight holds, nothing changes.
+#[test]
+fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
+    // Five members, so that `scale` can shrink by two.
+    let Some(bed) = bed(BedConfig::new(5)) else {
+        return;
+    };
+    bed.seed(50, 128).unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/check.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let snapshot = snapshot_param(first, "/var/backups/etcd/check.db");
+    let backups = tempfile::tempdir().unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    let runbooks: [(&str, Vec<String>); 7] = [
+        (
+            "backup",
+            vec![
+                format!("dir={}", backups.path().display()),
+                format!("copy_to={}", copies.path().display()),
+            ],
+        ),
+        ("compact", vec![]),
+        ("defrag-rolling", vec![]),
+        ("quorum-recovery", vec!["survivor=node1".into()]),
+        ("replace-member", vec!["node=node2".into()]),
+        // etcd 3.5.1's etcdutl has no --bump-revision: the preflight says so (see below).
+        (
+            "restore-3-node",
+            vec![
+                snapshot,
+                "bump_revision=0".into(),
+                "mark_compacted=false".into(),
+            ],
+        ),
+        (
+            "scale",
+            vec![
+                "direction=shrink".into(),
+                "first=node4".into(),
+                "second=node5".into(),
+            ],
+        ),
+    ];
+    for (runbook, params) in &runbooks {
+        let run = Run::check(&bed, runbook, params, inventory_yaml);
+        run.expect_success(&bed);
+        let journal = run.journal();
+        let failed: Vec<&String> = journal
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::StepFinished {
+                    step,
+                    result: StepResult::Failed { .. } | StepResult::TimedOut,
+                    ..
+                } => Some(step),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{runbook}: {failed:?}\n{}",
+            run.diagnosis(&bed)
+        );
+        let report = std::fs::read_to_string(run.dir().join("report.md")).unwrap();
+        assert!(
+            report.contains("Check run SUCCEEDED"),
+            "{runbook}: {report}"
+        );
+        let skipped = not_run_in_check_mode(&run);
+        match *runbook {
+            "backup" => {
+                // The save checked the controller has room for the database.
+                let (result, output) = support::step_finished(&journal, "save").unwrap();
+                assert_eq!(result, StepResult::Shown);
+                assert!(
+                    output.contains("checked on the controller:") && output.contains("bytes free"),
+                    "{output}"
+                );
+            }
+            "replace-member" => {
+                // A shell action cannot be checked, but that a script runs there can.
+                let (result, output) = support::step_finished(&journal, "set-aside@node2").unwrap();
+                assert_eq!(result, StepResult::Shown);
+                assert!(
+                    output.contains("checked on node2:\na script would run here as root"),
+                    "{output}"
+                );
+            }
+            "restore-3-node" => {
+                for node in bed.nodes() {
+                    let key = format!("verify-copies@{}", node.name());
+                    assert!(
+                        skipped.contains(&(key.clone(), "copy-snapshot".into())),
+                        "{key}: {skipped:?}"
+                    );
+                }
+                assert!(
+                    report.contains("not run in check mode: depends on `copy-snapshot`"),
+                    "{report}"
+                );
+                // The destructive steps say what they would do, with the real paths.
+                let (result, output) = support::step_finished(&journal, "restore@node1").unwrap();
+                assert_eq!(result, StepResult::Shown);
+                assert!(
+                    output.contains("snapshot restore /var/backups/etcd/etcdrill-restore.db")
+                        && output.contains("checked on node1:")
+                        && output.contains("restores into /var/lib/etcd.restored"),
+                    "{output}"
+                );
+                assert!(
+                    run.outcome
+                        .stderr()
+                        .contains("snapshot restore /var/backups/etcd/etcdrill-restore.db"),
+                    "the check output shows it"
+                );
+            }
+            "quorum-recovery" => {
+                assert!(
+                    skipped
+                        .contains(&("survivor-healthy@node1".into(), "force-new-cluster".into())),
+                    "{skipped:?}"
+                );
+                assert!(
+                    skipped.iter().any(|(step, _)| step == "survivor-alone"),
+                    "{skipped:?}"
+                );
+            }
+            _ => {}
+        }
+        eprintln!(
+            "check of {runbook}: {:.1?}, {} probe(s) not run",
+            run.took,
+            skipped.len()
+        );
+    }
+    // Nothing changed: the same members, healthy, no restore leftovers.
+    bed.wait_healthy(Duration::from_secs(10)).unwrap();
+    let ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids_before, ids_after);
+    for node in bed.nodes() {
+        node.exec_ok(
+            "test ! -e /var/lib/etcd.restored && test ! -e /var/backups/etcd/etcdrill-restore.db",
+        )
+        .unwrap();
+    }
+    assert_eq!(std::fs::read_dir(copies.path()).unwrap().count(), 0);
+}
+
+/// A check fails for a real precondition, naming it: here one node has no etcdutl.
+#[test]
+fn check_mode_fails_naming_a_node_without_etcdutl() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/check.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    // `/usr/local/bin/etcdutl` is the node's own link to the shared binary.
+    let second = &bed.nodes()[1];
+    second
+        .exec_ok("test -L /usr/local/bin/etcdutl && rm /usr/local/bin/etcdutl")
+        .unwrap();
+    let snapshot = snapshot_param(first, "/var/backups/etcd/check.db");
+    // Left at its default, --bump-revision is a precondition this etcdutl (3.5.1) misses too.
+    let run = Run::check(&bed, "restore-3-node", &[&snapshot], inventory_yaml);
+    assert!(
+        run.outcome.stderr().contains(
+            "/usr/local/bin/etcdutl has no --bump-revision (etcd 3.6, backported to 3.5 by etcd-io/etcd#16165)"
+        ),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let run = Run::check(
+        &bed,
+        "restore-3-node",
+        &[&snapshot, "bump_revision=0", "mark_compacted=false"],
+        inventory_yaml,
+    );
+    assert_ne!(
+        run.outcome.0.status.code(),
+        Some(0),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let failed = format!("restore@{}", second.name());
+    assert_eq!(
+        support::step_finished(&run.journal(), &failed).map(|(result, _)| result),
+        Some(StepResult::Failed {
+            error: "check mode: a precondition does not hold: exit status 1: etcdutl is missing \
+                    on this node: no /usr/local/bin/etcdutl"
+                .into()
+        }),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let stderr = run.outcome.stderr();
+    assert!(
+        stderr.contains(&failed)
+            && stderr.contains("etcdutl is missing on this node: no /usr/local/bin/etcdutl"),
+        "{stderr}"
+    );
+    // The other nodes have theirs.
+    assert_eq!(
+        support::step_result(&run.journal(), &format!("restore@{}", first.name())).as_deref(),
+        Some("shown")
+    );
+    let report = std::fs::read_to_string(run.dir().join("report.md")).unwrap();
+    assert!(report.contains("Check run FAILED"), "{report}");
+
+    // A backup host that cannot be reached fails the check of the backup, naming it.
+    let local = tempfile::tempdir().unwrap();
+    let run = Run::check(
+        &bed,
+        "backup",
+        &[
+            format!("dir={}", local.path().display()),
+            "copy_to=ssh://root@127.0.0.1:1/srv/etcd-backups".into(),
+        ],
+        inventory_yaml,
+    );
+    assert_ne!(
+        run.outcome.0.status.code(),
+        Some(0),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let error = match support::step_finished(&run.journal(), "ship") {
+        Some((StepResult::Failed { error }, _)) => error,
+        other => panic!("{other:?}\n{}", run.diagnosis(&bed)),
+    };
+    assert!(
+        error.starts_with(
+            "check mode: a precondition does not hold: ssh://root@127.0.0.1:1/srv/etcd-backups: \
+             cannot reach backup host 127.0.0.1"
+        ),
+        "{error}"
+    );
 }

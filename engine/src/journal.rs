@@ -15,8 +15,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The `format` field of every journal header.
 pub const JOURNAL_FORMAT: &str = "etcdrill-journal";
-/// The journal version this build writes and reads.
-pub const JOURNAL_VERSION: u32 = 1;
+/// The journal version this build writes.
+pub const JOURNAL_VERSION: u32 = 2;
+/// The oldest journal version this build reads: version 2 only added events to version 1.
+pub const JOURNAL_OLDEST_READABLE: u32 = 1;
 /// The most bytes of a step's output kept in the journal (its end, where errors are).
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
 
@@ -164,6 +166,37 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         output_tail: String,
     },
+    /// `etcdrill rollback` was asked to undo the run's completed steps.
+    RollbackRequested {
+        /// How the run had ended before, if it had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<RunResult>,
+    },
+    /// A completed step was left as it was by the rollback.
+    RollbackSkipped {
+        /// Plan step key.
+        step: String,
+        /// Why.
+        reason: RollbackSkip,
+    },
+    /// A stage of a restore drill; the drill's runbook run carries them in its journal.
+    Drill {
+        /// The stage.
+        stage: DrillStage,
+    },
+    /// The cluster's ID when a run that may restore a snapshot began (kept for a resume).
+    ClusterIdentified {
+        /// The cluster ID, hex.
+        cluster_id: String,
+    },
+    /// A snapshot restore gave the cluster a new cluster ID: copies taken before it are of the
+    /// same data's earlier incarnation.
+    ClusterIdChanged {
+        /// The cluster ID before the run, hex.
+        from: String,
+        /// The cluster ID after it, hex.
+        to: String,
+    },
     /// The controller was asked to stop (Ctrl-C, SIGTERM).
     Interrupted {
         /// The signal or reason.
@@ -185,7 +218,8 @@ impl Event {
             | Event::StepSkipped { step, .. }
             | Event::Confirmed { step, .. }
             | Event::RollbackStarted { step }
-            | Event::RollbackFinished { step, .. } => Some(step),
+            | Event::RollbackFinished { step, .. }
+            | Event::RollbackSkipped { step, .. } => Some(step),
             _ => None,
         }
     }
@@ -233,6 +267,94 @@ pub enum SkipReason {
     Interrupted,
     /// An earlier step failed and the run stops at the first failure.
     FailFast,
+    /// Check mode: a probe that would read what a step shown but not run (an action) leaves
+    /// behind; run now it would read the cluster as it is, or leftovers of an earlier run.
+    CheckMode {
+        /// The runbook step id of the nearest such action.
+        dependency: String,
+    },
+}
+
+/// Why a rollback left a completed step as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RollbackSkip {
+    /// The step leaves nothing that needs undoing (a copy, a verification).
+    NothingToUndo,
+    /// The runbook says not to undo it (`rollback: none`, or a shell step without a rollback).
+    Declined,
+}
+
+/// A stage of a restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DrillStage {
+    /// The drill began on a healthy cluster: seed data and a canary were written.
+    Seeded {
+        /// The drill's name.
+        drill: String,
+        /// Keys seeded.
+        keys: u32,
+        /// The canary key, which must survive the disaster.
+        canary: String,
+        /// Keys in the cluster before the disaster.
+        keys_before: i64,
+    },
+    /// A restore drill saved the snapshot it restores, then wrote past it.
+    SnapshotSaved {
+        /// Where.
+        path: String,
+        /// Its size, when etcd said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+        /// The snapshot's revision, when etcd said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+    },
+    /// Members were stopped and their data deleted by a staging run.
+    DisasterStaged {
+        /// The lost nodes.
+        lost: Vec<String>,
+        /// The run directory of the staging run.
+        run: String,
+    },
+    /// The disaster was declared: the recovery clock (RTO) started just before this run.
+    Declared {
+        /// `restore`, `lose_member` or `lose_majority`.
+        disaster: String,
+    },
+    /// The recovered cluster was checked: RTO, RPO and every check.
+    Verified {
+        /// From the declaration to every check holding; `None` if they never all held.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rto_ms: Option<u64>,
+        /// How much data a restore gave up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rpo: Option<DrillRpo>,
+        /// Every check, in order.
+        checks: Vec<DrillCheck>,
+    },
+}
+
+/// How much data a restore drill gave up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRpo {
+    /// How old the snapshot was when the disaster was declared, in milliseconds.
+    pub snapshot_age_ms: u64,
+    /// Revisions written after the snapshot and lost, when the old cluster could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisions_lost: Option<u64>,
+}
+
+/// One check of a drill's recovered cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillCheck {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was seen.
+    pub detail: String,
 }
 
 /// How a run ended.
@@ -273,7 +395,9 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// The file is not an etcdrill journal, or a version this build does not know.
-    #[error("{path} is not an etcdrill journal of version {JOURNAL_VERSION} ({found})")]
+    #[error(
+        "{path} is not an etcdrill journal of version {JOURNAL_OLDEST_READABLE} to {JOURNAL_VERSION} ({found})"
+    )]
     Format {
         /// The journal.
         path: PathBuf,
@@ -325,7 +449,9 @@ impl Journal {
             .ok_or_else(|| format_error("an empty file".into()))?;
         let header: JournalHeader =
             serde_json::from_str(first).map_err(|err| format_error(format!("no header: {err}")))?;
-        if header.format != JOURNAL_FORMAT || header.version != JOURNAL_VERSION {
+        if header.format != JOURNAL_FORMAT
+            || !(JOURNAL_OLDEST_READABLE..=JOURNAL_VERSION).contains(&header.version)
+        {
             return Err(format_error(format!(
                 "format `{}` version {}",
                 header.format, header.version
@@ -549,6 +675,78 @@ mod tests {
             Event::Interrupted {
                 reason: "SIGINT".into(),
             },
+            Event::StepSkipped {
+                step: "verify-copies@cp1".into(),
+                reason: SkipReason::CheckMode {
+                    dependency: "copy-snapshot".into(),
+                },
+            },
+            Event::RollbackRequested {
+                previous: Some(RunResult::Succeeded),
+            },
+            Event::RollbackRequested { previous: None },
+            Event::RollbackSkipped {
+                step: "chown@cp1".into(),
+                reason: RollbackSkip::Declined,
+            },
+            Event::RollbackSkipped {
+                step: "copy@cp1".into(),
+                reason: RollbackSkip::NothingToUndo,
+            },
+            Event::Drill {
+                stage: DrillStage::Seeded {
+                    drill: "d".into(),
+                    keys: 200,
+                    canary: "/etcdrill/drill/1/canary".into(),
+                    keys_before: 306,
+                },
+            },
+            Event::Drill {
+                stage: DrillStage::SnapshotSaved {
+                    path: "/w/drills/d.db".into(),
+                    bytes: Some(20512),
+                    revision: None,
+                },
+            },
+            Event::Drill {
+                stage: DrillStage::DisasterStaged {
+                    lost: vec!["cp2".into(), "cp3".into()],
+                    run: "/w/runs/r1".into(),
+                },
+            },
+            Event::Drill {
+                stage: DrillStage::Declared {
+                    disaster: "restore".into(),
+                },
+            },
+            Event::Drill {
+                stage: DrillStage::Verified {
+                    rto_ms: Some(4700),
+                    rpo: Some(DrillRpo {
+                        snapshot_age_ms: 120,
+                        revisions_lost: Some(1),
+                    }),
+                    checks: vec![DrillCheck {
+                        name: "a leader is elected".into(),
+                        passed: true,
+                        detail: "cp1 leads".into(),
+                    }],
+                },
+            },
+            Event::Drill {
+                stage: DrillStage::Verified {
+                    rto_ms: None,
+                    rpo: None,
+                    checks: vec![],
+                },
+            },
+            Event::ClusterIdentified {
+                cluster_id: "a1b2".into(),
+            },
+            Event::ClusterIdChanged {
+                from: "a1b2".into(),
+                to: "c3d4".into(),
+            },
             Event::RunFinished {
                 result: RunResult::RollbackFailed,
             },
@@ -658,12 +856,17 @@ mod tests {
             Err(JournalError::Damaged { line: 2, .. })
         ));
 
-        let future = text.replacen("\"version\":1", "\"version\":99", 1);
+        // Version 2 only added events: a version 1 journal reads as it is.
+        let older = text.replacen("\"version\":2", "\"version\":1", 1);
+        std::fs::write(&path, older).unwrap();
+        assert_eq!(Journal::read(&path).unwrap().records.len(), 2);
+
+        let future = text.replacen("\"version\":2", "\"version\":99", 1);
         std::fs::write(&path, future).unwrap();
         let err = Journal::read(&path).unwrap_err().to_string();
         assert!(
             err.contains(
-                "not an etcdrill journal of version 1 (format `etcdrill-journal` version 99)"
+                "not an etcdrill journal of version 1 to 2 (format `etcdrill-journal` version 99)"
             ),
             "{err}"
         );

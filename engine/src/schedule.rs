@@ -7,9 +7,10 @@
 //! Rules:
 //! - edges are judged per runbook step: the instances of one dependency (`stop@cp1`, `stop@cp2`...)
 //!   that a step waits for are one group;
-//! - instances skipped by their own condition or role had nothing to do: they do not count, and
-//!   the group's other instances decide. A group whose instances were all skipped that way did
-//!   nothing at all, which satisfies `success` and `always` but not `failure`;
+//! - instances skipped by their own condition or role, and probes check mode did not run, had
+//!   nothing to do: they do not count, and the group's other instances decide. A group whose
+//!   instances were all skipped that way did nothing at all, which satisfies `success` and
+//!   `always` but not `failure`;
 //! - otherwise a group waiting for `success` needs every counted instance to have succeeded, one
 //!   waiting for `failure` needs every counted instance to have failed, and one waiting for
 //!   `always` is satisfied once they ended;
@@ -49,11 +50,16 @@ impl StepState {
         !matches!(self, StepState::Waiting | StepState::Running)
     }
 
-    /// Whether the step had nothing to do: skipped by its own condition or role.
+    /// Whether the step had nothing to do: skipped by its own condition or role, or a probe that
+    /// check mode did not run (it would have read what a shown action leaves behind).
     fn is_vacuous(&self) -> bool {
         matches!(
             self,
-            StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. })
+            StepState::Skipped(
+                SkipReason::Condition { .. }
+                    | SkipReason::Role { .. }
+                    | SkipReason::CheckMode { .. }
+            )
         )
     }
 
@@ -135,8 +141,11 @@ impl<'p> Schedule<'p> {
                 .ok_or_else(|| ResumeError::UnknownStep(step.to_owned()))
         };
         let mut started: HashMap<NodeIndex, u32> = HashMap::new();
+        // A check run changed nothing: its probes and preflights only read, so any may run again.
+        let mut check = false;
         for record in &journal.records {
             match &record.event {
+                Event::RunStarted { check: c, .. } => check |= *c,
                 Event::StepStarted { step, attempt } => {
                     started.insert(find(step)?, *attempt);
                 }
@@ -168,7 +177,7 @@ impl<'p> Schedule<'p> {
         }
         if let Some((&i, &attempt)) = started.iter().min_by_key(|(i, _)| **i) {
             let step = &plan.graph[i];
-            if !step.idempotent {
+            if !step.idempotent && !check {
                 return Err(ResumeError::InDoubt {
                     step: step.key.clone(),
                     attempt,
@@ -495,6 +504,29 @@ mod tests {
     }
 
     #[test]
+    fn probes_check_mode_did_not_run_let_the_main_path_go_on_and_take_no_alternative() {
+        let plan = plan(ALTERNATIVE);
+        let mut schedule = Schedule::new(&plan);
+        schedule.decide();
+        finish(
+            &mut schedule,
+            &plan,
+            "check",
+            StepState::Skipped(SkipReason::CheckMode {
+                dependency: "stop".into(),
+            }),
+        );
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            [
+                "skip fix (Dependency { dependency: \"check\" })",
+                "run use@a",
+                "run use@b"
+            ]
+        );
+    }
+
+    #[test]
     fn interruption_skips_what_has_not_started() {
         let plan = plan(
             "  - {id: a, title: A, on: cluster, action: etcd.health}\n  - {id: b, title: B, on: cluster, action: etcd.health, needs: [a]}\n",
@@ -581,6 +613,18 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("not idempotent"));
+        // In a check run the step only had its preflight checked: it is checked again.
+        let checking = self::journal(vec![
+            Event::RunStarted {
+                runbook: "t".into(),
+                inventory: "i".into(),
+                check: true,
+                etcdrill: "0".into(),
+            },
+            started("add"),
+        ]);
+        let mut schedule = Schedule::resume(&plan, &checking).unwrap();
+        assert_eq!(keys(&plan, &schedule.decide()), ["run add"]);
     }
 
     #[test]

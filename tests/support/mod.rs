@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use etcdrill::journal::{Event, Journal, Record};
+use etcdrill::journal::{Event, Journal, Record, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, require};
 
 /// Starts a bed, or returns `None` where beds cannot run (the test then passes as skipped, except
@@ -146,6 +146,19 @@ pub fn step_result(journal: &Journal, step: &str) -> Option<String> {
     })
 }
 
+/// How `step`'s last attempt ended and the end of its output.
+pub fn step_finished(journal: &Journal, step: &str) -> Option<(StepResult, String)> {
+    journal.records.iter().rev().find_map(|r| match &r.event {
+        Event::StepFinished {
+            step: s,
+            result,
+            output_tail,
+            ..
+        } if s == step => Some((result.clone(), output_tail.clone())),
+        _ => None,
+    })
+}
+
 /// The outputs of `step`'s last successful attempt.
 pub fn step_outputs(journal: &Journal, step: &str) -> std::collections::BTreeMap<String, String> {
     journal
@@ -237,6 +250,26 @@ impl Run {
         params: &[P],
         inventory: impl FnOnce(&Bed, &Path) -> String,
     ) -> Run {
+        Self::start(bed, runbook, params, inventory, "--yes")
+    }
+
+    /// `etcdrill run --check` of `runbooks/RUNBOOK.yaml`, as [`Run::stock`] runs it.
+    pub fn check<P: AsRef<str>>(
+        bed: &Bed,
+        runbook: &str,
+        params: &[P],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+    ) -> Run {
+        Self::start(bed, runbook, params, inventory, "--check")
+    }
+
+    fn start<P: AsRef<str>>(
+        bed: &Bed,
+        runbook: &str,
+        params: &[P],
+        inventory: impl FnOnce(&Bed, &Path) -> String,
+        mode: &str,
+    ) -> Run {
         let work = tempfile::tempdir().unwrap();
         let inventory = write(work.path(), "inventory.yaml", &inventory(bed, work.path()));
         let mut command = Etcdrill::new(work.path()).args([
@@ -244,7 +277,7 @@ impl Run {
             stock_runbook(runbook).as_os_str(),
             "-i".as_ref(),
             inventory.as_os_str(),
-            "--yes".as_ref(),
+            mode.as_ref(),
         ]);
         for param in params {
             command = command.args(["-p", param.as_ref()]);

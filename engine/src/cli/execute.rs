@@ -15,7 +15,7 @@ use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPr
 use crate::inventory::Cluster;
 use crate::journal::{Journal, RunResult, Timestamp};
 use crate::plan::{ParamInput, Plan, compile};
-use crate::report::{self, DrillFacts, Report, ReportContext};
+use crate::report::{self, Report, ReportContext};
 use crate::runbook::Runbook;
 use crate::runbook::builtin::Builtin;
 
@@ -226,6 +226,7 @@ impl Launch<'_> {
                 params: inputs,
                 plan: &plan,
                 secrets: secrets.clone(),
+                prologue: Vec::new(),
             };
             exec::run(
                 inputs,
@@ -265,6 +266,7 @@ pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliE
             params: &inputs,
             plan: &plan,
             secrets: secrets.clone(),
+            prologue: Vec::new(),
         };
         exec::resume(
             inputs,
@@ -298,6 +300,7 @@ pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), 
             params: &inputs,
             plan: &plan,
             secrets: secrets.clone(),
+            prologue: Vec::new(),
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
@@ -332,7 +335,7 @@ fn finish(
     reporter: &mut Reporter,
 ) -> Result<(), CliError> {
     let journal = read_journal(&summary.dir)?;
-    write_report_from(plan, &summary.dir, &journal, secrets, None, reporter)?;
+    write_report_from(plan, &summary.dir, &journal, secrets, reporter)?;
     if let Some(path) = metrics_textfile {
         let sample = report::metrics::run_sample(plan, &journal, summary.result);
         crate::textfile::update(path, &sample).map_err(CliError::Metrics)?;
@@ -348,18 +351,17 @@ fn write_report(
     secrets: &[String],
     reporter: &mut Reporter,
 ) -> Result<(), CliError> {
-    write_report_with(plan, dir, secrets, None, reporter).map(|_| ())
+    write_report_with(plan, dir, secrets, reporter).map(|_| ())
 }
 
-/// Like [`write_report`], with a drill's measurements; returns the report.
+/// Like [`write_report`]; returns the report.
 fn write_report_with(
     plan: &Plan,
     dir: &RunDir,
     secrets: &[String],
-    drill: Option<DrillFacts>,
     reporter: &mut Reporter,
 ) -> Result<Report, CliError> {
-    write_report_from(plan, dir, &read_journal(dir)?, secrets, drill, reporter)
+    write_report_from(plan, dir, &read_journal(dir)?, secrets, reporter)
 }
 
 fn read_journal(dir: &RunDir) -> Result<Journal, CliError> {
@@ -372,13 +374,13 @@ fn write_report_from(
     dir: &RunDir,
     journal: &Journal,
     secrets: &[String],
-    drill: Option<DrillFacts>,
     reporter: &mut Reporter,
 ) -> Result<Report, CliError> {
+    // A drill's measurements come from its journal, like everything else.
     let context = ReportContext {
         run_dir: Some(dir.path.clone()),
         record: dir.read_record().ok(),
-        drill,
+        drill: None,
         generated_at: Some(Timestamp::now()),
         secrets: secrets.to_vec(),
     };
@@ -639,13 +641,9 @@ pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliErr
         })
     })?;
     let secrets = secret_values(&prepared.runbook, &prepared.params);
-    let built = write_report_with(
-        &prepared.plan,
-        &outcome.run.dir,
-        &secrets,
-        Some(outcome.facts.clone()),
-        &mut reporter,
-    )?;
+    // Made from the journal alone, which holds the drill's stages and checks, exactly as
+    // `etcdrill report` makes it again later.
+    let built = write_report_with(&prepared.plan, &outcome.run.dir, &secrets, &mut reporter)?;
     reporter.note(&format!(
         "drill `{}`: {}{}",
         prepared.drill.value.name,

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::facts::{
-    AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass,
-    EndpointFacts, Facts, MemberFacts, NodeFacts, StatusFacts,
+    AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, ClusterIdChange, DrillFacts,
+    DrillPass, EndpointFacts, Facts, MemberFacts, NodeFacts, StatusFacts,
 };
 use super::fetch::MetricsClient;
 use super::metrics::{MemberMetrics, Scrape};
@@ -156,9 +156,14 @@ pub async fn collect(
     };
 
     let inventory = with_inventory.then(|| cluster.inventory());
+    let restores = match &options.runs {
+        Some(dir) if !options.backups.is_empty() => scan_cluster_ids(dir),
+        _ => Vec::new(),
+    };
     let backups = of_this_cluster(
         collect_backups(&options.backups, backup_list_timeout(options.timeout)).await,
         &endpoints,
+        &restores,
     );
     Facts {
         cluster: inventory.map(|i| i.name.clone()),
@@ -189,24 +194,73 @@ pub async fn collect(
 }
 
 /// Copies of this cluster only, when a member told its cluster id: a bucket or directory shared
-/// by several clusters must not make another cluster's fresh copy count as this one's. The
-/// others are listed apart (`other_clusters`).
-fn of_this_cluster(mut facts: BackupFacts, endpoints: &[EndpointFacts]) -> BackupFacts {
+/// by several clusters must not make another cluster's fresh copy count as this one's. Copies
+/// taken before a snapshot restore that `restores` records (the cluster's earlier IDs, followed
+/// back through every restore) are this cluster's too, and those IDs are kept (`earlier_ids`).
+/// The others are listed apart (`other_clusters`).
+fn of_this_cluster(
+    mut facts: BackupFacts,
+    endpoints: &[EndpointFacts],
+    restores: &[ClusterIdChange],
+) -> BackupFacts {
     let Some(cluster_id) = endpoints
         .iter()
         .find_map(|e| e.status.as_ref().map(|s| s.cluster_id.clone()))
     else {
         return facts;
     };
+    facts.earlier_ids = earlier_ids(&cluster_id, restores);
+    let ours = |id: &str| id == cluster_id || facts.earlier_ids.iter().any(|c| c.from == id);
     let (ours, others): (Vec<_>, Vec<_>) = std::mem::take(&mut facts.backups)
         .into_iter()
-        .partition(|b| b.meta.cluster_id == cluster_id);
+        .partition(|b| ours(&b.meta.cluster_id));
     facts.backups = ours;
     facts.other_clusters = others
         .iter()
         .map(|b| format!("{} ({} {})", b.location, b.meta.cluster, b.meta.cluster_id))
         .collect();
     facts
+}
+
+/// The restores that led to `current`, newest first: the one that made it, the one that made the
+/// ID before it, and so on (a cycle, which IDs make unlikely, ends the walk).
+fn earlier_ids(current: &str, restores: &[ClusterIdChange]) -> Vec<ClusterIdChange> {
+    let mut chain: Vec<ClusterIdChange> = Vec::new();
+    let mut visited: Vec<&str> = vec![current];
+    while let Some(change) = restores
+        .iter()
+        .find(|c| c.to == visited[visited.len() - 1] && !visited.contains(&c.from.as_str()))
+    {
+        visited.push(&change.from);
+        chain.push(change.clone());
+    }
+    chain
+}
+
+/// Every cluster ID change journaled by the runs under `dir` (`ClusterIdChanged`, written when a
+/// run restored a snapshot). Journals that cannot be read are passed over.
+pub fn scan_cluster_ids(dir: &Path) -> Vec<ClusterIdChange> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    for entry in entries.flatten() {
+        let run = entry.path();
+        let Ok(journal) = crate::journal::Journal::read(&run.join("journal.jsonl")) else {
+            continue;
+        };
+        for record in journal.records {
+            if let crate::journal::Event::ClusterIdChanged { from, to } = record.event {
+                changes.push(ClusterIdChange {
+                    from,
+                    to,
+                    run: run.clone(),
+                });
+            }
+        }
+    }
+    changes.sort_by(|a, b| a.run.cmp(&b.run));
+    changes
 }
 
 fn unix_now() -> u64 {
@@ -586,13 +640,69 @@ mod tests {
             }),
             ..EndpointFacts::default()
         };
-        let kept = of_this_cluster(facts.clone(), std::slice::from_ref(&endpoint));
+        let kept = of_this_cluster(facts.clone(), std::slice::from_ref(&endpoint), &[]);
         assert_eq!(kept.backups.len(), 1);
         assert_eq!(kept.backups[0].location, "s3://shared/ours.db");
         assert_eq!(kept.other_clusters.len(), 1);
         assert!(kept.other_clusters[0].contains("theirs.db"));
+        assert!(kept.earlier_ids.is_empty());
         // No member answered: nothing to compare with, everything counts.
-        assert_eq!(of_this_cluster(facts, &[]).backups.len(), 2);
+        assert_eq!(of_this_cluster(facts.clone(), &[], &[]).backups.len(), 2);
+
+        // Cluster 1 was restored from a snapshot twice, once as 0 -> 3 and then 3 -> 1: copies
+        // of 0 and 3 are its own; 2 stays another cluster.
+        let change = |from: &str, to: &str, run: &str| ClusterIdChange {
+            from: from.into(),
+            to: to.into(),
+            run: run.into(),
+        };
+        let mut facts = facts;
+        facts
+            .backups
+            .push(record("3", "s3://shared/before-restore.db"));
+        facts.backups.push(record("0", "s3://shared/long-ago.db"));
+        let restores = [
+            change("3", "1", "runs/b"),
+            change("2", "5", "runs/x"),
+            change("0", "3", "runs/a"),
+        ];
+        let kept = of_this_cluster(facts, std::slice::from_ref(&endpoint), &restores);
+        let locations: Vec<&str> = kept.backups.iter().map(|b| b.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "s3://shared/ours.db",
+                "s3://shared/before-restore.db",
+                "s3://shared/long-ago.db"
+            ]
+        );
+        assert_eq!(kept.earlier_ids, [restores[0].clone(), restores[2].clone()]);
+        assert_eq!(kept.other_clusters.len(), 1);
+    }
+
+    #[test]
+    fn cluster_id_changes_are_read_from_run_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("r1");
+        std::fs::create_dir(&run).unwrap();
+        let mut journal =
+            crate::journal::JournalWriter::create(&run.join("journal.jsonl"), "r1", "d").unwrap();
+        journal
+            .append(crate::journal::Event::ClusterIdChanged {
+                from: "a1".into(),
+                to: "b2".into(),
+            })
+            .unwrap();
+        std::fs::create_dir(dir.path().join("not-a-run")).unwrap();
+        assert_eq!(
+            scan_cluster_ids(dir.path()),
+            [ClusterIdChange {
+                from: "a1".into(),
+                to: "b2".into(),
+                run,
+            }]
+        );
+        assert!(scan_cluster_ids(&dir.path().join("none")).is_empty());
     }
 
     fn meta(size: u64, sha256: String, secs: u64) -> SnapshotMeta {

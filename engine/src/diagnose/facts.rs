@@ -158,6 +158,21 @@ pub struct BackupFacts {
     /// Copies of other clusters found in the same places, not counted (locations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_clusters: Vec<String>,
+    /// IDs this cluster had before snapshot restores, newest first, as etcdrill runs journaled
+    /// them: copies taken under them are of the same cluster's earlier incarnation, and count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_ids: Vec<ClusterIdChange>,
+}
+
+/// A snapshot restore that gave the cluster a new ID, from a run's journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdChange {
+    /// The ID before, hex.
+    pub from: String,
+    /// The ID after, hex.
+    pub to: String,
+    /// The run directory of the restore.
+    pub run: PathBuf,
 }
 
 /// One `--backups` destination.

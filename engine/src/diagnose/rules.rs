@@ -962,7 +962,9 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
         .chain(facts.backups.unreadable.iter().cloned())
         .collect();
     let read: Vec<_> = destinations.iter().filter(|d| d.error.is_none()).collect();
+    earlier_incarnations(facts, findings);
     let Some(newest) = good.iter().max_by_key(|b| b.taken_at) else {
+        let others = &facts.backups.other_clusters;
         findings.push(Finding::new(
             Severity::Urgent,
             "no-backup",
@@ -973,10 +975,22 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            if bad.is_empty() {
-                "no snapshot metadata file (*.db.meta.json) found".to_string()
-            } else {
-                bad.join("\n")
+            match (bad.is_empty(), others.is_empty()) {
+                (true, true) => "no snapshot metadata file (*.db.meta.json) found".to_string(),
+                (false, true) => bad.join("\n"),
+                (_, false) => {
+                    let mut lines = bad.clone();
+                    lines.push(format!(
+                        "{} copy(ies) of other clusters (another cluster ID than this one's, {}) \
+                         are not counted: {}. If this cluster was restored from a snapshot \
+                         outside etcdrill, its ID changed and its earlier copies look like \
+                         another cluster's",
+                        others.len(),
+                        current_cluster_id(facts).unwrap_or("unknown"),
+                        others.join(", ")
+                    ));
+                    lines.join("\n")
+                }
             },
             "take a snapshot now (`etcdrill snapshot save PATH`), ship it off the etcd hosts \
              (`etcdrill snapshot ship PATH --to DEST`), and schedule both",
@@ -1092,6 +1106,60 @@ fn backups(facts: &Facts, view: &View<'_>, findings: &mut Vec<Finding>) {
             "delete or replace them; never restore from them",
         ));
     }
+}
+
+/// The cluster ID the members report.
+fn current_cluster_id(facts: &Facts) -> Option<&str> {
+    facts
+        .endpoints
+        .iter()
+        .find_map(|e| e.status.as_ref().map(|s| s.cluster_id.as_str()))
+}
+
+/// Copies taken before a snapshot restore carry the cluster's earlier ID; they are counted as
+/// its own, and the finding says so.
+fn earlier_incarnations(facts: &Facts, findings: &mut Vec<Finding>) {
+    let earlier = &facts.backups.earlier_ids;
+    let copies: Vec<&BackupRecord> = facts
+        .backups
+        .backups
+        .iter()
+        .filter(|b| earlier.iter().any(|c| c.from == b.meta.cluster_id))
+        .collect();
+    if copies.is_empty() {
+        return;
+    }
+    let restores: Vec<String> = earlier
+        .iter()
+        .map(|c| {
+            format!(
+                "cluster ID {} became {} (restored by run {})",
+                c.from,
+                c.to,
+                c.run.display()
+            )
+        })
+        .collect();
+    findings.push(Finding::new(
+        Severity::Info,
+        "backups-of-earlier-incarnation",
+        format!(
+            "{} backup(s) predate a restore and are counted as this cluster's",
+            copies.len()
+        ),
+        format!(
+            "a snapshot restore gives the cluster a new ID; copies taken before it carry the old \
+             one and hold the same data's history.\n{}\n{}",
+            restores.join("\n"),
+            copies
+                .iter()
+                .map(|b| format!("{} (cluster ID {})", b.location, b.meta.cluster_id))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        "nothing is wrong; a restore from one of them brings the data back as it was before the \
+         earlier restore. New snapshots carry the new ID",
+    ));
 }
 
 fn drills(facts: &Facts, findings: &mut Vec<Finding>) {

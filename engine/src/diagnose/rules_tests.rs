@@ -145,6 +145,7 @@ fn healthy(n: usize) -> Facts {
             backups: vec![backup("backup-host", 3600, true)],
             unreadable: vec![],
             other_clusters: vec![],
+            earlier_ids: vec![],
         },
         drills: DrillFacts {
             dir: ".etcdrill/runs".into(),
@@ -746,5 +747,48 @@ fn an_unreadable_destination_is_a_finding_naming_it() {
     assert_eq!(
         findings[0].detail,
         "ssh://vault/srv/etcd: connection refused"
+    );
+}
+
+#[test]
+fn copies_from_before_a_restore_count_and_say_so() {
+    use crate::diagnose::facts::ClusterIdChange;
+    // The members now report c1; the only copy was taken before a restore, under c0.
+    let mut facts = healthy(3);
+    facts.backups.backups[0].meta.cluster_id = "c0".into();
+    facts.backups.earlier_ids = vec![ClusterIdChange {
+        from: "c0".into(),
+        to: "c1".into(),
+        run: ".etcdrill/runs/restore-1".into(),
+    }];
+    let findings = evaluate(&facts);
+    assert_eq!(
+        codes(&findings),
+        [("backups-of-earlier-incarnation".to_string(), Severity::Info)],
+        "{findings:#?}"
+    );
+    let said = &findings[0];
+    assert!(
+        said.detail
+            .contains("cluster ID c0 became c1 (restored by run .etcdrill/runs/restore-1)")
+            && said
+                .detail
+                .contains("/backups/etcd-3600.db (cluster ID c0)"),
+        "{said:#?}"
+    );
+    // Without the journal's link, such a copy is another cluster's: the finding says what it
+    // found instead of claiming there is no metadata file.
+    let mut facts = healthy(3);
+    facts.backups.backups.clear();
+    facts.backups.other_clusters = vec!["/backups/etcd-1.db (prod c0)".into()];
+    let findings = evaluate(&facts);
+    let urgent = finding(&findings, "no-backup").expect("no backup of this cluster");
+    assert_eq!(urgent.severity, Severity::Urgent);
+    assert!(
+        urgent.detail.contains(
+            "1 copy(ies) of other clusters (another cluster ID than this one's, c1) are not \
+             counted: /backups/etcd-1.db (prod c0)"
+        ) && !urgent.detail.contains("no snapshot metadata file"),
+        "{urgent:#?}"
     );
 }

@@ -25,7 +25,7 @@ use crate::exec::progress::Reporter;
 use crate::exec::run_dir::RunRecord;
 use crate::exec::{self, ExecError, Prompter, RunInputs, RunOptions, RunSummary};
 use crate::inventory::Cluster;
-use crate::journal::RunResult;
+use crate::journal::{DrillCheck, DrillRpo, DrillStage, Event, JournalWriter, RunResult};
 use crate::plan::{ParamInput, Plan, compile};
 use crate::report::{DrillFacts, RpoFacts, Verification};
 use crate::runbook::Runbook;
@@ -264,16 +264,10 @@ fn check_nodes(
 /// The runbook that stages a lost member or a lost majority: stop each lost member and delete its
 /// data dir, one node at a time.
 fn disaster_runbook(disaster: &DisasterKind, cluster: &Cluster) -> Option<String> {
-    let lost: Vec<&str> = match disaster {
-        DisasterKind::Restore(_) => return None,
-        DisasterKind::LoseMember(l) => vec![l.node.as_str()],
-        DisasterKind::LoseMajority(l) => cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .filter(|n| *n != l.survivor)
-            .collect(),
-    };
+    if matches!(disaster, DisasterKind::Restore(_)) {
+        return None;
+    }
+    let lost = lost_nodes(disaster, cluster);
     let quoted = |s: &str| serde_json::to_string(s).expect("a string serialises");
     let mut text = String::from(
         "name: drill-disaster\nsummary: stage the loss of members for a drill\nsteps:\n",
@@ -370,10 +364,19 @@ pub async fn run(
     .await
     .map_err(etcd_error("write the canary"))?;
 
-    // Stage the disaster.
+    // Stage the disaster. What happens before the runbook's run is journaled at its start.
     let mut rpo = None;
     let mut doomed = None;
     let expected_keys;
+    let mut prologue = Vec::new();
+    let seeded = |keys_before: i64| Event::Drill {
+        stage: DrillStage::Seeded {
+            drill: drill.name.clone(),
+            keys: drill.seed.keys,
+            canary: canary.0.clone(),
+            keys_before,
+        },
+    };
     match &prepared.disaster {
         DisasterKind::Restore(restore) => {
             let path = prepared
@@ -389,6 +392,7 @@ pub async fn run(
             expected_keys = count_keys(&access, &endpoints)
                 .await
                 .map_err(etcd_error("count keys"))?;
+            prologue.push(seeded(expected_keys));
             let from = restore
                 .from
                 .as_deref()
@@ -429,12 +433,20 @@ pub async fn run(
                     .zip(disaster_revision)
                     .map(|(s, d)| d.saturating_sub(s)),
             });
+            prologue.push(Event::Drill {
+                stage: DrillStage::SnapshotSaved {
+                    path: path.display().to_string(),
+                    bytes: saved.outputs.get("size").and_then(|s| s.parse().ok()),
+                    revision: snapshot_revision,
+                },
+            });
             doomed = Some(key);
         }
         _ => {
             expected_keys = count_keys(&access, &endpoints)
                 .await
                 .map_err(etcd_error("count keys"))?;
+            prologue.push(seeded(expected_keys));
             let text = disaster_runbook(&prepared.disaster, cluster)
                 .expect("a member-loss disaster has a runbook");
             let disaster = Runbook::load(SourceFile::new("(drill disaster)", text))?;
@@ -446,6 +458,7 @@ pub async fn run(
                 params: &[],
                 plan: &plan,
                 secrets: vec![],
+                prologue: Vec::new(),
             };
             let staged = exec::run(
                 inputs,
@@ -471,11 +484,22 @@ pub async fn run(
                 ))
                 .into());
             }
+            prologue.push(Event::Drill {
+                stage: DrillStage::DisasterStaged {
+                    lost: lost_nodes(&prepared.disaster, cluster),
+                    run: staged.dir.path.display().to_string(),
+                },
+            });
         }
     }
 
     // Disaster declared: the recovery clock starts.
     let declared = Instant::now();
+    prologue.push(Event::Drill {
+        stage: DrillStage::Declared {
+            disaster: prepared.disaster.name().into(),
+        },
+    });
     reporter.note("drill: disaster declared; running the runbook");
     let inputs = RunInputs {
         runbook: &prepared.runbook,
@@ -483,6 +507,7 @@ pub async fn run(
         params: &prepared.params,
         plan: &prepared.plan,
         secrets: secret_values(prepared),
+        prologue,
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
         RunRecord::with_params(
@@ -524,14 +549,54 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(DrillOutcome {
-        run,
-        facts: DrillFacts {
-            rto,
-            rpo,
-            verifications,
-        },
-    })
+    let facts = DrillFacts {
+        rto,
+        rpo,
+        verifications,
+    };
+    // The verdict goes into the run's journal, so that its report can always be made again.
+    let (mut journal, _) = JournalWriter::resume(&run.dir.journal()).map_err(ExecError::from)?;
+    let record = journal
+        .append(Event::Drill {
+            stage: verified(&facts),
+        })
+        .map_err(ExecError::from)?;
+    reporter.record(&prepared.plan, &record);
+    Ok(DrillOutcome { run, facts })
+}
+
+/// The journal's stage for a drill's checks and measurements.
+fn verified(facts: &DrillFacts) -> DrillStage {
+    DrillStage::Verified {
+        rto_ms: facts.rto.map(|rto| rto.as_millis() as u64),
+        rpo: facts.rpo.as_ref().map(|rpo| DrillRpo {
+            snapshot_age_ms: rpo.snapshot_age.as_millis() as u64,
+            revisions_lost: rpo.revisions_lost,
+        }),
+        checks: facts
+            .verifications
+            .iter()
+            .map(|v| DrillCheck {
+                name: v.name.clone(),
+                passed: v.passed,
+                detail: v.detail.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The nodes a member-loss disaster stops and wipes, in inventory order.
+fn lost_nodes(disaster: &DisasterKind, cluster: &Cluster) -> Vec<String> {
+    match disaster {
+        DisasterKind::Restore(_) => Vec::new(),
+        DisasterKind::LoseMember(l) => vec![l.node.clone()],
+        DisasterKind::LoseMajority(l) => cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| *n != l.survivor)
+            .collect(),
+    }
 }
 
 /// Checks the recovered cluster.

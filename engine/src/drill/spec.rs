@@ -153,6 +153,17 @@ pub enum DisasterKind {
     LoseMajority(LoseMajority),
 }
 
+impl DisasterKind {
+    /// The disaster's key in a drill file: `restore`, `lose_member`, `lose_majority`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DisasterKind::Restore(_) => "restore",
+            DisasterKind::LoseMember(_) => "lose_member",
+            DisasterKind::LoseMajority(_) => "lose_majority",
+        }
+    }
+}
+
 impl Drill {
     /// Parses and checks a drill file on its own (its inventory and runbook are checked when the
     /// drill is compiled).

@@ -200,6 +200,58 @@ pub(crate) async fn endpoint_status(
     endpoint_status_with(ctx, &mut client, endpoint).await
 }
 
+/// The status of every member that answers within `timeout`, all asked at once.
+async fn answering_statuses(
+    access: &EtcdAccess,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Vec<StatusResponse> {
+    let endpoints = cluster.client_urls();
+    let ctx = Ctx {
+        access,
+        cluster,
+        endpoints: &endpoints,
+        timeout,
+        meter: None,
+    };
+    join_all(
+        endpoints
+            .iter()
+            .map(|endpoint| tokio::time::timeout(timeout, endpoint_status(&ctx, endpoint)))
+            .collect(),
+    )
+    .await
+    .into_iter()
+    .filter_map(|answer| answer.ok()?.ok())
+    .collect()
+}
+
+/// The cluster ID (hex) as the first member to answer a status request says; `None` when none
+/// answers within `timeout`.
+pub(crate) async fn cluster_id(
+    access: &EtcdAccess,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Option<String> {
+    answering_statuses(access, cluster, timeout)
+        .await
+        .into_iter()
+        .find_map(|status| status.header().map(|h| format!("{:x}", h.cluster_id())))
+}
+
+/// The largest database file among the members that answer: about what a snapshot takes.
+pub(crate) async fn largest_db_size(
+    access: &EtcdAccess,
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Option<i64> {
+    answering_statuses(access, cluster, timeout)
+        .await
+        .iter()
+        .map(StatusResponse::db_size)
+        .max()
+}
+
 async fn endpoint_status_with(
     ctx: &Ctx<'_>,
     client: &mut Client,

@@ -35,7 +35,9 @@ pub(crate) use snapshot::TrailerHasher;
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
-pub(crate) use call::{Ctx, active_alarms, endpoint_status, human_bytes};
+pub(crate) use call::{
+    Ctx, active_alarms, cluster_id, endpoint_status, human_bytes, largest_db_size,
+};
 pub(crate) use health::check_endpoint;
 pub(crate) use members::{list_any, node_of_member, same_url};
 

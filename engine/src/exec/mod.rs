@@ -13,7 +13,7 @@ pub mod run_dir;
 mod step_run;
 pub mod terminal;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -26,7 +26,8 @@ use crate::document::Document;
 use crate::etcd::{self, EtcdAccess, Roles};
 use crate::inventory::Cluster;
 use crate::journal::{
-    Event, Journal, JournalError, JournalWriter, Record, RunResult, SkipReason, StepResult,
+    Event, Journal, JournalError, JournalWriter, Record, RollbackSkip, RunResult, SkipReason,
+    StepResult,
 };
 use crate::plan::{
     Condition, Host, Operation, ParamInput, Plan, PlanStep, RoleGuard, Rollback, RunValues,
@@ -81,6 +82,8 @@ pub struct RunInputs<'a> {
     pub plan: &'a Plan,
     /// Secret values, to mask wherever output goes.
     pub secrets: Vec<String>,
+    /// Events journaled right after the run starts, before any step: a drill's stages so far.
+    pub prologue: Vec<Event>,
 }
 
 /// How a run ended.
@@ -148,8 +151,32 @@ pub async fn run(
         check: options.check,
         etcdrill: env!("CARGO_PKG_VERSION").into(),
     })?;
+    for event in inputs.prologue.iter().cloned() {
+        dispatcher.emit(event)?;
+    }
+    if !options.check && restores_a_snapshot(inputs.plan) {
+        let found = etcd::cluster_id(&dispatcher.access, inputs.cluster, STATUS_TIMEOUT).await;
+        if let Some(cluster_id) = found {
+            dispatcher.emit(Event::ClusterIdentified {
+                cluster_id: cluster_id.clone(),
+            })?;
+            dispatcher.cluster_id_before = Some(cluster_id);
+        }
+    }
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary { dir, result })
+}
+
+/// How long asking the members for their status may take (the cluster ID before and after a
+/// restore, the database size before a checked snapshot).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the plan may restore a snapshot, which gives the cluster a new cluster ID.
+fn restores_a_snapshot(plan: &Plan) -> bool {
+    plan.graph.node_weights().any(|step| {
+        step.action == crate::runbook::action::ActionKind::EtcdSnapshotRestore
+            && !matches!(step.when, Condition::SkippedAtCompile(_))
+    })
 }
 
 /// Continues a run whose controller stopped, from its journal. The plan compiled now must be the
@@ -202,6 +229,10 @@ pub async fn rollback(
             dir.id
         )));
     }
+    let previous = before.records.iter().rev().find_map(|r| match r.event {
+        Event::RunFinished { result } => Some(result),
+        _ => None,
+    });
     let schedule = Schedule::new(inputs.plan);
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
@@ -217,6 +248,7 @@ pub async fn rollback(
         &inputs, &options, &dir, journal, schedule, transports, access, reporter,
     );
     dispatcher.restore(&before);
+    dispatcher.emit(Event::RollbackRequested { previous })?;
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
     Ok(RunSummary { dir, result })
@@ -224,6 +256,38 @@ pub async fn rollback(
 
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
+}
+
+/// How long a check-mode preflight may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Check mode: lists every off-host backup destination in `list` (SSH, S3), so that an
+/// unreachable host, a missing bucket or refused credentials fail the check; directories on the
+/// controller are created by the copy itself. Says what was reached; `None` when nothing was
+/// off-host.
+async fn reach_destinations(list: &str) -> Result<Option<String>, String> {
+    // Values known only at run time are not destinations to reach yet.
+    if crate::render::has_placeholder(list) {
+        return Ok(None);
+    }
+    let destinations = crate::backup::destination::Destination::parse_list(list)
+        .map_err(|err| error_chain(&err))?;
+    let mut reached = Vec::new();
+    for destination in destinations.iter().filter(|d| d.is_off_host()) {
+        let copies = crate::backup::list(destination, false, PREFLIGHT_TIMEOUT)
+            .await
+            .map_err(|err| {
+                let text = error_chain(&err);
+                // Backup errors usually start with their destination already.
+                if text.starts_with(&destination.to_string()) {
+                    text
+                } else {
+                    format!("{destination}: {text}")
+                }
+            })?;
+        reached.push(format!("{destination}: {} copies there", copies.len()));
+    }
+    Ok((!reached.is_empty()).then(|| reached.join("\n")))
 }
 
 type StepFuture<'f> = Pin<Box<dyn std::future::Future<Output = ()> + 'f>>;
@@ -244,6 +308,13 @@ struct Dispatcher<'a> {
     completed: Vec<(NodeIndex, Rollback)>,
     /// The step as it ran (rendered with run-time values), for rollback.
     rendered: HashMap<NodeIndex, PlanStep>,
+    /// Check mode: actions shown and not run. A probe after one of them is not run either.
+    shown: HashSet<NodeIndex>,
+    /// Check mode: actions whose preflight runs now, with how the action was described.
+    checking: HashMap<NodeIndex, String>,
+    /// The cluster ID when the run started, for a plan that restores a snapshot; journaled, so
+    /// a resumed run still links the old ID to the new one.
+    cluster_id_before: Option<String>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -283,6 +354,9 @@ impl<'a> Dispatcher<'a> {
             values,
             completed: Vec::new(),
             rendered: HashMap::new(),
+            shown: HashSet::new(),
+            checking: HashMap::new(),
+            cluster_id_before: None,
         }
     }
 
@@ -305,6 +379,18 @@ impl<'a> Dispatcher<'a> {
                     if let Some(index) = plan.find(step) {
                         self.completed.push((index, Rollback::NotNeeded));
                     }
+                }
+                Event::StepFinished {
+                    step,
+                    result: StepResult::Shown,
+                    ..
+                } => {
+                    if let Some(index) = plan.find(step) {
+                        self.shown.insert(index);
+                    }
+                }
+                Event::ClusterIdentified { cluster_id } => {
+                    self.cluster_id_before = Some(cluster_id.clone());
                 }
                 Event::RolesResolved { leader, followers } => {
                     self.roles = Some(Roles {
@@ -462,6 +548,12 @@ impl<'a> Dispatcher<'a> {
                 )),
             }
         }
+        if let (RunResult::Succeeded, Some(from)) = (result, self.cluster_id_before.clone()) {
+            let now = etcd::cluster_id(&self.access, self.inputs.cluster, STATUS_TIMEOUT).await;
+            if let Some(to) = now.filter(|to| *to != from) {
+                self.emit(Event::ClusterIdChanged { from, to })?;
+            }
+        }
         if result == RunResult::Interrupted {
             self.reporter.note(&format!(
                 "stopped; to continue: etcdrill resume {}   to undo what completed: etcdrill rollback {}",
@@ -482,6 +574,19 @@ impl<'a> Dispatcher<'a> {
         let plan = self.inputs.plan;
         let planned = &plan.graph[index];
         let key = planned.key.clone();
+        if self.options.check
+            && planned.nature == Nature::Probe
+            && !matches!(planned.when, Condition::SkippedAtCompile(_))
+        {
+            if let Some(dependency) = self.shown_ancestor(index) {
+                let reason = SkipReason::CheckMode { dependency };
+                self.emit(Event::StepSkipped {
+                    step: key,
+                    reason: reason.clone(),
+                })?;
+                return Ok(Prepared::Settled(StepState::Skipped(reason)));
+            }
+        }
         if let Some(role) = planned.role {
             match self.role_matches(planned, role).await {
                 Ok(true) => {}
@@ -521,8 +626,16 @@ impl<'a> Dispatcher<'a> {
         } else {
             planned.clone()
         };
+        // Check mode: a condition on outputs of steps that were not run cannot be known; the
+        // action is shown with what it would do if the condition held.
+        let mut unknown_condition = None;
+        if let (true, Condition::SkippedAtCompile(expression)) = (self.options.check, &step.when) {
+            if step.nature == Nature::Action && self.refers_to_missing_outputs(expression) {
+                unknown_condition = Some(expression.clone());
+            }
+        }
         // Rendered with run values, a run-time condition is now either true or skipped.
-        if let Condition::SkippedAtCompile(expression) = &step.when {
+        if let (Condition::SkippedAtCompile(expression), None) = (&step.when, &unknown_condition) {
             let reason = SkipReason::Condition {
                 expression: expression.clone(),
             };
@@ -567,28 +680,7 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
-        if self.options.check && step.nature == Nature::Action {
-            self.emit(Event::StepStarted {
-                step: key.clone(),
-                attempt: 1,
-            })?;
-            self.emit(Event::StepFinished {
-                step: key,
-                attempt: 1,
-                result: StepResult::Shown,
-                duration_ms: 0,
-                exit_status: None,
-                outputs: BTreeMap::new(),
-                output_tail: self
-                    .redactor
-                    .redact(&crate::format::text::describe_operation(
-                        &step.operation,
-                        &step.host,
-                    ))
-                    .into_owned(),
-            })?;
-            return Ok(Prepared::Settled(StepState::Succeeded));
-        }
+        // The quorum guard holds in check mode too: a removal it would refuse fails the check.
         if let Operation::Etcd {
             call: Action::EtcdMemberRemove(args),
             ..
@@ -598,8 +690,155 @@ impl<'a> Dispatcher<'a> {
                 return self.fail_before_start(index, error);
             }
         }
+        if self.options.check && step.nature == Nature::Action {
+            let mut step = step;
+            if let Operation::Etcd {
+                call: Action::EtcdSnapshotSave(args),
+                ..
+            } = &step.operation
+            {
+                // The snapshot is about the size of the largest member's database.
+                let need = etcd::largest_db_size(&self.access, self.inputs.cluster, STATUS_TIMEOUT)
+                    .await
+                    .unwrap_or(0);
+                step.preflight = Some(Operation::Script {
+                    script: format!(
+                        "set -eu\n{}",
+                        crate::plan::room_check(&args.path, &need.to_string())
+                    ),
+                });
+            }
+            let reached = match &step.operation {
+                Operation::Native {
+                    call: Action::BackupShip(crate::runbook::action::BackupShipArgs { to, .. }),
+                }
+                | Operation::Native {
+                    call:
+                        Action::BackupPrune(crate::runbook::action::BackupPruneArgs {
+                            destinations: to,
+                            ..
+                        }),
+                } => match reach_destinations(to).await {
+                    Ok(reached) => reached.map(|r| format!("checked from the controller:\n{r}")),
+                    Err(error) => {
+                        return self.fail_before_start(
+                            index,
+                            format!("check mode: a precondition does not hold: {error}"),
+                        );
+                    }
+                },
+                _ => None,
+            };
+            let note = match (unknown_condition, reached) {
+                (Some(expression), reached) => Some(format!(
+                    "runs only if `{expression}` holds, which check mode cannot tell: it reads outputs of steps that were not run{}",
+                    reached.map(|r| format!("\n{r}")).unwrap_or_default()
+                )),
+                (None, reached) => reached,
+            };
+            return self.show(index, step, note);
+        }
         self.rendered.insert(index, step.clone());
         Ok(Prepared::Run(Box::new(step)))
+    }
+
+    /// Whether `expression` reads outputs of a step none of whose instances recorded outputs
+    /// (check mode: an action shown, or a probe not run).
+    fn refers_to_missing_outputs(&self, expression: &str) -> bool {
+        crate::plan::referenced_step_ids(expression)
+            .into_iter()
+            .any(|id| {
+                !self.values.outputs.keys().any(|key| {
+                    key == id
+                        || key
+                            .strip_prefix(id)
+                            .is_some_and(|rest| rest.starts_with('@'))
+                })
+            })
+    }
+
+    /// Check mode: the nearest action before `index` (by the plan's edges, transitively) that
+    /// was shown and not run, by its runbook step id.
+    fn shown_ancestor(&self, index: NodeIndex) -> Option<String> {
+        let plan = self.inputs.plan;
+        plan.nearest_dependency(index, |dependency| self.shown.contains(&dependency))
+            .map(|dependency| plan.graph[dependency].step.clone())
+    }
+
+    /// Check mode: an action is shown with its real rendered operation, after the read-only
+    /// check of what it needs on its node, when it has one.
+    fn show(
+        &mut self,
+        index: NodeIndex,
+        step: PlanStep,
+        note: Option<String>,
+    ) -> Result<Prepared, ExecError> {
+        let mut description = self
+            .redactor
+            .redact(&crate::format::text::describe_operation(
+                &step.operation,
+                &step.host,
+            ))
+            .into_owned();
+        if let Some(note) = note {
+            description.push_str(&note);
+            description.push('\n');
+        }
+        let preflight = match (&step.preflight, &step.operation) {
+            (Some(preflight), _) => Some(preflight.clone()),
+            (
+                None,
+                Operation::Copy {
+                    direction: crate::runbook::action::CopyDirection::Push,
+                    from,
+                    to,
+                },
+            ) => match std::fs::metadata(from) {
+                Ok(meta) => Some(Operation::Script {
+                    script: format!(
+                        "set -eu\n{}",
+                        crate::plan::room_check(to, &meta.len().to_string())
+                    ),
+                }),
+                // Made by an earlier step that check mode did not run: nothing to measure.
+                Err(_) if self.shown_ancestor(index).is_some() => None,
+                Err(err) => {
+                    return self.fail_before_start(
+                        index,
+                        format!("check mode: cannot read `{from}` on the controller: {err}"),
+                    );
+                }
+            },
+            _ => None,
+        };
+        let Some(preflight) = preflight else {
+            self.emit(Event::StepStarted {
+                step: step.key.clone(),
+                attempt: 1,
+            })?;
+            self.emit(Event::StepFinished {
+                step: step.key,
+                attempt: 1,
+                result: StepResult::Shown,
+                duration_ms: 0,
+                exit_status: None,
+                outputs: BTreeMap::new(),
+                output_tail: description,
+            })?;
+            self.shown.insert(index);
+            return Ok(Prepared::Settled(StepState::Succeeded));
+        };
+        self.checking.insert(index, description);
+        Ok(Prepared::Run(Box::new(PlanStep {
+            operation: preflight,
+            preflight: None,
+            rollback: Rollback::NotNeeded,
+            retries: crate::runbook::step::Retries::none(),
+            timeout: crate::human_duration::HumanDuration(PREFLIGHT_TIMEOUT),
+            captures: Default::default(),
+            outputs: Vec::new(),
+            ..step
+        })))
     }
 
     /// Records a step that failed before its operation started.
@@ -711,6 +950,9 @@ impl<'a> Dispatcher<'a> {
                 last,
             } => {
                 let key = plan.graph[index].key.clone();
+                if let Some(description) = self.checking.remove(&index) {
+                    return self.checked(index, result, duration, description, output_tail);
+                }
                 let succeeded = result == StepResult::Succeeded;
                 if succeeded && !outputs.is_empty() {
                     self.values.outputs.insert(key.clone(), outputs.clone());
@@ -744,6 +986,52 @@ impl<'a> Dispatcher<'a> {
         Ok(())
     }
 
+    /// Check mode: records how an action's preflight ended: shown, or failed with what it found.
+    fn checked(
+        &mut self,
+        index: NodeIndex,
+        result: StepResult,
+        duration: Duration,
+        description: String,
+        output_tail: String,
+    ) -> Result<(), ExecError> {
+        let planned = &self.inputs.plan.graph[index];
+        let key = planned.key.clone();
+        let place = match &planned.host {
+            Host::Node(node) => node.clone(),
+            Host::Controller | Host::Cluster => "the controller".to_string(),
+        };
+        let (result, state) = match result {
+            StepResult::Succeeded => {
+                self.shown.insert(index);
+                (StepResult::Shown, StepState::Succeeded)
+            }
+            StepResult::Failed { error } => (
+                StepResult::Failed {
+                    error: format!("check mode: a precondition does not hold: {error}"),
+                },
+                StepState::Failed,
+            ),
+            other => (other, StepState::Failed),
+        };
+        let checked = output_tail.trim();
+        self.emit(Event::StepFinished {
+            step: key,
+            attempt: 1,
+            result,
+            duration_ms: duration.as_millis() as u64,
+            exit_status: None,
+            outputs: BTreeMap::new(),
+            output_tail: if checked.is_empty() {
+                description
+            } else {
+                format!("{description}checked on {place}:\n{checked}\n")
+            },
+        })?;
+        self.schedule.finish(index, state);
+        Ok(())
+    }
+
     /// Undoes the completed steps, newest first. One failing rollback does not stop the others;
     /// a failed or impossible rollback makes the result `RollbackFailed`.
     async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
@@ -759,7 +1047,18 @@ impl<'a> Dispatcher<'a> {
                 .cloned()
                 .unwrap_or_else(|| plan.graph[index].clone());
             match rollback {
-                Rollback::NotNeeded | Rollback::Declined => {}
+                Rollback::NotNeeded | Rollback::Declined if step.nature == Nature::Probe => {}
+                Rollback::NotNeeded | Rollback::Declined => {
+                    let reason = if rollback == Rollback::Declined {
+                        RollbackSkip::Declined
+                    } else {
+                        RollbackSkip::NothingToUndo
+                    };
+                    self.emit(Event::RollbackSkipped {
+                        step: step.key.clone(),
+                        reason,
+                    })?;
+                }
                 Rollback::Irreversible => {
                     all_undone = false;
                     self.emit(Event::RollbackStarted {

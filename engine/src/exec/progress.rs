@@ -347,6 +347,10 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
                 ),
             }
         }
+        Event::StepSkipped {
+            step,
+            reason: reason @ SkipReason::CheckMode { .. },
+        } => format!("NOT RUN {step}: {}", skip_reason(reason)),
         Event::StepSkipped { step, reason } => format!("skipped {step}: {}", skip_reason(reason)),
         Event::Confirmed { step, answer, by } => {
             format!(
@@ -368,13 +372,24 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
             StepResult::TimedOut => format!("NOT UNDONE {step}: timed out"),
             StepResult::Shown => format!("undo of {step} shown"),
         },
+        Event::RollbackRequested { .. } => "undoing the run's completed steps, newest first".into(),
+        Event::RollbackSkipped { step, reason } => format!(
+            "left as it was {step}: {}",
+            crate::report::rollback_skip_words(*reason)
+        ),
+        Event::Drill { stage } => format!("drill: {}", crate::report::drill_stage_words(stage)),
+        Event::ClusterIdentified { .. } => return None,
+        Event::ClusterIdChanged { from, to } => {
+            format!("the cluster ID changed from {from} to {to} (a new cluster from a snapshot)")
+        }
         Event::Interrupted { reason } => format!("stopping: {reason}; no new step starts"),
         Event::RunFinished { result } => format!(
             "result: {}",
             match result {
                 RunResult::Succeeded => "SUCCEEDED",
                 RunResult::Failed => "FAILED (nothing undone)",
-                RunResult::RolledBack => "FAILED, and every completed step was undone",
+                RunResult::RolledBack =>
+                    "ROLLED BACK: every rollback that ran succeeded (the report says what was left as it was)",
                 RunResult::RollbackFailed =>
                     "FAILED, and NOT everything could be undone: a person must check the cluster",
                 RunResult::Interrupted => "INTERRUPTED",
@@ -418,6 +433,7 @@ fn skip_reason(reason: &SkipReason) -> String {
         SkipReason::Declined => "declined at its confirmation gate".into(),
         SkipReason::Interrupted => "the run was stopped".into(),
         SkipReason::FailFast => "an earlier step failed".into(),
+        SkipReason::CheckMode { .. } => crate::report::skip_words(reason),
     }
 }
 

@@ -609,6 +609,10 @@ impl<'a> Compiler<'a> {
         let action = self.action(entry.action, entry.with, &entry.path, &context)?;
         let operation = self.operation(&action, &host, node, &entry.path)?;
         let rollback = self.rollback(entry, &action, &host, node, &context)?;
+        let preflight = node
+            .filter(|_| matches!(operation, Operation::Script { .. }))
+            .and_then(|node| node_script::preflight(&action, node))
+            .map(|script| Operation::Script { script });
         let info = entry.action.info();
         let nature = match (entry.action, entry.probe) {
             (ActionKind::Shell, Some(true)) => Nature::Probe,
@@ -622,7 +626,8 @@ impl<'a> Compiler<'a> {
             info.outputs.iter().map(|s| s.to_string()).collect()
         };
         let deferred = operation.is_deferred()
-            || matches!(&rollback, Rollback::Run { operation } if operation.is_deferred());
+            || matches!(&rollback, Rollback::Run { operation } if operation.is_deferred())
+            || preflight.as_ref().is_some_and(Operation::is_deferred);
         let template = deferred.then(|| StepTemplate {
             with: serde_json::to_value(entry.with).unwrap_or(Value::Null),
             context: context.clone(),
@@ -642,6 +647,7 @@ impl<'a> Compiler<'a> {
                 .unwrap_or_else(|| default_idempotent(entry.action, nature)),
             operation,
             rollback,
+            preflight,
             when,
             confirm: entry.confirm.map(str::to_string),
             timeout: entry
@@ -1095,7 +1101,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// The step ids a template text refers to as `steps.<id>`.
-fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
+pub(crate) fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
     text.match_indices("steps.")
         .filter(|(at, _)| {
             text[..*at]

@@ -14,8 +14,10 @@ use crate::human_duration::HumanDuration;
 use crate::runbook::action::{Action, ActionKind, CopyDirection, Nature};
 use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
+pub(crate) use compiler::referenced_step_ids;
 pub use compiler::{ParamInput, compile, compile_for_run};
 pub use context::RunValues;
+pub(crate) use node_script::room_check;
 
 /// A compiled runbook, ready to review or run.
 #[derive(Debug, Clone)]
@@ -219,6 +221,10 @@ pub struct PlanStep {
     pub operation: Operation,
     /// What undoes it.
     pub rollback: Rollback,
+    /// What check mode runs in its place: a read-only check of what the operation needs on its
+    /// node (binaries, room, no leftovers, the manifest), for actions with something to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Operation>,
     /// Its condition.
     pub when: Condition,
     /// A question a person must confirm first.
@@ -314,6 +320,33 @@ impl Plan {
             .into_iter()
             .map(|(source, outcome)| (&self.graph[source], outcome))
             .collect()
+    }
+
+    /// The nearest step `index` waits for, directly or through others, that `wanted` accepts:
+    /// breadth first along the edges, ties to the earlier step.
+    pub fn nearest_dependency(
+        &self,
+        index: NodeIndex,
+        wanted: impl Fn(NodeIndex) -> bool,
+    ) -> Option<NodeIndex> {
+        let mut queue = std::collections::VecDeque::from([index]);
+        let mut seen = std::collections::HashSet::from([index]);
+        while let Some(current) = queue.pop_front() {
+            let mut dependencies: Vec<NodeIndex> = self
+                .graph
+                .neighbors_directed(current, petgraph::Direction::Incoming)
+                .collect();
+            dependencies.sort();
+            for dependency in dependencies {
+                if wanted(dependency) {
+                    return Some(dependency);
+                }
+                if seen.insert(dependency) {
+                    queue.push_back(dependency);
+                }
+            }
+        }
+        None
     }
 
     /// The step with this key.

@@ -62,6 +62,75 @@ pub(crate) fn operation(
     Ok(Operation::Script { script })
 }
 
+/// What check mode runs on `node` instead of a node-side action: a read-only script that fails,
+/// saying why, when the action would fail for a reason known now (its binary is missing, its
+/// target is a leftover of an earlier run, the file system has no room, the manifest is not
+/// there); for a shell script, only that a script runs there. `None` for actions with nothing to
+/// check. Run through `sudo` like the action, it also
+/// checks that sudo works.
+pub(crate) fn preflight(action: &Action, node: &Node) -> Option<String> {
+    let script = match action {
+        // A script cannot be checked without running it; that it would run, and as whom, can.
+        Action::Shell(_) => "printf 'a script would run here as %s\\n' \"$(id -un)\"".to_string(),
+        Action::EtcdSnapshotRestore(args) => {
+            let etcdutl = shell_join(&node.etcd.etcdutl);
+            let bump = if args.bump_revision.is_some_and(|n| n > 0) {
+                format!(
+                    "{etcdutl} snapshot restore --help 2>&1 | grep -q -- --bump-revision || {{ echo \"$etcdutl_name has no --bump-revision (etcd 3.6, backported to 3.5 by etcd-io/etcd#16165); restore with bump_revision=0 and mark_compacted=false\" >&2; exit 1; }}\n"
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "set -eu\netcdutl_name={name}\ncommand -v \"$etcdutl_name\" >/dev/null 2>&1 || {{ echo \"etcdutl is missing on this node: no $etcdutl_name\" >&2; exit 1; }}\nout=$({etcdutl} version 2>&1) || {{ echo \"$etcdutl_name does not run: $out\" >&2; exit 1; }}\n{bump}target={target}\nif [ -e \"$target\" ] && [ -n \"$(ls -A \"$target\")\" ]; then echo \"$target already exists and is not empty (left by an earlier run?): the restore would refuse\" >&2; exit 1; fi\n{room}echo \"$(printf '%s\\n' \"$out\" | head -n 1); restores into $target\"",
+                name = q(&node.etcd.etcdutl[0]),
+                target = q(&args.data_dir),
+                room = room_check(
+                    &args.data_dir,
+                    &format!(
+                        "$(stat -c %s -- {} 2>/dev/null || echo 0)",
+                        q(&format!("{}/member/snap/db", node.etcd.data_dir))
+                    )
+                ),
+            )
+        }
+        Action::EtcdDataDirReplace(args) => format!(
+            "set -eu\nlive={}\nnew={}\nold={}\n[ -d \"$live\" ] || {{ echo \"the live data dir $live is not there\" >&2; exit 1; }}\n[ ! -e \"$old\" ] || {{ echo \"$old already exists (left by an earlier run?): the swap would refuse to overwrite it\" >&2; exit 1; }}\necho \"would move $live to $old and $new to $live\"",
+            q(&node.etcd.data_dir),
+            q(&args.with),
+            q(&args.keep_old_at)
+        ),
+        Action::EtcdStopMember(_) | Action::EtcdStartMember(_) | Action::EtcdConfigureMember(_) => {
+            match &node.etcd.management {
+                Management::StaticPod(pod) => format!(
+                    "set -eu\nmanifest={}\nparked={}\nif [ -f \"$manifest\" ]; then echo \"manifest $manifest is in place\"; elif [ -f \"$parked\" ]; then echo \"manifest parked at $parked\"; else echo \"no etcd manifest at $manifest or $parked\" >&2; exit 1; fi",
+                    q(&pod.manifest),
+                    q(&parked_manifest(pod))
+                ),
+                Management::External(service) => match &service.env_file {
+                    Some(env_file) if matches!(action, Action::EtcdConfigureMember(_)) => format!(
+                        "set -eu\nf={}\n[ -d \"$(dirname -- \"$f\")\" ] || {{ echo \"the directory of $f is missing\" >&2; exit 1; }}\necho \"env file $f\"",
+                        q(env_file)
+                    ),
+                    _ => return None,
+                },
+            }
+        }
+        _ => return None,
+    };
+    Some(script)
+}
+
+/// Shell lines that fail unless the file system that will hold `target` (its nearest existing
+/// ancestor's) has room for `need` bytes: shell text, a number or a command substitution.
+pub(crate) fn room_check(target: &str, need: &str) -> String {
+    format!(
+        "dir={}\nwhile [ ! -d \"$dir\" ]; do dir=$(dirname -- \"$dir\"); done\nneed={}\nfree=$(($(df -P -k -- \"$dir\" | awk 'NR == 2 {{ print $4 }}') * 1024))\n[ \"$free\" -ge \"$need\" ] || {{ echo \"no room: $dir has $free bytes free, $need needed\" >&2; exit 1; }}\necho \"$dir: $free bytes free, $need needed\"\n",
+        q(target),
+        need
+    )
+}
+
 /// The natural rollback of a node-side action on `node`.
 pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
     let script = match action {
@@ -501,6 +570,84 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&env).unwrap(),
             "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=existing\n"
+        );
+    }
+
+    #[test]
+    fn the_restore_preflight_finds_a_missing_etcdutl_a_leftover_and_no_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let etcdutl = format!("{base}/bin/etcdutl");
+        let cluster = crate::inventory::Cluster::load(crate::source::SourceFile::new(
+            "inv.yaml",
+            format!(
+                "name: c\ndefaults: {{etcd: {{management: {{static_pod: {{}}}}, data_dir: '{base}/data', etcdutl: ['{etcdutl}']}}}}\nnodes: [{{name: n, address: 10.0.0.1}}]\n"
+            ),
+        ))
+        .unwrap();
+        let node = &cluster.nodes[0];
+        let restore = |bump: Option<u64>| {
+            Action::EtcdSnapshotRestore(SnapshotRestoreArgs {
+                snapshot: format!("{base}/snap.db"),
+                data_dir: format!("{base}/data.restored"),
+                cluster_token: "t".into(),
+                bump_revision: bump,
+                mark_compacted: bump.is_some(),
+                skip_hash_check: false,
+            })
+        };
+        let script = preflight(&restore(None), node).unwrap();
+
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("etcdutl is missing on this node: no {etcdutl}")),
+            "{stderr}"
+        );
+
+        std::fs::create_dir_all(format!("{base}/bin")).unwrap();
+        std::fs::create_dir_all(format!("{base}/data/member/snap")).unwrap();
+        std::fs::write(format!("{base}/data/member/snap/db"), vec![0u8; 4096]).unwrap();
+        std::fs::write(
+            &etcdutl,
+            "#!/bin/sh\ncase \"$*\" in version) echo 'etcdutl version: 3.5.1';; *) echo usage;; esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &etcdutl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let (ok, stdout, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("4096 needed")
+                && stdout.contains("etcdutl version: 3.5.1; restores into"),
+            "{stdout}"
+        );
+        // This etcdutl has no --bump-revision.
+        let (ok, _, stderr) = sh(&preflight(&restore(Some(1_000_000_000)), node).unwrap());
+        assert!(!ok);
+        assert!(stderr.contains("has no --bump-revision"), "{stderr}");
+
+        std::fs::create_dir_all(format!("{base}/data.restored/member")).unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(
+            stderr.contains("already exists and is not empty"),
+            "{stderr}"
+        );
+
+        // More than the file system holds.
+        let room = format!(
+            "set -eu\n{}",
+            room_check(&format!("{base}/new/x.db"), "999999999999999999")
+        );
+        let (ok, _, stderr) = sh(&room);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("no room: {base} has ")),
+            "{stderr}"
         );
     }
 

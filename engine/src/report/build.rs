@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::journal::{Event, Journal, RunResult, SkipReason, StepResult, Timestamp};
+use crate::journal::{
+    DrillStage, Event, Journal, RollbackSkip, RunResult, SkipReason, StepResult, Timestamp,
+};
 use crate::plan::{Host, Operation, Phase, Plan, PlanStep, Rollback};
 use crate::redact::{MASK, Redactor};
 use crate::runbook::action::{ActionKind, Nature};
@@ -30,6 +32,7 @@ struct Seen {
     skip: Option<SkipReason>,
     output_tail: String,
     rollback: Option<RollbackReport>,
+    rollback_skipped: Option<RollbackSkip>,
     /// Offset of the end of the last attempt that ended with a failure, to order failures.
     failed_at: Option<u64>,
 }
@@ -51,6 +54,10 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
     let mut etcdrill = None;
     let mut finished: Option<RunResult> = None;
     let mut interruption: Option<String> = None;
+    // `Some(previous)` once `etcdrill rollback` was asked to undo the run.
+    let mut rollback_requested: Option<Option<RunResult>> = None;
+    // The drill's measurements, from its stages in the journal.
+    let mut journal_drill: Option<super::DrillFacts> = None;
     let mut previous_at = origin;
     // Attempts and rollbacks still open when a session ends last until its last record.
     let close_open = |seen: &mut HashMap<String, Seen>, until: u64| {
@@ -163,6 +170,36 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
                 rollback.result = Some(result.clone());
                 rollback.output_tail = output_tail.clone();
             }
+            Event::RollbackRequested { previous } => {
+                rollback_requested = Some(*previous);
+            }
+            Event::RollbackSkipped { step, reason } => {
+                seen.entry(step.clone()).or_default().rollback_skipped = Some(*reason);
+            }
+            Event::Drill { stage } => {
+                let facts = journal_drill.get_or_insert_with(Default::default);
+                if let DrillStage::Verified {
+                    rto_ms,
+                    rpo,
+                    checks,
+                } = stage
+                {
+                    facts.rto = rto_ms.map(std::time::Duration::from_millis);
+                    facts.rpo = rpo.as_ref().map(|rpo| super::RpoFacts {
+                        snapshot_age: std::time::Duration::from_millis(rpo.snapshot_age_ms),
+                        revisions_lost: rpo.revisions_lost,
+                    });
+                    facts.verifications = checks
+                        .iter()
+                        .map(|check| super::Verification {
+                            name: check.name.clone(),
+                            passed: check.passed,
+                            detail: check.detail.clone(),
+                        })
+                        .collect();
+                }
+            }
+            Event::ClusterIdentified { .. } | Event::ClusterIdChanged { .. } => {}
             Event::Interrupted { reason } => {
                 interruption = Some(reason.clone());
                 markers.push(marker(
@@ -193,7 +230,7 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
     unknown.sort();
 
     let lanes = lanes(plan);
-    let drill = context.drill.clone();
+    let drill = context.drill.clone().or(journal_drill);
     let plan_digest = plan.digest();
     let mut run = RunInfo {
         id: journal.header.run_id.clone(),
@@ -215,7 +252,14 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
         run.runbook_file = record.runbook.display().to_string();
         run.inventory_file = record.inventory.display().to_string();
     }
-    let verdict = verdict(&steps, finished, interruption, check, drill.as_ref());
+    let verdict = verdict(
+        &steps,
+        finished,
+        interruption,
+        check,
+        drill.as_ref(),
+        rollback_requested,
+    );
     let findings = findings(&steps, &run, drill.as_ref(), total_ms, &unknown);
     let report = Report {
         format: REPORT_FORMAT.into(),
@@ -320,6 +364,7 @@ fn step_report(step: &PlanStep, seen: Seen) -> StepReport {
         operation: summary(&step.operation, &step.host),
         output_tail: seen.output_tail,
         rollback,
+        rollback_skipped: seen.rollback_skipped,
     }
 }
 
@@ -357,6 +402,7 @@ fn verdict(
     interruption: Option<String>,
     check: bool,
     drill: Option<&super::DrillFacts>,
+    rollback_requested: Option<Option<RunResult>>,
 ) -> Verdict {
     let failed_verification = drill.and_then(|d| d.verifications.iter().find(|v| !v.passed));
     let mut outcome = match finished {
@@ -398,7 +444,18 @@ fn verdict(
         .collect();
     let reason = match outcome {
         Outcome::Succeeded if check => {
-            Some("check mode: probes ran live, actions were shown and not run".to_string())
+            let waiting = steps
+                .iter()
+                .filter(|s| matches!(s.skip, Some(SkipReason::CheckMode { .. })))
+                .count();
+            Some(if waiting == 0 {
+                "check mode: probes ran live, actions were shown and not run".to_string()
+            } else {
+                format!(
+                    "check mode: probes ran live, actions were shown and not run; {waiting} \
+                     probe(s) after those actions were not run either"
+                )
+            })
         }
         Outcome::Succeeded => None,
         Outcome::Failed => match (&first_failure, failed_verification) {
@@ -407,6 +464,25 @@ fn verdict(
             (None, Some(v)) => Some(format!("verification `{}` failed: {}", v.name, v.detail)),
             (None, None) => None,
         },
+        Outcome::RolledBack | Outcome::RollbackFailed
+            if rollback_requested == Some(Some(RunResult::Succeeded)) =>
+        {
+            Some(format!(
+                "the run had succeeded; `etcdrill rollback` then {}",
+                rollback_words(steps)
+            ))
+        }
+        Outcome::RolledBack
+            if steps
+                .iter()
+                .any(|s| s.rollback_skipped == Some(RollbackSkip::Declined)) =>
+        {
+            Some(format!(
+                "{}; the rollback {}",
+                first_failure.unwrap_or_else(|| "the run failed".into()),
+                rollback_words(steps)
+            ))
+        }
         Outcome::RolledBack => Some(format!(
             "{}; every completed step was rolled back",
             first_failure.unwrap_or_else(|| "the run failed".into())
@@ -436,12 +512,63 @@ fn verdict(
     } else {
         "Run"
     };
+    let title = match outcome {
+        Outcome::RolledBack if rollback_requested == Some(Some(RunResult::Succeeded)) => {
+            format!("{noun} SUCCEEDED, then ROLLED BACK")
+        }
+        Outcome::RollbackFailed if rollback_requested == Some(Some(RunResult::Succeeded)) => {
+            format!("{noun} SUCCEEDED, then ROLLBACK FAILED")
+        }
+        _ => format!("{noun} {}", outcome.word()),
+    };
     Verdict {
         outcome,
         drill: drill.is_some(),
-        title: format!("{noun} {}", outcome.word()),
+        title,
         reason,
     }
+}
+
+/// What a rollback undid and what it left, from its events: `undid 2 step(s) (`a`, `b`); left
+/// as they were: `c` (the runbook does not undo this step)`.
+fn rollback_words(steps: &[StepReport]) -> String {
+    let undone: Vec<String> = steps
+        .iter()
+        .filter(|s| {
+            s.rollback
+                .as_ref()
+                .is_some_and(|r| r.result == Some(StepResult::Succeeded))
+        })
+        .map(|s| format!("`{}`", s.key))
+        .collect();
+    let mut left: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match (&s.rollback, s.rollback_skipped) {
+            (Some(r), _) if r.result != Some(StepResult::Succeeded) => Some(format!(
+                "`{}` ({})",
+                s.key,
+                super::result_words(r.result.as_ref())
+            )),
+            (None, Some(RollbackSkip::Declined)) => Some(format!(
+                "`{}` ({})",
+                s.key,
+                super::rollback_skip_words(RollbackSkip::Declined)
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut words = if undone.is_empty() {
+        "undid nothing".to_string()
+    } else {
+        format!("undid {} step(s): {}", undone.len(), undone.join(", "))
+    };
+    if left.is_empty() {
+        words.push_str("; nothing else needed undoing");
+    } else {
+        left.sort();
+        words.push_str(&format!("; NOT undone: {}", left.join(", ")));
+    }
+    words
 }
 
 fn findings(

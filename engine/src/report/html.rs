@@ -761,6 +761,13 @@ fn steps(out: &mut String, report: &Report) -> Result {
                 esc(&result_words(rollback.result.as_ref()))
             )?;
         }
+        if let Some(skip) = step.rollback_skipped {
+            write!(
+                detail,
+                " left as it was by the rollback: {}",
+                esc(super::rollback_skip_words(skip))
+            )?;
+        }
         if !step.output_tail.is_empty() {
             write!(
                 detail,

@@ -352,6 +352,12 @@ fn timeline(out: &mut String, report: &Report) -> Result {
                     plain_text(&result_words(rollback.result.as_ref()))
                 ));
             }
+            if let Some(skip) = step.rollback_skipped {
+                result.push_str(&format!(
+                    "; left as it was by the rollback: {}",
+                    crate::report::rollback_skip_words(skip)
+                ));
+            }
             table_row(
                 out,
                 &[

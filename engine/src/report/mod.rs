@@ -2,10 +2,10 @@
 //! shown as Markdown, a self-contained HTML page, JSON and JUnit XML.
 //!
 //! [`Report::build`] is a pure function: it reads nothing and writes nothing, and takes what is in
-//! neither the plan nor the journal (the run directory, the command line, drill measurements) from
-//! a [`ReportContext`]. A resumed run's journal holds every session; the report treats them as one
-//! run and marks where it stopped and went on. The formats are pure functions of a [`Report`];
-//! only [`write_all`] touches the file system.
+//! neither the plan nor the journal (the run directory, the command line) from a
+//! [`ReportContext`]; a drill's measurements are in its journal. A resumed run's journal holds
+//! every session; the report treats them as one run and marks where it stopped and went on. The
+//! formats are pure functions of a [`Report`]; only [`write_all`] touches the file system.
 
 mod build;
 pub mod html;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::exec::run_dir::RunRecord;
-use crate::journal::{SkipReason, StepResult, Timestamp};
+use crate::journal::{DrillStage, RollbackSkip, SkipReason, StepResult, Timestamp};
 
 /// The `format` field of every report.
 pub const REPORT_FORMAT: &str = "etcdrill-report";
@@ -34,7 +34,8 @@ pub struct ReportContext {
     pub run_dir: Option<PathBuf>,
     /// What the run was started with (`run.json`), to say how to run it again.
     pub record: Option<RunRecord>,
-    /// Drill measurements; `None` when the run was not a drill.
+    /// Drill measurements to use instead of the journal's; `None` to take them from the journal's
+    /// drill stages (as `drill run` and `report` do), if it has any.
     pub drill: Option<DrillFacts>,
     /// When the report was made; taken from here, never from the clock, so reports are stable.
     pub generated_at: Option<Timestamp>,
@@ -412,6 +413,9 @@ pub struct StepReport {
     /// Its rollback, if one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// Why a rollback left it as it was, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_skipped: Option<RollbackSkip>,
 }
 
 /// One attempt of a step.
@@ -595,6 +599,47 @@ pub fn skip_words(reason: &SkipReason) -> String {
         SkipReason::Declined => "a person answered no at its confirmation".into(),
         SkipReason::Interrupted => "the run was stopped first".into(),
         SkipReason::FailFast => "an earlier step failed (fail-fast)".into(),
+        SkipReason::CheckMode { dependency } => {
+            format!("not run in check mode: depends on `{dependency}`")
+        }
+    }
+}
+
+/// Why a rollback left a step as it was, in words.
+pub fn rollback_skip_words(reason: RollbackSkip) -> &'static str {
+    match reason {
+        RollbackSkip::NothingToUndo => "nothing to undo",
+        RollbackSkip::Declined => "the runbook does not undo this step",
+    }
+}
+
+/// A drill stage in words, for progress lines.
+pub fn drill_stage_words(stage: &DrillStage) -> String {
+    match stage {
+        DrillStage::Seeded {
+            drill,
+            keys,
+            keys_before,
+            ..
+        } => format!("`{drill}`: {keys} keys and a canary written ({keys_before} keys in all)"),
+        DrillStage::SnapshotSaved { path, bytes, .. } => match bytes {
+            Some(bytes) => format!("snapshot saved to {path} ({bytes} bytes), then written past"),
+            None => format!("snapshot saved to {path}, then written past"),
+        },
+        DrillStage::DisasterStaged { lost, run } => {
+            format!("lost {} (staged by run {run})", lost.join(", "))
+        }
+        DrillStage::Declared { disaster } => {
+            format!("disaster `{disaster}` declared; the recovery clock runs")
+        }
+        DrillStage::Verified { rto_ms, checks, .. } => format!(
+            "{} of {} checks held{}",
+            checks.iter().filter(|c| c.passed).count(),
+            checks.len(),
+            rto_ms
+                .map(|ms| format!(", RTO {}", human_ms(ms)))
+                .unwrap_or_default()
+        ),
     }
 }
 

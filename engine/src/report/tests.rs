@@ -1185,3 +1185,191 @@ fn the_html_page_renders_its_timeline_in_a_real_browser() {
         }
     }
 }
+
+/// The drill's stages as the journal carries them, equal to `drill_facts()`.
+fn drill_stages(s: &mut Script) -> &mut Script {
+    use crate::journal::{DrillCheck, DrillRpo, DrillStage};
+    s.event(
+        1,
+        Event::Drill {
+            stage: DrillStage::Declared {
+                disaster: "restore".into(),
+            },
+        },
+    )
+    .event(
+        60_000,
+        Event::Drill {
+            stage: DrillStage::Verified {
+                rto_ms: Some(58_400),
+                rpo: Some(DrillRpo {
+                    snapshot_age_ms: 300_000,
+                    revisions_lost: Some(120),
+                }),
+                checks: drill_facts()
+                    .verifications
+                    .iter()
+                    .map(|v| DrillCheck {
+                        name: v.name.clone(),
+                        passed: v.passed,
+                        detail: v.detail.clone(),
+                    })
+                    .collect(),
+            },
+        },
+    )
+}
+
+#[test]
+fn a_drill_report_is_rebuilt_from_its_journal_alone() {
+    let plan = sample_plan();
+    let mut with_stages = Script::new();
+    with_stages.records = success_journal(&plan).records;
+    drill_stages(&mut with_stages);
+    let from_journal = Report::build(&plan, &with_stages.journal(&plan), context(None));
+    assert!(from_journal.verdict.drill, "{:?}", from_journal.verdict);
+    assert_eq!(from_journal.drill, Some(drill_facts()));
+    assert_eq!(from_journal.verdict.title, "Drill SUCCEEDED");
+    // The same facts given by the drill itself make the same report, but for the journal's
+    // last record (the verification), which ends the run's timing later.
+    let mut given = Report::build(
+        &plan,
+        &with_stages.journal(&plan),
+        context(Some(drill_facts())),
+    );
+    given.timing = from_journal.timing.clone();
+    assert_eq!(given, from_journal);
+    // A drill that never got to its checks is still a drill.
+    let mut declared_only = Script::new();
+    declared_only.records = with_stages.records[..with_stages.records.len() - 1].to_vec();
+    let unverified = Report::build(&plan, &declared_only.journal(&plan), context(None));
+    assert!(unverified.verdict.drill);
+    assert_eq!(unverified.drill, Some(DrillFacts::default()));
+}
+
+#[test]
+fn a_rollback_of_a_succeeded_run_says_what_it_undid_and_what_it_left() {
+    use crate::journal::RollbackSkip;
+    let plan = sample_plan();
+    let mut s = Script::new();
+    s.records = success_journal(&plan).records;
+    s.event(
+        60_000,
+        Event::RollbackRequested {
+            previous: Some(RunResult::Succeeded),
+        },
+    )
+    .event(
+        60_100,
+        Event::RollbackStarted {
+            step: "start@cp1".into(),
+        },
+    )
+    .event(
+        61_000,
+        Event::RollbackFinished {
+            step: "start@cp1".into(),
+            result: StepResult::Succeeded,
+            duration_ms: 900,
+            output_tail: String::new(),
+        },
+    )
+    .event(
+        61_100,
+        Event::RollbackSkipped {
+            step: "restore@cp1".into(),
+            reason: RollbackSkip::Declined,
+        },
+    )
+    .event(
+        61_200,
+        Event::RollbackSkipped {
+            step: "verify-snapshot".into(),
+            reason: RollbackSkip::NothingToUndo,
+        },
+    )
+    .finished(61_300, RunResult::RolledBack);
+    let report = Report::build(&plan, &s.journal(&plan), context(None));
+    assert_eq!(report.verdict.title, "Run SUCCEEDED, then ROLLED BACK");
+    let reason = report.verdict.reason.clone().unwrap();
+    assert_eq!(
+        reason,
+        "the run had succeeded; `etcdrill rollback` then undid 1 step(s): `start@cp1`; NOT \
+         undone: `restore@cp1` (the runbook does not undo this step)"
+    );
+    assert!(!reason.contains("every completed step"), "{reason}");
+    assert_eq!(
+        report.step("restore@cp1").unwrap().rollback_skipped,
+        Some(RollbackSkip::Declined)
+    );
+    let markdown = markdown::render(&report);
+    assert!(
+        markdown.contains("left as it was by the rollback: the runbook does not undo this step"),
+        "{markdown}"
+    );
+    let page = html::render(&report);
+    assert!(
+        page.contains("left as it was by the rollback: the runbook does not undo this step")
+            && page.contains("Run SUCCEEDED, then ROLLED BACK"),
+        "{page}"
+    );
+
+    // Nothing undone at all is said so, never "every completed step was rolled back".
+    let mut nothing = Script::new();
+    nothing.records = success_journal(&plan).records;
+    nothing
+        .event(
+            60_000,
+            Event::RollbackRequested {
+                previous: Some(RunResult::Succeeded),
+            },
+        )
+        .event(
+            61_100,
+            Event::RollbackSkipped {
+                step: "restore@cp1".into(),
+                reason: RollbackSkip::Declined,
+            },
+        )
+        .finished(61_300, RunResult::RolledBack);
+    let report = Report::build(&plan, &nothing.journal(&plan), context(None));
+    assert_eq!(
+        report.verdict.reason.as_deref(),
+        Some(
+            "the run had succeeded; `etcdrill rollback` then undid nothing; NOT undone: \
+             `restore@cp1` (the runbook does not undo this step)"
+        )
+    );
+}
+
+#[test]
+fn probes_not_run_in_check_mode_say_which_action_they_wait_for() {
+    let plan = sample_plan();
+    let mut s = Script::new();
+    s.event(
+        0,
+        Event::RunStarted {
+            runbook: "drill-restore".into(),
+            inventory: "lab".into(),
+            check: true,
+            etcdrill: "0.1.0".into(),
+        },
+    )
+    .skipped(
+        "wait",
+        10,
+        SkipReason::CheckMode {
+            dependency: "start".into(),
+        },
+    )
+    .finished(20, RunResult::Succeeded);
+    let report = Report::build(&plan, &s.journal(&plan), context(None));
+    assert_eq!(report.verdict.title, "Check run SUCCEEDED");
+    let wait = report.step("wait").unwrap();
+    assert_eq!(wait.status, StepStatus::Skipped);
+    let markdown = markdown::render(&report);
+    assert!(
+        markdown.contains("not run in check mode: depends on `start`"),
+        "{markdown}"
+    );
+}

@@ -462,6 +462,7 @@ async fn stock_restore_runs_on_the_sandbox() {
             params: &inputs,
             plan: &plan,
             secrets: vec![],
+            prologue: Vec::new(),
         },
         options,
         &mut NoPrompter,

@@ -300,3 +300,27 @@ fn a_run_time_compile_fills_placeholders_with_run_values() {
         "secrets are revealed to the executor only"
     );
 }
+
+#[test]
+fn the_nearest_dependency_is_found_along_the_edges_at_any_distance() {
+    let plan = compile_text(
+        "name: t\nsummary: s\nsteps:\n  - {id: copy, title: C, on: each, action: etcd.stop_member}\n  - {id: verify, title: V, on: each, action: etcd.status, needs: [copy]}\n  - {id: probe, title: P, on: cluster, action: etcd.health, needs: [{step: verify, pairing: all}]}\n  - {id: other, title: O, on: cluster, action: etcd.health}\n",
+        INVENTORY,
+        &[],
+    )
+    .unwrap();
+    let is_copy = |i: NodeIndex| plan.graph[i].step == "copy";
+    let nearest = |key: &str| {
+        plan.nearest_dependency(plan.find(key).unwrap(), is_copy)
+            .map(|i| plan.graph[i].key.clone())
+    };
+    // Node to node, then through every instance of `verify`: the earliest instance wins ties.
+    assert_eq!(nearest("verify@cp2").as_deref(), Some("copy@cp2"));
+    assert_eq!(nearest("probe").as_deref(), Some("copy@cp1"));
+    assert_eq!(nearest("other"), None);
+    assert_eq!(
+        nearest("copy@cp1"),
+        None,
+        "a step is not its own dependency"
+    );
+}
