@@ -32,8 +32,8 @@ use crate::source::{Location, SourceFile};
 /// The exit codes, as `--help` and the README show them.
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  success; diagnose: nothing worse than info
-  1  the command failed: invalid input, a run that did not succeed, an unhealthy endpoint
+  0  success; diagnose: nothing worse than info; rollback: every undo it ran succeeded
+  1  the command failed: invalid input, a run that did not succeed, an undo that failed, an unhealthy endpoint
   2  usage error: an unknown command, flag or value
   3  diagnose: the worst finding is a warning
   4  diagnose: the worst finding is urgent

@@ -25,6 +25,8 @@ pub struct Reporter {
     verbosity: Verbosity,
     /// The steps running now, by key.
     running: HashMap<String, Running>,
+    /// Whether a person asked for this rollback (`etcdrill rollback`), rather than a failure.
+    rollback_requested: bool,
 }
 
 /// How much progress a person is shown (`--quiet`, `--verbose`); JSON output is always whole.
@@ -115,6 +117,7 @@ impl Reporter {
             mode,
             verbosity: Verbosity::Normal,
             running: HashMap::new(),
+            rollback_requested: false,
         }
     }
 
@@ -160,12 +163,17 @@ impl Reporter {
                     finish(done);
                 }
             }
+            Event::RollbackRequested { .. } => self.rollback_requested = true,
             _ => {}
         }
         let verbosity = self.verbosity;
         if !matches!(self.mode, Mode::Json(_)) && !verbosity.shows(&record.event) {
             return;
         }
+        let line = self
+            .rollback_result(&record.event)
+            .or_else(|| describe(plan, &record.event, verbosity))
+            .map(|line| with_moved(line, moved));
         match &mut self.mode {
             Mode::Json(out) => {
                 let line = serde_json::to_string(record).expect("a record serialises");
@@ -173,15 +181,29 @@ impl Reporter {
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
             Mode::Lines(out) => {
-                if let Some(line) = describe(plan, &record.event, verbosity) {
-                    let _ = writeln!(out, "{}", with_moved(line, moved));
+                if let Some(line) = line {
+                    let _ = writeln!(out, "{line}");
                 }
             }
             Mode::Live(terminal) => {
-                if let Some(line) = describe(plan, &record.event, verbosity) {
-                    terminal.println(&with_moved(line, moved));
+                if let Some(line) = line {
+                    terminal.println(&line);
                 }
             }
+        }
+    }
+
+    /// The result line of a rollback a person asked for: the run had not failed.
+    fn rollback_result(&self, event: &Event) -> Option<String> {
+        match event {
+            Event::RunFinished {
+                result: RunResult::RolledBack,
+            } if self.rollback_requested => Some(
+                "result: ROLLED BACK as asked: every rollback that ran succeeded (the report says \
+                 what was left as it was)"
+                    .into(),
+            ),
+            _ => None,
         }
     }
 
@@ -389,7 +411,7 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
                 RunResult::Succeeded => "SUCCEEDED",
                 RunResult::Failed => "FAILED (nothing undone)",
                 RunResult::RolledBack =>
-                    "ROLLED BACK: every rollback that ran succeeded (the report says what was left as it was)",
+                    "FAILED, then ROLLED BACK: every rollback that ran succeeded (the report says what was left as it was)",
                 RunResult::RollbackFailed =>
                     "FAILED, and NOT everything could be undone: a person must check the cluster",
                 RunResult::Interrupted => "INTERRUPTED",
