@@ -476,8 +476,10 @@ fn scale_grows_three_members_to_five_and_back_to_three() {
             "{} stopped",
             node.name()
         );
-        node.exec_ok("ls -d /var/lib/etcd.removed-*/member && test ! -e /var/lib/etcd")
-            .unwrap();
+        node.exec_ok(
+            "ls -d /var/lib/etcd/.etcdrill-removed-*/member && test ! -e /var/lib/etcd/member",
+        )
+        .unwrap();
     }
     assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
     assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 200);

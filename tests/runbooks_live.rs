@@ -126,7 +126,7 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
     // Every old data dir is kept aside for a rollback, and the restored one is in place.
     for node in bed.nodes() {
         node.exec_ok(
-            "ls -d /var/lib/etcd.before-restore-*/member && test ! -e /var/lib/etcd.restored",
+            "ls -d /var/lib/etcd/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-restore-* 2>/dev/null",
         )
         .unwrap();
     }
@@ -422,6 +422,7 @@ fn replace_member_replaces_a_crash_looping_member_on_an_empty_disk() {
     let replaced = members.iter().find(|m| m.name == lost.name()).unwrap();
     assert_ne!(replaced.id, id_before, "node2 is a new member: {members:?}");
     // The crash loop's data dir was set aside, not deleted.
-    lost.exec_ok("ls -d /var/lib/etcd.failed-*").unwrap();
+    lost.exec_ok("ls -d /var/lib/etcd/.etcdrill-failed-*/member")
+        .unwrap();
     eprintln!("replace-member took {:.1?}", run.took);
 }

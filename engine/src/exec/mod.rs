@@ -8,6 +8,7 @@
 //! the completed steps in reverse order.
 
 mod guard;
+mod no_return;
 pub mod progress;
 pub mod run_dir;
 mod step_run;
@@ -343,6 +344,7 @@ impl<'a> Dispatcher<'a> {
             local: Transport::local(),
             access: self.access.clone(),
             redactor: self.redactor.clone(),
+            run_id: self.dir.id.clone(),
         }
     }
 
@@ -723,9 +725,17 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Undoes the completed steps, newest first. One failing rollback does not stop the others;
-    /// a failed or impossible rollback makes the result `RollbackFailed`.
+    /// a failed rollback makes the result `RollbackFailed`. Past an irreversible step, nothing is
+    /// undone and the run stays `Failed`.
     async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
         let plan = self.inputs.plan;
+        // Past a point of no return nothing is undone (see `no_return`).
+        if let Some(advice) =
+            no_return::advice(plan, &self.completed, &self.schedule, &self.dir.path)
+        {
+            self.reporter.note(&advice);
+            return Ok(RunResult::Failed);
+        }
         let resources = self.take_resources();
         let env = resources.env(self.inputs.cluster);
         let mut all_undone = true;
@@ -783,6 +793,7 @@ struct StepResources {
     local: Transport,
     access: std::sync::Arc<EtcdAccess>,
     redactor: Redactor,
+    run_id: String,
 }
 
 impl StepResources {
@@ -793,6 +804,7 @@ impl StepResources {
             access: self.access.as_ref(),
             cluster,
             redactor: &self.redactor,
+            run_id: &self.run_id,
         }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct StepEnv<'a> {
     pub access: &'a EtcdAccess,
     pub cluster: &'a Cluster,
     pub redactor: &'a Redactor,
+    /// The run's id: with the node, it names the temporary files a copy writes.
+    pub run_id: &'a str,
 }
 
 impl StepEnv<'_> {
@@ -235,9 +237,23 @@ async fn run_operation(env: &StepEnv<'_>, step: &PlanStep, operation: &Operation
                 Ok(found) => found,
                 Err(error) => return Attempt::failed(error),
             };
+            // Nodes may share the directory (one NFS backup dir): the temporary file carries
+            // the run and the node.
+            let writer = match &step.host {
+                Host::Node(name) => format!("{}.{name}", env.run_id),
+                Host::Controller | Host::Cluster => env.run_id.to_owned(),
+            };
             let copied = match direction {
-                CopyDirection::Push => transport.push(Path::new(from), to, sudo, timeout).await,
-                CopyDirection::Pull => transport.pull(from, Path::new(to), sudo, timeout).await,
+                CopyDirection::Push => {
+                    transport
+                        .push(Path::new(from), to, &writer, sudo, timeout)
+                        .await
+                }
+                CopyDirection::Pull => {
+                    transport
+                        .pull(from, Path::new(to), &writer, sudo, timeout)
+                        .await
+                }
             };
             match copied {
                 Ok(bytes) => Attempt {
