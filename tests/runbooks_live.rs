@@ -123,8 +123,23 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
         ids_after.iter().all(|id| !ids_before.contains(id)),
         "a restore makes a new cluster with new member IDs: {ids_before:?} -> {ids_after:?}"
     );
-    // Every old data dir is kept aside for a rollback, and the restored one is in place.
+    // Every old data dir is kept aside for a rollback, and the restored one is in place; on a
+    // data dir that is a mount point, it still is one. No temporary copy is left behind.
     for node in bed.nodes() {
+        if bed.config().data_dir_mount_point {
+            node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
+        }
+        node.exec_ok("! ls /var/backups/etcd/*.part 2>/dev/null")
+            .unwrap();
+        if bed.config().shared_backup_dir {
+            // Each node's copy under a name of its own, all in the one shared dir.
+            let names: Vec<String> = bed
+                .nodes()
+                .iter()
+                .map(|n| format!("/var/backups/etcd/etcdrill-restore-{}.db", n.name()))
+                .collect();
+            node.exec_ok(&format!("ls {}", names.join(" "))).unwrap();
+        }
         node.exec_ok(
             "ls -d /var/lib/etcd/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-restore-* 2>/dev/null",
         )
@@ -149,6 +164,15 @@ fn restore_3_node_on_etcd_3_5_external() {
         BedConfig::new(3).management(Management::External),
         &["bump_revision=0", "mark_compacted=false"],
     );
+}
+
+/// The common production layout: etcd on a dedicated disk mounted at /var/lib/etcd, and one
+/// backup dir (NFS) mounted on every node. The restore swaps `member/` inside the data dir, and
+/// the three parallel copies of the snapshot into the shared dir never collide.
+#[test]
+fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
+    let config = BedConfig::new(3).data_dir_mount_point().shared_backup_dir();
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
 }
 
 #[test]
@@ -296,7 +320,19 @@ fn replace_member_replaces_a_member_whose_data_is_gone() {
 
 #[test]
 fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
-    let Some(bed) = bed(BedConfig::new(3)) else {
+    quorum_recovery(BedConfig::new(3));
+}
+
+#[test]
+fn quorum_recovery_on_a_mount_point_data_dir() {
+    quorum_recovery(BedConfig::new(3).data_dir_mount_point());
+}
+
+/// Deletes everything in a node's data dir, which may be a mount point (that stays).
+const WIPE_DATA_DIR: &str = "find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";
+
+fn quorum_recovery(config: BedConfig) {
+    let Some(bed) = bed(config) else {
         return;
     };
     bed.seed(100, 256).unwrap();
@@ -311,7 +347,7 @@ fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
     // way and their data dirs are gone; node1 runs on without quorum.
     for lost in &bed.nodes()[1..] {
         bed.stop_member(lost).unwrap();
-        lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+        lost.exec_ok(WIPE_DATA_DIR).unwrap();
     }
     let survivor = &bed.nodes()[0];
     assert!(
@@ -369,6 +405,88 @@ fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
         .exec_ok("! grep -q -- --force-new-cluster /etc/kubernetes/manifests/etcd.yaml")
         .unwrap();
     eprintln!("quorum-recovery took {:.1?}", run.took);
+}
+
+/// A failure after --force-new-cluster must not stop the survivor that serves alone: the run
+/// undoes nothing and says what a person must do next. The failure: node2's data dir is
+/// read-only, so its old data cannot be set aside.
+#[test]
+fn a_quorum_recovery_failing_after_force_new_cluster_leaves_the_survivor_serving() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(20, 64).unwrap();
+    let canary = bed.put_canary("before-the-disaster").unwrap();
+    for lost in &bed.nodes()[1..] {
+        bed.stop_member(lost).unwrap();
+    }
+    let stuck = &bed.nodes()[1];
+    stuck
+        .exec_ok(
+            "mount --bind /var/lib/etcd /var/lib/etcd && mount -o remount,bind,ro /var/lib/etcd",
+        )
+        .unwrap();
+    let survivor = &bed.nodes()[0];
+
+    let run = Run::stock(
+        &bed,
+        "quorum-recovery",
+        &[format!("survivor={}", survivor.name())],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    assert_eq!(
+        run.outcome.0.status.code(),
+        Some(1),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let journal = journal(&run.dir());
+    assert_eq!(
+        step_result(&journal, &format!("force-new-cluster@{}", survivor.name())).as_deref(),
+        Some("succeeded"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    assert_eq!(
+        step_result(&journal, &format!("lost-set-aside@{}", stuck.name())).as_deref(),
+        Some("failed"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    assert!(
+        !journal
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RollbackStarted { .. })),
+        "nothing is undone past --force-new-cluster: {}",
+        run.diagnosis(&bed)
+    );
+    let told = run.outcome.stderr();
+    assert!(
+        told.contains("nothing was undone")
+            && told.contains(&format!("`force-new-cluster@{}`", survivor.name()))
+            && told.contains(&format!("`lost-set-aside@{}`", stuck.name()))
+            && told.contains(&format!("`lost-add@{}`", stuck.name())),
+        "{told}"
+    );
+    // The survivor serves alone, with the data.
+    let health = survivor
+        .etcdctl(&["endpoint", "health", "--command-timeout=5s"])
+        .unwrap();
+    assert!(health.success(), "{health:?}\n{}", run.diagnosis(&bed));
+    let members = survivor
+        .etcdctl(&["member", "list"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    assert_eq!(members.lines().count(), 1, "{members}");
+    let value = survivor
+        .etcdctl(&["get", &canary.key, "--print-value-only"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    assert_eq!(value.trim(), canary.value);
+    stuck.exec_ok("umount /var/lib/etcd").unwrap();
 }
 
 #[test]

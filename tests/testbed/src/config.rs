@@ -60,6 +60,11 @@ pub struct BedConfig {
     pub extra_flags: Vec<String>,
     /// How long [`Bed::start`](crate::Bed::start) waits for every member to be healthy.
     pub health_timeout: Duration,
+    /// The data dir `/var/lib/etcd` is a mount point of its own on every node (a dedicated disk):
+    /// renaming it fails with EBUSY, renaming into it from `/var/lib` with EXDEV.
+    pub data_dir_mount_point: bool,
+    /// `/var/backups/etcd` is one directory shared by every node (as one NFS export would be).
+    pub shared_backup_dir: bool,
 }
 
 impl BedConfig {
@@ -72,6 +77,8 @@ impl BedConfig {
             quota_backend_bytes: None,
             extra_flags: Vec::new(),
             health_timeout: Duration::from_secs(60),
+            data_dir_mount_point: false,
+            shared_backup_dir: false,
         }
     }
 
@@ -96,6 +103,19 @@ impl BedConfig {
     /// Adds an etcd flag, `--name=value` or `--name`.
     pub fn extra_flag(mut self, flag: impl Into<String>) -> Self {
         self.extra_flags.push(flag.into());
+        self
+    }
+
+    /// Makes every node's data dir a mount point of its own (a bind mount of a directory of the
+    /// node's, inside its mount namespace).
+    pub fn data_dir_mount_point(mut self) -> Self {
+        self.data_dir_mount_point = true;
+        self
+    }
+
+    /// Makes `/var/backups/etcd` one directory shared by every node.
+    pub fn shared_backup_dir(mut self) -> Self {
+        self.shared_backup_dir = true;
         self
     }
 
