@@ -175,6 +175,86 @@ fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
     restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
 }
 
+/// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
+/// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd. A restore into the host's
+/// /var/lib/etcd would restore nothing: it is refused before anything changes; with the host
+/// directory etcd really uses in the inventory, the restore puts the snapshot's data there.
+#[test]
+fn restore_3_node_refuses_a_data_dir_etcd_does_not_use_and_restores_the_real_one() {
+    let Some(bed) = bed(BedConfig::new(3).moved_host_path()) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    let params = [
+        snapshot_param(first, "/var/backups/etcd/drill.db"),
+        "bump_revision=0".into(),
+        "mark_compacted=false".into(),
+    ];
+
+    let refused = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+    assert_ne!(
+        refused.outcome.0.status.code(),
+        Some(0),
+        "{}",
+        refused.diagnosis(&bed)
+    );
+    let journal = journal(&refused.dir());
+    let first_check = format!("data-dir-in-use@{}", first.name());
+    assert_eq!(
+        step_result(&journal, &first_check).as_deref(),
+        Some("failed"),
+        "{}",
+        refused.diagnosis(&bed)
+    );
+    assert!(
+        refused
+            .outcome
+            .shown()
+            .contains("a restore there would restore nothing"),
+        "{}",
+        refused.diagnosis(&bed)
+    );
+    assert!(
+        step_result(&journal, &format!("restore@{}", first.name())).is_none(),
+        "nothing was restored"
+    );
+    let pids_after: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    assert_eq!(pids_after, pids_before, "no member was restarted");
+    assert_present(&bed, &lost);
+
+    let real_dir = |bed: &Bed, work: &std::path::Path| {
+        inventory_yaml(bed, work).replacen(
+            "  etcd:\n",
+            "  etcd:\n    data_dir: /var/lib/etcd-restore-1\n",
+            1,
+        )
+    };
+    let run = Run::stock(&bed, "restore-3-node", &params, real_dir);
+    run.expect_success(&bed);
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
+    for node in bed.nodes() {
+        node.exec_ok(
+            "ls -d /var/lib/etcd-restore-1/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
     let Some(bed) = bed(BedConfig::new(3)) else {

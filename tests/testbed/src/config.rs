@@ -65,6 +65,10 @@ pub struct BedConfig {
     pub data_dir_mount_point: bool,
     /// `/var/backups/etcd` is one directory shared by every node (as one NFS export would be).
     pub shared_backup_dir: bool,
+    /// Static pods: the manifest's `etcd-data` hostPath is `/var/lib/etcd-restore-1` (as after a
+    /// restore done the Kubernetes documentation's way) while `--data-dir` stays `/var/lib/etcd`;
+    /// the host's `/var/lib/etcd` exists and nobody uses it.
+    pub moved_host_path: bool,
 }
 
 impl BedConfig {
@@ -79,6 +83,7 @@ impl BedConfig {
             health_timeout: Duration::from_secs(60),
             data_dir_mount_point: false,
             shared_backup_dir: false,
+            moved_host_path: false,
         }
     }
 
@@ -116,6 +121,12 @@ impl BedConfig {
     /// Makes `/var/backups/etcd` one directory shared by every node.
     pub fn shared_backup_dir(mut self) -> Self {
         self.shared_backup_dir = true;
+        self
+    }
+
+    /// Moves the static pod's `etcd-data` hostPath to `/var/lib/etcd-restore-1`.
+    pub fn moved_host_path(mut self) -> Self {
+        self.moved_host_path = true;
         self
     }
 

@@ -69,7 +69,13 @@ pub(crate) fn lay_out(
     }
     match config.management {
         Management::StaticPod => {
-            let manifest = etcd_config::static_pod_manifest(flags, config.version);
+            let host_data = if config.moved_host_path {
+                make_dir(&fs_dir.join("var/lib/etcd-restore-1"), 0o700)?;
+                paths::MOVED_DATA_DIR
+            } else {
+                paths::DATA_DIR
+            };
+            let manifest = etcd_config::static_pod_manifest(flags, config.version, host_data);
             write_file(
                 &fs_dir.join("etc-kubernetes/manifests/etcd.yaml"),
                 manifest.as_bytes(),
