@@ -176,11 +176,12 @@ fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
 }
 
 /// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
-/// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd. A restore into the host's
-/// /var/lib/etcd would restore nothing: it is refused before anything changes; with the host
-/// directory etcd really uses in the inventory, the restore puts the snapshot's data there.
+/// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd, and the host's /var/lib/etcd is
+/// stale. An inventory that says `data_dir: /var/lib/etcd` is refused at that line before
+/// anything runs; one that leaves `data_dir` out takes the real directory from the manifest, and
+/// the restore puts the snapshot's data there (the restored data really is the snapshot's).
 #[test]
-fn restore_3_node_refuses_a_data_dir_etcd_does_not_use_and_restores_the_real_one() {
+fn restore_3_node_takes_the_data_dir_from_a_moved_host_path() {
     let Some(bed) = bed(BedConfig::new(3).moved_host_path()) else {
         return;
     };
@@ -193,6 +194,7 @@ fn restore_3_node_refuses_a_data_dir_etcd_does_not_use_and_restores_the_real_one
         .into_stdout()
         .unwrap();
     let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
     let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
     let params = [
         snapshot_param(first, "/var/backups/etcd/drill.db"),
@@ -200,52 +202,48 @@ fn restore_3_node_refuses_a_data_dir_etcd_does_not_use_and_restores_the_real_one
         "mark_compacted=false".into(),
     ];
 
-    let refused = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
-    assert_ne!(
-        refused.outcome.0.status.code(),
-        Some(0),
-        "{}",
-        refused.diagnosis(&bed)
-    );
-    let journal = journal(&refused.dir());
-    let first_check = format!("data-dir-in-use@{}", first.name());
+    let stale_dir = |bed: &Bed, work: &std::path::Path| {
+        inventory_yaml(bed, work).replacen("  etcd:\n", "  etcd:\n    data_dir: /var/lib/etcd\n", 1)
+    };
+    let refused = Run::stock(&bed, "restore-3-node", &params, stale_dir);
     assert_eq!(
-        step_result(&journal, &first_check).as_deref(),
-        Some("failed"),
+        refused.outcome.0.status.code(),
+        Some(1),
         "{}",
         refused.diagnosis(&bed)
     );
+    let told = refused.outcome.stderr();
     assert!(
-        refused
-            .outcome
-            .shown()
-            .contains("a restore there would restore nothing"),
-        "{}",
-        refused.diagnosis(&bed)
+        told.contains("`data_dir` of node `node1` is `/var/lib/etcd`, but the node says `/var/lib/etcd-restore-1`")
+            && told.contains("inventory.yaml:"),
+        "{told}"
     );
-    assert!(
-        step_result(&journal, &format!("restore@{}", first.name())).is_none(),
-        "nothing was restored"
-    );
+    assert!(support::no_runs(refused.work.path()), "nothing ran");
     let pids_after: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
     assert_eq!(pids_after, pids_before, "no member was restarted");
-    assert_present(&bed, &lost);
 
-    let real_dir = |bed: &Bed, work: &std::path::Path| {
-        inventory_yaml(bed, work).replacen(
-            "  etcd:\n",
-            "  etcd:\n    data_dir: /var/lib/etcd-restore-1\n",
-            1,
-        )
-    };
-    let run = Run::stock(&bed, "restore-3-node", &params, real_dir);
+    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
     run.expect_success(&bed);
+    assert!(
+        run.outcome
+            .stderr()
+            .contains("node1: data_dir = /var/lib/etcd-restore-1 (from manifest /etc/kubernetes/manifests/etcd.yaml)"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let facts = std::fs::read_to_string(run.dir().join("facts.json")).unwrap();
+    assert!(facts.contains("/var/lib/etcd-restore-1"), "{facts}");
     assert_healthy_cluster(&bed, 3);
     assert_present(&bed, &kept);
     assert_eq!(
         bed.get(&lost.key).unwrap(),
         None,
         "the data is the snapshot's"
+    );
+    let ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    assert!(
+        ids_after.iter().all(|id| !ids_before.contains(id)),
+        "{ids_before:?} -> {ids_after:?}"
     );
     for node in bed.nodes() {
         node.exec_ok(

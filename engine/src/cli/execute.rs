@@ -88,12 +88,18 @@ pub struct RunRefArgs {
 
 /// `etcdrill run`.
 pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
-    let (runbook, cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
+    let (runbook, mut cluster, inputs) = load_all(&args.runbook, &args.inventory, &args.params)?;
+    let mut reporter = reporter(args.exec.output);
+    let before_facts = compile(&runbook, &cluster, &inputs)?;
+    let facts = node_facts(&mut cluster, &before_facts, &mut reporter)?;
     let plan = compile(&runbook, &cluster, &inputs)?;
     let work_dir = work_dir(&args.exec, &cluster);
     let secrets = secret_values(&runbook, &inputs);
     let options = options(&args.exec, args.check);
     let record = |dir: &RunDir| {
+        // What the nodes said, beside the plan they shaped (best effort: the run does not
+        // depend on the copy).
+        let _ = crate::facts::write(&dir.path, &facts);
         RunRecord::with_params(
             &dir.id,
             (&args.runbook, &args.inventory),
@@ -102,7 +108,6 @@ pub(super) fn run(args: &RunArgs) -> Result<(), CliError> {
             &inputs,
         )
     };
-    let mut reporter = reporter(args.exec.output);
     let summary = with_runtime(|shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -272,7 +277,8 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
     let record = dir.read_record().map_err(exec::ExecError::from)?;
     let given = super::param_inputs(&args.params)?;
     let runbook = Runbook::load(read(&record.runbook)?)?;
-    let cluster = Cluster::load(read(&record.inventory)?)?;
+    let mut cluster = Cluster::load(read(&record.inventory)?)?;
+
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (
@@ -318,8 +324,31 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
             }
         }
     }
+    // The same facts fill the inventory again, so the plan is the one the run started with.
+    let before_facts = compile(&runbook, &cluster, &inputs)?;
+    node_facts(&mut cluster, &before_facts, &mut reporter(args.exec.output))?;
     let plan = compile(&runbook, &cluster, &inputs)?;
     Ok((dir, runbook, cluster, inputs, plan))
+}
+
+/// Gathers the facts of the nodes `plan` runs commands on, shows them, and reconciles the
+/// inventory with them: a stated field the node contradicts refuses the run; a field left out
+/// takes the node's value (the plan is then compiled again).
+fn node_facts(
+    cluster: &mut Cluster,
+    plan: &Plan,
+    reporter: &mut Reporter,
+) -> Result<Vec<crate::facts::NodeFacts>, CliError> {
+    let names = crate::facts::nodes_touched(plan);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let facts = with_runtime(|_| async { Ok(crate::facts::gather(cluster, &names).await?) })?;
+    reporter.note(&crate::facts::summary(&facts));
+    for filled in crate::facts::reconcile(cluster, &facts)? {
+        reporter.note(&format!("  taken from the node: {filled}"));
+    }
+    Ok(facts)
 }
 
 fn work_dir(exec: &ExecArgs, cluster: &Cluster) -> PathBuf {

@@ -118,6 +118,9 @@ pub enum ExecError {
     /// The journal cannot be continued safely.
     #[error("the run cannot be resumed")]
     Resume(#[from] ResumeError),
+    /// The nodes' facts could not be gathered.
+    #[error(transparent)]
+    Facts(#[from] crate::facts::FactsError),
 }
 
 /// Starts a new run of `inputs.plan` in a new directory under `work_dir`.
