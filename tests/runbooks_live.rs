@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use etcdrill::journal::{Event, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
-use support::{inventory_parking_at, inventory_yaml, journal, step_result};
+use support::{
+    Etcdrill, inventory_parking_at, inventory_yaml, journal, only_run, step_result, stock_runbook,
+    wait_for_record, write,
+};
 
 /// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
 /// docs and the bed's `stop_member` move it up one directory).
@@ -123,6 +126,14 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
         ids_after.iter().all(|id| !ids_before.contains(id)),
         "a restore makes a new cluster with new member IDs: {ids_before:?} -> {ids_after:?}"
     );
+    // The run proved it itself, on every node.
+    let journal = journal(&run.dir());
+    for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+    }
     // Every old data dir is kept aside for a rollback, and the restored one is in place; on a
     // data dir that is a mount point, it still is one. No temporary copy is left behind.
     for node in bed.nodes() {
@@ -251,6 +262,87 @@ fn restore_3_node_takes_the_data_dir_from_a_moved_host_path() {
         )
         .unwrap();
     }
+}
+
+/// The controller is killed (SIGKILL) right after a member's data was swapped, on a data dir
+/// that is a mount point; `etcdrill resume` finishes the restore, and the restore proves it took
+/// effect on every node (new cluster and member IDs, the snapshot's revision, etcd running on the
+/// restored data).
+#[test]
+fn a_restore_killed_during_the_downtime_resumes_and_verifies_on_a_mount_point() {
+    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point()) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
+    let mut child = Etcdrill::new(work.path())
+        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+        .args([
+            "-p",
+            &snapshot,
+            "-p",
+            "bump_revision=0",
+            "-p",
+            "mark_compacted=false",
+        ])
+        .spawn();
+    wait_for_record(work.path(), Duration::from_secs(120), |r| {
+        matches!(&r.event, Event::StepFinished { step, result: StepResult::Succeeded, .. } if step.starts_with("swap-data-dir@"))
+    })
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = only_run(work.path());
+    assert!(
+        !journal(&run)
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RunFinished { .. })),
+        "killed too late"
+    );
+
+    let resumed = Etcdrill::new(work.path())
+        .args(["resume", run.to_str().unwrap(), "--yes"])
+        .run();
+    let journal = journal(&run);
+    assert_eq!(
+        resumed.0.status.code(),
+        Some(0),
+        "{}",
+        support::diagnosis(&resumed, work.path())
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+        node.exec_ok(
+            "mountpoint -q /var/lib/etcd && ls -d /var/lib/etcd/.etcdrill-before-restore-*/member",
+        )
+        .unwrap();
+    }
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
 }
 
 #[test]

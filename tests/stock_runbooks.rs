@@ -625,6 +625,9 @@ fn restore_rollbacks_chain_back_to_the_old_data() {
     run(script_of(step(&plan, "swap-data-dir@n1")));
     assert!(data_dir.join("member/new").exists() && !restored.exists());
     assert!(kept.join("member/old").exists());
+    // Run again (a controller killed before it recorded the end): the swap is recognised.
+    run(script_of(step(&plan, "swap-data-dir@n1")));
+    assert!(data_dir.join("member/new").exists() && kept.join("member/old").exists());
 
     // Undo in reverse order: the swap, then the restore.
     run(&rollback("swap-data-dir@n1"));

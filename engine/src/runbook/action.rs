@@ -226,7 +226,7 @@ actions! {
     }
     /// Puts prepared member data in place of the member's, keeping the old data aside.
     EtcdDataDirReplace = "etcd.data_dir.replace" (DataDirReplaceArgs) {
-        Action, Node, destructive: false, outputs: [],
+        Action, Node, destructive: false, outputs: ["swapped_at"],
         summary: "swap in a data dir"
     }
     /// Sets the member's data aside inside its data dir, leaving it without member data.
