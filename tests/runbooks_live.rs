@@ -444,7 +444,18 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
 
 #[test]
 fn replace_member_replaces_a_member_whose_data_is_gone() {
-    let Some(bed) = bed(BedConfig::new(3)) else {
+    replace_member(BedConfig::new(3), "rm -rf /var/lib/etcd");
+}
+
+/// On a dedicated disk, the data dir stays (a mount point cannot be removed); the member data
+/// is set aside inside it.
+#[test]
+fn replace_member_on_a_mount_point_data_dir() {
+    replace_member(BedConfig::new(3).data_dir_mount_point(), WIPE_DATA_DIR);
+}
+
+fn replace_member(config: BedConfig, wipe: &str) {
+    let Some(bed) = bed(config) else {
         return;
     };
     bed.seed(100, 256).unwrap();
@@ -460,7 +471,7 @@ fn replace_member_replaces_a_member_whose_data_is_gone() {
     // The disaster: node2's disk is gone for good. Its administrator stopped the member the
     // kubeadm way (manifest moved out of the manifests dir) and the data dir is empty.
     bed.stop_member(lost).unwrap();
-    lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+    lost.exec_ok(wipe).unwrap();
     let during = bed.put_canary("while-it-was-gone").unwrap();
 
     let run = Run::stock(

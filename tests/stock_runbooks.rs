@@ -1338,6 +1338,29 @@ fn scale_refuses_an_even_or_small_inventory() {
     compile_with(&runbook("scale"), &five, &params);
 }
 
+/// A defragmentation or a compaction changes no membership and is most needed in an emergency:
+/// an even member count is warned about, not refused; membership-changing runbooks still refuse it.
+#[test]
+fn defrag_and_compact_run_on_an_even_count_with_a_warning() {
+    let mut text =
+        std::fs::read_to_string(repo().join("drills/inventories/kubeadm-3.yaml")).unwrap();
+    text.push_str("  - name: cp4\n    address: 10.0.0.14\n");
+    let four = Cluster::load(SourceFile::new("kubeadm-4", text)).unwrap();
+    let defrag = compile_with(&runbook("defrag-rolling"), &four, &[]);
+    let warn = script_of(step(&defrag, "member-count"));
+    let out = Command::new("sh").arg("-c").arg(warn).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: the cluster has 4 members"),
+        "{warn}"
+    );
+    compile_with(&runbook("compact"), &four, &[]);
+    for refusing in ["replace-member", "quorum-recovery", "restore-3-node"] {
+        let err = try_compile(&runbook(refusing), &four, &[]).unwrap_err();
+        assert!(err.contains("odd"), "{refusing}: {err}");
+    }
+}
+
 #[test]
 fn scale_grows_one_learner_at_a_time() {
     let cluster = five_nodes();
