@@ -186,6 +186,14 @@ fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
     restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
 }
 
+/// kubeadm enabled `--experimental-initial-corrupt-check` for etcd 3.5.0-3.5.2: a starting member
+/// then waits for its peers' checks, and the restored members start together anyway.
+#[test]
+fn restore_3_node_with_the_initial_corrupt_check_on() {
+    let config = BedConfig::new(3).extra_flag("--experimental-initial-corrupt-check=true");
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
 /// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
 /// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd, and the host's /var/lib/etcd is
 /// stale. An inventory that says `data_dir: /var/lib/etcd` is refused at that line before
