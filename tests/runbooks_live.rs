@@ -186,6 +186,14 @@ fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
     restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
 }
 
+/// The SSH user is not root and runs every node command through `sudo -n`, as hardened
+/// control planes require; the data dir is a mount point too.
+#[test]
+fn restore_3_node_as_a_user_with_sudo() {
+    let config = BedConfig::new(3).sudo_user().data_dir_mount_point();
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
 /// kubeadm enabled `--experimental-initial-corrupt-check` for etcd 3.5.0-3.5.2: a starting member
 /// then waits for its peers' checks, and the restored members start together anyway.
 #[test]

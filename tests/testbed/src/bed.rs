@@ -137,7 +137,12 @@ impl Bed {
             make_dir(&dir.join(sub), 0o700)?;
         }
         let pki = Pki::create(&dir.join("pki"))?;
-        let ssh = ssh::create_client(&dir.join("ssh"))?;
+        let ssh = ssh::create_client(&dir.join("ssh"), config.sudo_user)?;
+        let sudo_user = if config.sudo_user {
+            Some(ssh::ensure_sudo_user()?)
+        } else {
+            None
+        };
         network::create_bridge(number)?;
 
         let members: Vec<Member> = (1..=config.nodes)
@@ -175,6 +180,9 @@ impl Bed {
             };
             let flags = etcd_config::flags(&config, &members, member, &token)?;
             lay_out(&node, &config, &flags, &binaries, &helpers)?;
+            if let Some(ids) = sudo_user {
+                ssh::install_user_key(&node.host_dir.join("fs/var"), &ssh, ids)?;
+            }
             pki.issue_node(
                 &node.host_dir.join("fs/etc-kubernetes"),
                 &node.name,

@@ -69,6 +69,9 @@ pub struct BedConfig {
     /// restore done the Kubernetes documentation's way) while `--data-dir` stays `/var/lib/etcd`;
     /// the host's `/var/lib/etcd` exists and nobody uses it.
     pub moved_host_path: bool,
+    /// The SSH user is not root ([`SUDO_USER`](crate::SUDO_USER)) and runs node commands through
+    /// `sudo -n`.
+    pub sudo_user: bool,
 }
 
 impl BedConfig {
@@ -84,6 +87,7 @@ impl BedConfig {
             data_dir_mount_point: false,
             shared_backup_dir: false,
             moved_host_path: false,
+            sudo_user: false,
         }
     }
 
@@ -127,6 +131,12 @@ impl BedConfig {
     /// Moves the static pod's `etcd-data` hostPath to `/var/lib/etcd-restore-1`.
     pub fn moved_host_path(mut self) -> Self {
         self.moved_host_path = true;
+        self
+    }
+
+    /// Logs in as a user that is not root and runs node commands through `sudo -n`.
+    pub fn sudo_user(mut self) -> Self {
+        self.sudo_user = true;
         self
     }
 
