@@ -498,3 +498,27 @@ fn scale(config: BedConfig) {
     assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 200);
     eprintln!("shrink took {:.1?}", shrink.took);
 }
+
+/// compact and defrag-rolling on the common production layout (data dirs on disks of their own,
+/// one backup dir for every node): they gather the nodes' facts and change no data dir.
+#[test]
+fn compact_and_defrag_rolling_on_mount_point_data_dirs() {
+    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point().shared_backup_dir()) else {
+        return;
+    };
+    bed.seed(200, 256).unwrap();
+    let canary = bed.put_canary("kept").unwrap();
+    Run::stock(&bed, "compact", &["keep_revisions=10"], inventory_yaml).expect_success(&bed);
+    let run = Run::stock(&bed, "defrag-rolling", &["min_free_mb=0"], inventory_yaml);
+    run.expect_success(&bed);
+    assert!(
+        run.outcome.stderr().contains("its own mount point"),
+        "the facts show the layout: {}",
+        run.outcome.stderr()
+    );
+    for node in bed.nodes() {
+        node.exec_ok("mountpoint -q /var/lib/etcd && test -d /var/lib/etcd/member")
+            .unwrap();
+    }
+    assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
+}
