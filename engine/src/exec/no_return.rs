@@ -8,7 +8,7 @@
 use petgraph::graph::NodeIndex;
 
 use crate::journal::SkipReason;
-use crate::plan::{Plan, Rollback};
+use crate::plan::{Condition, Plan, Rollback};
 use crate::schedule::{Schedule, StepState};
 
 /// Why a failed run is not rolled back, and what a person must do next; `None` when no completed
@@ -25,20 +25,40 @@ pub(crate) fn advice(
         .map(|(index, _)| plan.graph[*index].key.as_str())
         .collect();
     let last = *points.last()?;
-    let mut failed = Vec::new();
-    let mut not_run = Vec::new();
-    for index in plan.graph.node_indices() {
-        let step = &plan.graph[index];
-        match schedule.state(index) {
-            StepState::Failed => failed.push(format!("`{}` ({})", step.key, step.title)),
-            StepState::Waiting
-            | StepState::Running
-            | StepState::Skipped(SkipReason::FailFast | SkipReason::Interrupted) => {
-                not_run.push(format!("`{}` ({})", step.key, step.title))
-            }
-            _ => {}
+    let failed_at: Vec<NodeIndex> = plan
+        .graph
+        .node_indices()
+        .filter(|i| *schedule.state(*i) == StepState::Failed)
+        .collect();
+    let failed: Vec<String> = failed_at
+        .iter()
+        .map(|i| format!("`{}` ({})", plan.graph[*i].key, plan.graph[*i].title))
+        .collect();
+    // What the failure kept from running: everything after a failed step that had something to
+    // do (not a path that was not taken, not a step whose condition ruled it out).
+    let mut after = std::collections::HashSet::new();
+    let mut walk = petgraph::visit::Dfs::empty(&plan.graph);
+    for start in &failed_at {
+        walk.move_to(*start);
+        while let Some(i) = walk.next(&plan.graph) {
+            after.insert(i);
         }
     }
+    let not_run: Vec<String> = plan
+        .graph
+        .node_indices()
+        .filter(|i| after.contains(i) && !failed_at.contains(i))
+        .filter(|i| !matches!(plan.graph[*i].when, Condition::SkippedAtCompile(_)))
+        .filter(|i| {
+            !matches!(
+                schedule.state(*i),
+                StepState::Succeeded
+                    | StepState::Failed
+                    | StepState::Skipped(SkipReason::Condition { .. } | SkipReason::Role { .. })
+            )
+        })
+        .map(|i| format!("`{}` ({})", plan.graph[i].key, plan.graph[i].title))
+        .collect();
     let mut text = format!(
         "nothing was undone: `{last}` succeeded and cannot be undone (the point of no return{}), so \
          undoing the steps after it would stop members that serve now, and undoing those before it \
@@ -74,9 +94,10 @@ pub(crate) fn advice(
         item(
             &mut text,
             format!(
-                "fix it, then carry out the failed step and the steps that did not run by hand: {} \
-                 (`etcdrill plan` with the same runbook, inventory and parameters shows their commands)",
-                not_run.join(", ")
+                "fix it, then carry out by hand the failed step and these steps, which did not \
+                 run, in this order (`etcdrill plan` with the same runbook, inventory and \
+                 parameters shows their commands):\n     - {}",
+                not_run.join("\n     - ")
             ),
         );
     }
@@ -131,14 +152,22 @@ mod tests {
     #[test]
     fn only_an_irreversible_completed_step_stops_the_rollback() {
         let plan = plan();
-        let schedule = Schedule::new(&plan);
         let idx = |key: &str| plan.find(key).unwrap();
+        let mut schedule = Schedule::new(&plan);
+        for (key, state) in [
+            ("stop", StepState::Succeeded),
+            ("force", StepState::Succeeded),
+            ("start", StepState::Failed),
+        ] {
+            schedule.decide();
+            schedule.finish(idx(key), state);
+        }
+        schedule.decide();
         let reversible = [(idx("stop"), run("start"))];
         assert_eq!(advice(&plan, &reversible, &schedule, "/r".as_ref()), None);
         let past = [
             (idx("stop"), run("start")),
             (idx("force"), Rollback::Irreversible),
-            (idx("start"), run("stop")),
         ];
         let text = advice(&plan, &past, &schedule, "/r".as_ref()).unwrap();
         assert!(
@@ -146,8 +175,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("`add`"),
-            "the steps not run are named: {text}"
+            text.contains("find why `start` (start) failed: `etcdrill report /r`"),
+            "{text}"
         );
+        assert!(text.contains("commands):\n     - `add` (add)"), "{text}");
+        assert!(!text.contains("`stop`"), "{text}");
     }
 }
