@@ -58,6 +58,10 @@ pub struct NodeFacts {
     /// The running etcd process, if one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessFacts>,
+    /// Whether the process was looked for (not on the local sandbox, where every member runs on
+    /// one machine).
+    #[serde(default)]
+    pub process_looked_for: bool,
     /// Whether that process keeps its data in the host data dir (same `member/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_uses_data_dir: Option<bool>,
@@ -194,6 +198,7 @@ async fn gather_node(node: &Node) -> Result<NodeFacts, NodeFactsError> {
         etcdctl_version: probed.etcdctl_version.clone(),
         etcdutl_version: probed.etcdutl_version.clone(),
         process: probed.process.clone(),
+        process_looked_for: node.transport != crate::inventory::TransportKind::Local,
         process_uses_data_dir: None,
         config_problem: None,
     };
@@ -484,7 +489,8 @@ pub fn summary(facts: &[NodeFacts]) -> String {
                 }
             )),
             (Some(p), None) => text.push_str(&format!("\n    etcd runs (pid {})", p.pid)),
-            (None, _) => text.push_str("\n    etcd is not running"),
+            (None, _) if f.process_looked_for => text.push_str("\n    etcd is not running"),
+            (None, _) => {}
         }
     }
     text

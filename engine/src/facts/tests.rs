@@ -35,6 +35,7 @@ fn facts(node: &str, host_data_dir: &str) -> NodeFacts {
         etcdctl_version: None,
         etcdutl_version: None,
         process: None,
+        process_looked_for: true,
         process_uses_data_dir: None,
         config_problem: None,
     }
