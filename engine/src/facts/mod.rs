@@ -460,7 +460,13 @@ pub fn summary(facts: &[NodeFacts]) -> String {
             dir(&f.backup_dir),
             f.etcdctl_version.as_deref().unwrap_or("absent"),
             f.etcdutl_version.as_deref().unwrap_or("absent"),
-            f.uid.map_or("?".to_owned(), |u| u.to_string()),
+            match f.uid {
+                Some(0) => "0".to_owned(),
+                Some(uid) => format!(
+                    "{uid} (not root: node actions that touch etcd's files will fail; set `ssh.sudo: true`)"
+                ),
+                None => "?".to_owned(),
+            },
         ));
         let mut flags = Vec::new();
         for (name, value) in [
