@@ -343,8 +343,13 @@ fn node_facts(
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    let started = std::time::Instant::now();
     let facts = with_runtime(|_| async { Ok(crate::facts::gather(cluster, &names).await?) })?;
-    reporter.note(&crate::facts::summary(&facts));
+    reporter.note(&format!(
+        "{} (gathered in {:.1} s)",
+        crate::facts::summary(&facts),
+        started.elapsed().as_secs_f64()
+    ));
     for filled in crate::facts::reconcile(cluster, &facts)? {
         reporter.note(&format!("  taken from the node: {filled}"));
     }
