@@ -470,6 +470,11 @@ fn replace_member_on_a_mount_point_data_dir() {
     replace_member(BedConfig::new(3).data_dir_mount_point(), WIPE_DATA_DIR);
 }
 
+#[test]
+fn replace_member_on_a_moved_host_path() {
+    replace_member(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
+}
+
 fn replace_member(config: BedConfig, wipe: &str) {
     let Some(bed) = bed(config) else {
         return;
@@ -517,18 +522,29 @@ fn replace_member(config: BedConfig, wipe: &str) {
 
 #[test]
 fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
-    quorum_recovery(BedConfig::new(3));
+    // The lost members' data dirs are gone altogether.
+    quorum_recovery(BedConfig::new(3), "rm -rf /var/lib/etcd");
 }
 
 #[test]
 fn quorum_recovery_on_a_mount_point_data_dir() {
-    quorum_recovery(BedConfig::new(3).data_dir_mount_point());
+    quorum_recovery(BedConfig::new(3).data_dir_mount_point(), WIPE_DATA_DIR);
 }
+
+/// The data dirs are where the manifests' moved hostPath says (the facts fill `data_dir`).
+#[test]
+fn quorum_recovery_on_a_moved_host_path() {
+    quorum_recovery(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
+}
+
+/// Empties the host data dir of a bed whose `etcd-data` hostPath was moved.
+const WIPE_MOVED_DATA_DIR: &str =
+    "find /var/lib/etcd-restore-1 -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";
 
 /// Deletes everything in a node's data dir, which may be a mount point (that stays).
 const WIPE_DATA_DIR: &str = "find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";
 
-fn quorum_recovery(config: BedConfig) {
+fn quorum_recovery(config: BedConfig, wipe: &str) {
     let Some(bed) = bed(config) else {
         return;
     };
@@ -544,7 +560,7 @@ fn quorum_recovery(config: BedConfig) {
     // way and their data dirs are gone; node1 runs on without quorum.
     for lost in &bed.nodes()[1..] {
         bed.stop_member(lost).unwrap();
-        lost.exec_ok(WIPE_DATA_DIR).unwrap();
+        lost.exec_ok(wipe).unwrap();
     }
     let survivor = &bed.nodes()[0];
     assert!(
