@@ -278,7 +278,6 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
     let given = super::param_inputs(&args.params)?;
     let runbook = Runbook::load(read(&record.runbook)?)?;
     let mut cluster = Cluster::load(read(&record.inventory)?)?;
-
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (
