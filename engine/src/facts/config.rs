@@ -19,10 +19,10 @@ pub struct EtcdConfig {
     /// `--name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The first of `--initial-advertise-peer-urls`.
+    /// `--initial-advertise-peer-urls` as given (comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_url: Option<String>,
-    /// The first of `--advertise-client-urls`.
+    /// `--advertise-client-urls` as given (comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_url: Option<String>,
     /// `--initial-cluster-token`.
@@ -216,13 +216,12 @@ fn flags(args: &[&str]) -> BTreeMap<String, String> {
 
 fn from_flags(flags: &BTreeMap<String, String>) -> EtcdConfig {
     let get = |name: &str| flags.get(name).filter(|v| !v.is_empty()).cloned();
-    let first = |name: &str| get(name).and_then(|v| v.split(',').next().map(str::to_owned));
     EtcdConfig {
         data_dir: get("data-dir"),
         host_data_dir: None,
         name: get("name"),
-        peer_url: first("initial-advertise-peer-urls"),
-        client_url: first("advertise-client-urls"),
+        peer_url: get("initial-advertise-peer-urls"),
+        client_url: get("advertise-client-urls"),
         initial_cluster_token: get("initial-cluster-token"),
         initial_corrupt_check: get("experimental-initial-corrupt-check")
             .or_else(|| get("initial-corrupt-check")),
@@ -333,10 +332,13 @@ spec:
         assert_eq!(env.name.as_deref(), Some("etcd1"));
         assert_eq!(env.data_dir.as_deref(), Some("/srv/etcd"));
         assert_eq!(env.host_data_dir.as_deref(), Some("/srv/etcd"));
-        assert_eq!(env.peer_url.as_deref(), Some("https://a:2380"));
+        assert_eq!(
+            env.peer_url.as_deref(),
+            Some("https://a:2380,https://b:2380")
+        );
         assert_eq!(env.quota_backend_bytes.as_deref(), Some("8589934592"));
         let process = from_command_line(
-            b"/usr/bin/etcd\0--name\0etcd1\0--data-dir=/srv/etcd\0--initial-advertise-peer-urls\0https://a:2380\0--enable-v2\0",
+            b"/usr/bin/etcd\0--name\0etcd1\0--data-dir=/srv/etcd\0--initial-advertise-peer-urls\0https://a:2380,https://b:2380\0--enable-v2\0",
         );
         assert_eq!(process.name, env.name);
         assert_eq!(process.data_dir, env.data_dir);

@@ -331,7 +331,11 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
             }
             _ => {}
         }
-        let url = crate::etcd::same_url as fn(&str, &str) -> bool;
+        // The node may advertise several URLs: the inventory's must be one of them.
+        let url = (|list: &str, url: &str| {
+            list.split(',')
+                .any(|listed| crate::etcd::same_url(listed.trim(), url))
+        }) as fn(&str, &str) -> bool;
         let fields = [
             Field {
                 name: "data_dir",
@@ -401,6 +405,16 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
             }
         }
         for (name, value) in fills {
+            // Of several advertised URLs, the first.
+            let value = match name {
+                "peer_url" | "client_url" => value
+                    .split(',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                _ => value,
+            };
             filled.push(format!("{}: {name} = {value} (from {source})", node.name));
             match name {
                 "data_dir" => node.etcd.data_dir = value,

@@ -26,7 +26,10 @@ fn facts(node: &str, host_data_dir: &str) -> NodeFacts {
             data_dir: Some("/var/lib/etcd".into()),
             host_data_dir: Some(host_data_dir.into()),
             name: Some(node.into()),
-            peer_url: Some(format!("https://{address}:2380")),
+            // The inventory's URL is one of those the node advertises.
+            peer_url: Some(format!(
+                "https://{node}.example:2380,https://{address}:2380"
+            )),
             client_url: Some(format!("https://{address}:2379/")),
             ..EtcdConfig::default()
         },
@@ -64,21 +67,18 @@ fn agreeing_facts_change_nothing() {
 #[test]
 fn a_field_left_out_takes_the_node_value() {
     let mut cluster = cluster();
-    let filled = reconcile(
-        &mut cluster,
-        &[
-            facts("cp1", "/var/lib/etcd-restore-1"),
-            facts("cp2", "/var/lib/etcd"),
-        ],
-    )
-    .unwrap();
+    let mut moved = facts("cp1", "/var/lib/etcd-restore-1");
+    moved.config.peer_url = Some("https://10.0.1.11:2380,https://cp1.example:2380".into());
+    let filled = reconcile(&mut cluster, &[moved, facts("cp2", "/var/lib/etcd")]).unwrap();
     assert_eq!(
         filled,
         [
-            "cp1: data_dir = /var/lib/etcd-restore-1 (from manifest /etc/kubernetes/manifests/etcd.yaml)"
+            "cp1: data_dir = /var/lib/etcd-restore-1 (from manifest /etc/kubernetes/manifests/etcd.yaml)",
+            "cp1: peer_url = https://10.0.1.11:2380 (from manifest /etc/kubernetes/manifests/etcd.yaml)"
         ]
     );
     assert_eq!(cluster.nodes[0].etcd.data_dir, "/var/lib/etcd-restore-1");
+    assert_eq!(cluster.nodes[0].etcd.peer_url, "https://10.0.1.11:2380");
 }
 
 #[test]
