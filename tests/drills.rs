@@ -274,3 +274,40 @@ fn a_quorum_recovery_drill_passes_when_the_majority_is_lost_for_good() {
         ],
     );
 }
+
+/// The three stock drills one after the other on the common production layout: every data dir
+/// on a disk of its own (a mount point) and one backup dir shared by every node.
+#[test]
+fn the_stock_drills_pass_on_mount_point_data_dirs_and_a_shared_backup_dir() {
+    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point().shared_backup_dir()) else {
+        return;
+    };
+    let restored = drill(
+        &bed,
+        "restore-3-node.yaml",
+        "{bump_revision: 0, mark_compacted: false}",
+        "{restore: {}}",
+    );
+    assert_verified(
+        &restored,
+        &["healthy", "3 voting members", "hash-kv", "key count"],
+    );
+    for (runbook, params, disaster) in [
+        (
+            "replace-member.yaml",
+            "{node: node2}",
+            "{lose_member: {node: node2}}",
+        ),
+        (
+            "quorum-recovery.yaml",
+            "{survivor: node1}",
+            "{lose_majority: {survivor: node1}}",
+        ),
+    ] {
+        let report = drill(&bed, runbook, params, disaster);
+        assert_verified(&report, &["healthy", "hash-kv", "no key was lost"]);
+    }
+    for node in bed.nodes() {
+        node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
+    }
+}

@@ -496,7 +496,7 @@ steps:
     title: Prepare an empty directory beside each data dir
     on: each
     action: shell
-    with: {run: "rm -rf {{node.data_dir}}.empty && mkdir -p {{node.data_dir}}.empty"}
+    with: {run: "rm -rf {{node.data_dir}}/.empty && mkdir -p {{node.data_dir}}/.empty/member"}
     rollback: none
   - id: stop
     title: Stop the member
@@ -509,7 +509,7 @@ steps:
     on: each
     action: etcd.data_dir.replace
     needs: [{step: stop, pairing: all}]
-    with: {with: "{{node.data_dir}}.empty", keep_old_at: "{{node.data_dir}}.kept"}
+    with: {with: "{{node.data_dir}}/.empty", keep_old_at: "{{node.data_dir}}/.kept"}
   - id: boom
     title: Fail
     on: controller
@@ -595,7 +595,7 @@ fn a_failed_run_rolls_the_cluster_back_to_its_prior_state() {
         "the data came back"
     );
     for node in bed.nodes() {
-        node.exec_ok("test -d /var/lib/etcd.empty && test ! -e /var/lib/etcd.kept")
+        node.exec_ok("test -d /var/lib/etcd/.empty/member && test ! -e /var/lib/etcd/.kept/member")
             .unwrap();
     }
 

@@ -391,7 +391,18 @@ fn wait_healthy_on(bed: &Bed, nodes: &[usize]) {
 
 #[test]
 fn scale_grows_three_members_to_five_and_back_to_three() {
-    let Some(bed) = bed(BedConfig::new(5)) else {
+    scale(BedConfig::new(5));
+}
+
+/// The same on data dirs that are mount points: the shrink sets the removed members' data
+/// aside inside their data dirs.
+#[test]
+fn scale_on_mount_point_data_dirs() {
+    scale(BedConfig::new(5).data_dir_mount_point());
+}
+
+fn scale(config: BedConfig) {
+    let Some(bed) = bed(config) else {
         return;
     };
     // Five machines, a three-member cluster: node4 and node5 leave the cluster, stop and lose
@@ -418,7 +429,9 @@ fn scale_grows_three_members_to_five_and_back_to_three() {
         })
         .unwrap();
         bed.stop_member(node).unwrap();
-        node.exec_ok("rm -rf /var/lib/etcd").unwrap();
+        // Emptied, not removed: the data dir may be a mount point.
+        node.exec_ok("find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +")
+            .unwrap();
     }
     wait_healthy_on(&bed, &[0, 1, 2]);
     assert_eq!(voting(&bed), ["node1", "node2", "node3"]);
@@ -515,8 +528,10 @@ fn scale_grows_three_members_to_five_and_back_to_three() {
             "{} stopped",
             node.name()
         );
-        node.exec_ok("ls -d /var/lib/etcd.removed-*/member && test ! -e /var/lib/etcd")
-            .unwrap();
+        node.exec_ok(
+            "ls -d /var/lib/etcd/.etcdrill-removed-*/member && test ! -e /var/lib/etcd/member",
+        )
+        .unwrap();
     }
     assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
     assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 200);
@@ -744,4 +759,28 @@ fn raise_corrupt(bed: &Bed) {
             .await
             .unwrap();
     });
+}
+
+/// compact and defrag-rolling on the common production layout (data dirs on disks of their own,
+/// one backup dir for every node): they gather the nodes' facts and change no data dir.
+#[test]
+fn compact_and_defrag_rolling_on_mount_point_data_dirs() {
+    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point().shared_backup_dir()) else {
+        return;
+    };
+    bed.seed(200, 256).unwrap();
+    let canary = bed.put_canary("kept").unwrap();
+    Run::stock(&bed, "compact", &["keep_revisions=10"], inventory_yaml).expect_success(&bed);
+    let run = Run::stock(&bed, "defrag-rolling", &["min_free_mb=0"], inventory_yaml);
+    run.expect_success(&bed);
+    assert!(
+        run.outcome.stderr().contains("its own mount point"),
+        "the facts show the layout: {}",
+        run.outcome.stderr()
+    );
+    for node in bed.nodes() {
+        node.exec_ok("mountpoint -q /var/lib/etcd && test -d /var/lib/etcd/member")
+            .unwrap();
+    }
+    assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
 }

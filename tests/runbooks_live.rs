@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use etcdrill::journal::{Event, SkipReason, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
-use support::{inventory_parking_at, inventory_yaml, journal, step_result};
+use support::{
+    Etcdrill, inventory_parking_at, inventory_yaml, journal, only_run, step_result, stock_runbook,
+    wait_for_record, write,
+};
 
 /// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
 /// docs and the bed's `stop_member` move it up one directory).
@@ -147,9 +150,34 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
         "{changed:?}, now {now}"
     );
     // Every old data dir is kept aside for a rollback, and the restored one is in place.
+
+    // The run proved it itself, on every node.
+    let journal = journal(&run.dir());
     for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+    }
+    // Every old data dir is kept aside for a rollback, and the restored one is in place; on a
+    // data dir that is a mount point, it still is one. No temporary copy is left behind.
+    for node in bed.nodes() {
+        if bed.config().data_dir_mount_point {
+            node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
+        }
+        node.exec_ok("! ls /var/backups/etcd/*.part 2>/dev/null")
+            .unwrap();
+        if bed.config().shared_backup_dir {
+            // Each node's copy under a name of its own, all in the one shared dir.
+            let names: Vec<String> = bed
+                .nodes()
+                .iter()
+                .map(|n| format!("/var/backups/etcd/etcdrill-restore-{}.db", n.name()))
+                .collect();
+            node.exec_ok(&format!("ls {}", names.join(" "))).unwrap();
+        }
         node.exec_ok(
-            "ls -d /var/lib/etcd.before-restore-*/member && test ! -e /var/lib/etcd.restored",
+            "ls -d /var/lib/etcd/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-restore-* 2>/dev/null",
         )
         .unwrap();
     }
@@ -171,6 +199,190 @@ fn restore_3_node_on_etcd_3_5_external() {
     restore_3_node(
         BedConfig::new(3).management(Management::External),
         &["bump_revision=0", "mark_compacted=false"],
+    );
+}
+
+/// The common production layout: etcd on a dedicated disk mounted at /var/lib/etcd, and one
+/// backup dir (NFS) mounted on every node. The restore swaps `member/` inside the data dir, and
+/// the three parallel copies of the snapshot into the shared dir never collide.
+#[test]
+fn restore_3_node_on_a_mount_point_data_dir_and_a_shared_backup_dir() {
+    let config = BedConfig::new(3).data_dir_mount_point().shared_backup_dir();
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
+/// The SSH user is not root and runs every node command through `sudo -n`, as hardened
+/// control planes require; the data dir is a mount point too.
+#[test]
+fn restore_3_node_as_a_user_with_sudo() {
+    let config = BedConfig::new(3).sudo_user().data_dir_mount_point();
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
+/// kubeadm enabled `--experimental-initial-corrupt-check` for etcd 3.5.0-3.5.2: a starting member
+/// then waits for its peers' checks, and the restored members start together anyway.
+#[test]
+fn restore_3_node_with_the_initial_corrupt_check_on() {
+    let config = BedConfig::new(3).extra_flag("--experimental-initial-corrupt-check=true");
+    restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
+/// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
+/// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd, and the host's /var/lib/etcd is
+/// stale. An inventory that says `data_dir: /var/lib/etcd` is refused at that line before
+/// anything runs; one that leaves `data_dir` out takes the real directory from the manifest, and
+/// the restore puts the snapshot's data there (the restored data really is the snapshot's).
+#[test]
+fn restore_3_node_takes_the_data_dir_from_a_moved_host_path() {
+    let Some(bed) = bed(BedConfig::new(3).moved_host_path()) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    let params = [
+        snapshot_param(first, "/var/backups/etcd/drill.db"),
+        "bump_revision=0".into(),
+        "mark_compacted=false".into(),
+    ];
+
+    let stale_dir = |bed: &Bed, work: &std::path::Path| {
+        inventory_yaml(bed, work).replacen("  etcd:\n", "  etcd:\n    data_dir: /var/lib/etcd\n", 1)
+    };
+    let refused = Run::stock(&bed, "restore-3-node", &params, stale_dir);
+    assert_eq!(
+        refused.outcome.0.status.code(),
+        Some(1),
+        "{}",
+        refused.diagnosis(&bed)
+    );
+    let told = refused.outcome.stderr();
+    assert!(
+        told.contains("`data_dir` of node `node1` is `/var/lib/etcd`, but the node says `/var/lib/etcd-restore-1`")
+            && told.contains("inventory.yaml:"),
+        "{told}"
+    );
+    assert!(support::no_runs(refused.work.path()), "nothing ran");
+    let pids_after: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    assert_eq!(pids_after, pids_before, "no member was restarted");
+
+    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+    run.expect_success(&bed);
+    assert!(
+        run.outcome
+            .stderr()
+            .contains("node1: data_dir = /var/lib/etcd-restore-1 (from manifest /etc/kubernetes/manifests/etcd.yaml)"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let facts = std::fs::read_to_string(run.dir().join("facts.json")).unwrap();
+    assert!(facts.contains("/var/lib/etcd-restore-1"), "{facts}");
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
+    let ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    assert!(
+        ids_after.iter().all(|id| !ids_before.contains(id)),
+        "{ids_before:?} -> {ids_after:?}"
+    );
+    for node in bed.nodes() {
+        node.exec_ok(
+            "ls -d /var/lib/etcd-restore-1/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+}
+
+/// The controller is killed (SIGKILL) right after a member's data was swapped, on a data dir
+/// that is a mount point; `etcdrill resume` finishes the restore, and the restore proves it took
+/// effect on every node (new cluster and member IDs, the snapshot's revision, etcd running on the
+/// restored data).
+#[test]
+fn a_restore_killed_during_the_downtime_resumes_and_verifies_on_a_mount_point() {
+    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point()) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
+    let mut child = Etcdrill::new(work.path())
+        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+        .args([
+            "-p",
+            &snapshot,
+            "-p",
+            "bump_revision=0",
+            "-p",
+            "mark_compacted=false",
+        ])
+        .spawn();
+    wait_for_record(work.path(), Duration::from_secs(120), |r| {
+        matches!(&r.event, Event::StepFinished { step, result: StepResult::Succeeded, .. } if step.starts_with("swap-data-dir@"))
+    })
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = only_run(work.path());
+    assert!(
+        !journal(&run)
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RunFinished { .. })),
+        "killed too late"
+    );
+
+    let resumed = Etcdrill::new(work.path())
+        .args(["resume", run.to_str().unwrap(), "--yes"])
+        .run();
+    let journal = journal(&run);
+    assert_eq!(
+        resumed.0.status.code(),
+        Some(0),
+        "{}",
+        support::diagnosis(&resumed, work.path())
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+        node.exec_ok(
+            "mountpoint -q /var/lib/etcd && ls -d /var/lib/etcd/.etcdrill-before-restore-*/member",
+        )
+        .unwrap();
+    }
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
     );
 }
 
@@ -273,7 +485,23 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
 
 #[test]
 fn replace_member_replaces_a_member_whose_data_is_gone() {
-    let Some(bed) = bed(BedConfig::new(3)) else {
+    replace_member(BedConfig::new(3), "rm -rf /var/lib/etcd");
+}
+
+/// On a dedicated disk, the data dir stays (a mount point cannot be removed); the member data
+/// is set aside inside it.
+#[test]
+fn replace_member_on_a_mount_point_data_dir() {
+    replace_member(BedConfig::new(3).data_dir_mount_point(), WIPE_DATA_DIR);
+}
+
+#[test]
+fn replace_member_on_a_moved_host_path() {
+    replace_member(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
+}
+
+fn replace_member(config: BedConfig, wipe: &str) {
+    let Some(bed) = bed(config) else {
         return;
     };
     bed.seed(100, 256).unwrap();
@@ -289,7 +517,7 @@ fn replace_member_replaces_a_member_whose_data_is_gone() {
     // The disaster: node2's disk is gone for good. Its administrator stopped the member the
     // kubeadm way (manifest moved out of the manifests dir) and the data dir is empty.
     bed.stop_member(lost).unwrap();
-    lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+    lost.exec_ok(wipe).unwrap();
     let during = bed.put_canary("while-it-was-gone").unwrap();
 
     let run = Run::stock(
@@ -319,7 +547,30 @@ fn replace_member_replaces_a_member_whose_data_is_gone() {
 
 #[test]
 fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
-    let Some(bed) = bed(BedConfig::new(3)) else {
+    // The lost members' data dirs are gone altogether.
+    quorum_recovery(BedConfig::new(3), "rm -rf /var/lib/etcd");
+}
+
+#[test]
+fn quorum_recovery_on_a_mount_point_data_dir() {
+    quorum_recovery(BedConfig::new(3).data_dir_mount_point(), WIPE_DATA_DIR);
+}
+
+/// The data dirs are where the manifests' moved hostPath says (the facts fill `data_dir`).
+#[test]
+fn quorum_recovery_on_a_moved_host_path() {
+    quorum_recovery(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
+}
+
+/// Empties the host data dir of a bed whose `etcd-data` hostPath was moved.
+const WIPE_MOVED_DATA_DIR: &str =
+    "find /var/lib/etcd-restore-1 -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";
+
+/// Deletes everything in a node's data dir, which may be a mount point (that stays).
+const WIPE_DATA_DIR: &str = "find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";
+
+fn quorum_recovery(config: BedConfig, wipe: &str) {
+    let Some(bed) = bed(config) else {
         return;
     };
     bed.seed(100, 256).unwrap();
@@ -334,7 +585,7 @@ fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
     // way and their data dirs are gone; node1 runs on without quorum.
     for lost in &bed.nodes()[1..] {
         bed.stop_member(lost).unwrap();
-        lost.exec_ok("rm -rf /var/lib/etcd").unwrap();
+        lost.exec_ok(wipe).unwrap();
     }
     let survivor = &bed.nodes()[0];
     assert!(
@@ -394,6 +645,88 @@ fn quorum_recovery_rebuilds_the_cluster_from_the_survivor() {
     eprintln!("quorum-recovery took {:.1?}", run.took);
 }
 
+/// A failure after --force-new-cluster must not stop the survivor that serves alone: the run
+/// undoes nothing and says what a person must do next. The failure: node2's data dir is
+/// read-only, so its old data cannot be set aside.
+#[test]
+fn a_quorum_recovery_failing_after_force_new_cluster_leaves_the_survivor_serving() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(20, 64).unwrap();
+    let canary = bed.put_canary("before-the-disaster").unwrap();
+    for lost in &bed.nodes()[1..] {
+        bed.stop_member(lost).unwrap();
+    }
+    let stuck = &bed.nodes()[1];
+    stuck
+        .exec_ok(
+            "mount --bind /var/lib/etcd /var/lib/etcd && mount -o remount,bind,ro /var/lib/etcd",
+        )
+        .unwrap();
+    let survivor = &bed.nodes()[0];
+
+    let run = Run::stock(
+        &bed,
+        "quorum-recovery",
+        &[format!("survivor={}", survivor.name())],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    assert_eq!(
+        run.outcome.0.status.code(),
+        Some(1),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    let journal = journal(&run.dir());
+    assert_eq!(
+        step_result(&journal, &format!("force-new-cluster@{}", survivor.name())).as_deref(),
+        Some("succeeded"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    assert_eq!(
+        step_result(&journal, &format!("lost-set-aside@{}", stuck.name())).as_deref(),
+        Some("failed"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+    assert!(
+        !journal
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RollbackStarted { .. })),
+        "nothing is undone past --force-new-cluster: {}",
+        run.diagnosis(&bed)
+    );
+    let told = run.outcome.stderr();
+    assert!(
+        told.contains("nothing was undone")
+            && told.contains(&format!("`force-new-cluster@{}`", survivor.name()))
+            && told.contains(&format!("`lost-set-aside@{}`", stuck.name()))
+            && told.contains(&format!("`lost-add@{}`", stuck.name())),
+        "{told}"
+    );
+    // The survivor serves alone, with the data.
+    let health = survivor
+        .etcdctl(&["endpoint", "health", "--command-timeout=5s"])
+        .unwrap();
+    assert!(health.success(), "{health:?}\n{}", run.diagnosis(&bed));
+    let members = survivor
+        .etcdctl(&["member", "list"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    assert_eq!(members.lines().count(), 1, "{members}");
+    let value = survivor
+        .etcdctl(&["get", &canary.key, "--print-value-only"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    assert_eq!(value.trim(), canary.value);
+    stuck.exec_ok("umount /var/lib/etcd").unwrap();
+}
+
 #[test]
 fn replace_member_replaces_a_crash_looping_member_on_an_empty_disk() {
     let Some(bed) = bed(BedConfig::new(3)) else {
@@ -445,7 +778,8 @@ fn replace_member_replaces_a_crash_looping_member_on_an_empty_disk() {
     let replaced = members.iter().find(|m| m.name == lost.name()).unwrap();
     assert_ne!(replaced.id, id_before, "node2 is a new member: {members:?}");
     // The crash loop's data dir was set aside, not deleted.
-    lost.exec_ok("ls -d /var/lib/etcd.failed-*").unwrap();
+    lost.exec_ok("ls -d /var/lib/etcd/.etcdrill-failed-*/member")
+        .unwrap();
     eprintln!("replace-member took {:.1?}", run.took);
 }
 

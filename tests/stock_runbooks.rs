@@ -564,8 +564,38 @@ fn old_versions_restore_without_the_revision_bump() {
     );
 }
 
+/// Runs `script` with `⟨run.id⟩` as `run-1`. As root, it runs with `data_dir` made a mount point
+/// of its own (a bind mount in a private mount namespace), as a dedicated etcd disk is: renaming
+/// the data dir itself then fails with EBUSY, and renames into it from outside with EXDEV.
+fn run_on_data_dir(data_dir: &Path, script: &str) -> Result<(), String> {
+    let script = script.replace("⟨run.id⟩", "run-1");
+    let root = unsafe { libc::geteuid() } == 0;
+    let out = if root {
+        let dir = data_dir.to_str().unwrap();
+        let wrapped = format!(
+            "set -e\nmount --bind {d} {d}\nmountpoint -q {d}\n{script}",
+            d = etcdrill::render::shell_quote(dir)
+        );
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &wrapped])
+            .output()
+            .unwrap()
+    } else {
+        Command::new("sh").arg("-c").arg(&script).output().unwrap()
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// Runs the swap and then the natural rollbacks of the restore steps in reverse order, on a
-/// sandbox data dir: the old data must be back in place and the restored copy gone.
+/// sandbox data dir that is a mount point: the old data must be back in place and the restored
+/// copy gone, and nothing may rename the data dir itself.
 #[test]
 fn restore_rollbacks_chain_back_to_the_old_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -576,36 +606,28 @@ fn restore_rollbacks_chain_back_to_the_old_data() {
     );
     let cluster = Cluster::load(SourceFile::new("sandbox.yaml", inventory)).unwrap();
     let plan = compile_with(&runbook("restore-3-node"), &cluster, &[]);
-    let run = |script: &str| {
-        let script = script.replace("⟨run.id⟩", "run-1");
-        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}\n{script}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |script: &str| run_on_data_dir(&data_dir, script).unwrap();
     let rollback = |key: &str| match &step(&plan, key).rollback {
         Rollback::Run {
             operation: Operation::Script { script },
         } => script.clone(),
         other => panic!("`{key}` has no script rollback: {other:?}"),
     };
-    let restored = dir.path().join("etcd data.restored");
+    // The restored copy lives inside the data dir, on its filesystem.
+    let restored = data_dir.join(".etcdrill-restore-run-1");
+    let kept = data_dir.join(".etcdrill-before-restore-run-1");
     std::fs::create_dir_all(data_dir.join("member")).unwrap();
     std::fs::write(data_dir.join("member/old"), "old").unwrap();
     // What etcdutl would have made.
     std::fs::create_dir_all(restored.join("member")).unwrap();
     std::fs::write(restored.join("member/new"), "new").unwrap();
 
-    run(script_of(step(&plan, "match-ownership@n1")));
     run(script_of(step(&plan, "swap-data-dir@n1")));
     assert!(data_dir.join("member/new").exists() && !restored.exists());
-    assert!(
-        dir.path()
-            .join("etcd data.before-restore-run-1/member/old")
-            .exists()
-    );
+    assert!(kept.join("member/old").exists());
+    // Run again (a controller killed before it recorded the end): the swap is recognised.
+    run(script_of(step(&plan, "swap-data-dir@n1")));
+    assert!(data_dir.join("member/new").exists() && kept.join("member/old").exists());
 
     // Undo in reverse order: the swap, then the restore.
     run(&rollback("swap-data-dir@n1"));
@@ -615,11 +637,75 @@ fn restore_rollbacks_chain_back_to_the_old_data() {
         "the old data is not back"
     );
     assert!(!restored.exists(), "the restored copy was left behind");
-    assert!(!dir.path().join("etcd data.before-restore-run-1").exists());
+    assert!(!kept.exists());
 
     // The other undoing steps: a start for each stop, a stop for each start.
     assert!(rollback("stop@n1").contains("mv -f \"$parked\" \"$manifest\""));
     assert!(rollback("start@n1").contains("pgrep -x etcd"));
+}
+
+/// Every stock runbook that sets member data aside does it inside the data dir, so it works when
+/// the data dir is a mount point; the rollback puts the data back.
+#[test]
+fn member_data_is_set_aside_inside_a_data_dir_that_is_a_mount_point() {
+    for (runbook_name, key, aside, params) in [
+        (
+            "replace-member",
+            "set-aside@n2",
+            ".etcdrill-failed-run-1",
+            vec![("node", "n2")],
+        ),
+        (
+            "quorum-recovery",
+            "lost-set-aside@n2",
+            ".etcdrill-lost-run-1",
+            vec![("survivor", "n1")],
+        ),
+        (
+            "scale",
+            "set-aside-first@n2",
+            ".etcdrill-removed-run-1",
+            vec![("direction", "shrink"), ("first", "n2"), ("second", "n3")],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("etcd data");
+        let nodes: String = (1..=5)
+            .map(|i| format!("  - {{name: n{i}, address: 10.0.0.{i}}}\n"))
+            .collect();
+        let inventory = format!(
+            "name: sandbox\ndefaults:\n  etcd:\n    management: {{static_pod: {{}}}}\n    data_dir: '{}'\nnodes:\n{nodes}",
+            data_dir.display()
+        );
+        let cluster = Cluster::load(SourceFile::new("sandbox.yaml", inventory)).unwrap();
+        let plan = compile_with(&runbook(runbook_name), &cluster, &params);
+        let set_aside = step(&plan, key);
+        assert_eq!(
+            set_aside.action,
+            ActionKind::EtcdDataDirSetAside,
+            "{runbook_name}"
+        );
+        std::fs::create_dir_all(data_dir.join("member/wal")).unwrap();
+        run_on_data_dir(&data_dir, script_of(set_aside)).unwrap();
+        assert!(!data_dir.join("member").exists(), "{runbook_name}");
+        assert!(
+            data_dir.join(aside).join("member/wal").exists(),
+            "{runbook_name}"
+        );
+        // Again: nothing left to set aside, and what was set aside stays.
+        run_on_data_dir(&data_dir, script_of(set_aside)).unwrap();
+        assert!(
+            data_dir.join(aside).join("member/wal").exists(),
+            "{runbook_name}"
+        );
+        if let Rollback::Run {
+            operation: Operation::Script { script },
+        } = &set_aside.rollback
+        {
+            run_on_data_dir(&data_dir, script).unwrap();
+            assert!(data_dir.join("member/wal").exists(), "{runbook_name}");
+        }
+    }
 }
 
 // ---- replace-member -----------------------------------------------------------------------
@@ -1250,6 +1336,29 @@ fn scale_refuses_an_even_or_small_inventory() {
     let err = try_compile(&runbook("scale"), &four, &params).unwrap_err();
     assert!(err.contains("odd"), "{err}");
     compile_with(&runbook("scale"), &five, &params);
+}
+
+/// A defragmentation or a compaction changes no membership and is most needed in an emergency:
+/// an even member count is warned about, not refused; membership-changing runbooks still refuse it.
+#[test]
+fn defrag_and_compact_run_on_an_even_count_with_a_warning() {
+    let mut text =
+        std::fs::read_to_string(repo().join("drills/inventories/kubeadm-3.yaml")).unwrap();
+    text.push_str("  - name: cp4\n    address: 10.0.0.14\n");
+    let four = Cluster::load(SourceFile::new("kubeadm-4", text)).unwrap();
+    let defrag = compile_with(&runbook("defrag-rolling"), &four, &[]);
+    let warn = script_of(step(&defrag, "member-count"));
+    let out = Command::new("sh").arg("-c").arg(warn).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: the cluster has 4 members"),
+        "{warn}"
+    );
+    compile_with(&runbook("compact"), &four, &[]);
+    for refusing in ["replace-member", "quorum-recovery", "restore-3-node"] {
+        let err = try_compile(&runbook(refusing), &four, &[]).unwrap_err();
+        assert!(err.contains("odd"), "{refusing}: {err}");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod document;
 pub mod drill;
 pub mod etcd;
 pub mod exec;
+pub mod facts;
 pub mod format;
 pub mod human_duration;
 pub mod inventory;

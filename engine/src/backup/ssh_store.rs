@@ -124,10 +124,13 @@ impl SshStore {
     }
 
     pub(crate) async fn upload(&self, local: &LocalSnapshot) -> Result<(), BackupError> {
+        // Several controllers may ship to one backup host: the temporary file names this one.
+        let writer = format!("{}.{}", crate::etcd::host_name(), std::process::id());
         self.transport
             .push(
                 &local.path,
                 &self.remote_path(&local.name),
+                &writer,
                 self.sudo(),
                 self.timeout,
                 &TransferMeter::default(),

@@ -169,7 +169,7 @@ fn launch(
         work_dir: args.work_dir.work_dir.as_deref(),
         metrics_textfile: None,
     };
-    launch.run(&runbook, &cluster, &inputs)
+    launch.run(&runbook, cluster, &inputs)
 }
 
 /// `etcdrill alarm list`: a table, or `{"alarms": [...]}`; fails when the alarms cannot be read.

@@ -173,7 +173,7 @@ pub(super) fn run(args: &RunArgs, verbosity: Verbosity) -> Result<(), CliError> 
         work_dir: args.work_dir.work_dir.as_deref(),
         metrics_textfile: args.metrics.metrics_textfile.as_deref(),
     };
-    launch.run(&runbook, &cluster, &inputs)
+    launch.run(&runbook, cluster, &inputs)
 }
 
 /// How a new run is started: by `run` from a runbook file, or by a day-2 command from a built-in
@@ -202,13 +202,21 @@ impl Launch<'_> {
     pub(super) fn run(
         self,
         runbook: &Document<Runbook>,
-        cluster: &Cluster,
+        mut cluster: Cluster,
         inputs: &[ParamInput],
     ) -> Result<(), CliError> {
+        let terminal = Terminal::detect();
+        let mut reporter = reporter(self.progress, self.verbosity, &terminal);
+        let before_facts = compile(runbook, &cluster, inputs)?;
+        let facts = node_facts(&mut cluster, &before_facts, &mut reporter)?;
+        let cluster = &cluster;
         let plan = compile(runbook, cluster, inputs)?;
         let work_dir = work_dir(self.work_dir, cluster);
         let secrets = secret_values(runbook, inputs);
         let record = |dir: &RunDir| {
+            // What the nodes said, beside the plan they shaped (best effort: the run does not
+            // depend on the copy).
+            let _ = crate::facts::write(&dir.path, &facts);
             RunRecord::with_params(
                 &dir.id,
                 (self.runbook_path, self.inventory_path),
@@ -217,8 +225,6 @@ impl Launch<'_> {
                 inputs,
             )
         };
-        let terminal = Terminal::detect();
-        let mut reporter = reporter(self.progress, self.verbosity, &terminal);
         let summary = with_runtime(|shutdown| async {
             let inputs = RunInputs {
                 runbook,
@@ -251,14 +257,14 @@ impl Launch<'_> {
 
 /// `etcdrill resume`.
 pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run)?;
+    let terminal = Terminal::detect();
+    let mut reporter = reporter(args.progress, verbosity, &terminal);
+    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run, Facts::Gather(&mut reporter))?;
     let options = options(
         &args.exec,
         dir.read_record().map_err(exec::ExecError::from)?.check,
     );
     let secrets = secret_values(&runbook, &inputs);
-    let terminal = Terminal::detect();
-    let mut reporter = reporter(args.progress, verbosity, &terminal);
     let summary = with_runtime(|shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -289,10 +295,10 @@ pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliE
 
 /// `etcdrill rollback`.
 pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run)?;
-    let secrets = secret_values(&runbook, &inputs);
     let terminal = Terminal::detect();
     let mut reporter = reporter(args.progress, verbosity, &terminal);
+    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run, Facts::Gather(&mut reporter))?;
+    let secrets = secret_values(&runbook, &inputs);
     let summary = with_runtime(|_shutdown| async {
         let inputs = RunInputs {
             runbook: &runbook,
@@ -322,7 +328,7 @@ pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), 
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
 pub(super) fn report(args: &ReportArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let (dir, runbook, _cluster, inputs, plan) = reopen(&args.run)?;
+    let (dir, runbook, _cluster, inputs, plan) = reopen(&args.run, Facts::Recorded)?;
     let terminal = Terminal::detect();
     let mut reporter = reporter(ProgressArgs::default(), verbosity, &terminal);
     write_report(
@@ -409,7 +415,7 @@ fn write_report_from(
 type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
 
 /// Loads what a run was started with, secrets given again with `-p`, and compiles it.
-fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
+fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
     let work_dir = args
         .work_dir
         .clone()
@@ -428,7 +434,7 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
         Some(builtin) => Runbook::load(builtin.source())?,
         None => Runbook::load(read(&record.runbook)?)?,
     };
-    let cluster = Cluster::load(read_inventory(&record.inventory)?)?;
+    let mut cluster = Cluster::load(read_inventory(&record.inventory)?)?;
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (
@@ -474,8 +480,29 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
             }
         }
     }
+    // The same facts fill the inventory again, so the plan is the one the run started with:
+    // gathered again from the nodes to resume or roll back, the run's own record to report.
+    let before_facts = compile(&runbook, &cluster, &inputs)?;
+    match facts {
+        Facts::Gather(reporter) => {
+            node_facts(&mut cluster, &before_facts, reporter)?;
+        }
+        Facts::Recorded => {
+            if let Some(recorded) = crate::facts::read(&dir.path) {
+                crate::facts::reconcile(&mut cluster, &recorded)?;
+            }
+        }
+    }
     let plan = compile(&runbook, &cluster, &inputs)?;
     Ok((dir, runbook, cluster, inputs, plan))
+}
+
+/// Where [`reopen`] takes the node facts that fill the inventory from.
+enum Facts<'r> {
+    /// From the nodes, now, shown through this reporter.
+    Gather(&'r mut Reporter),
+    /// From the run's `facts.json`, without touching any node.
+    Recorded,
 }
 
 /// The ids of the newest `count` runs under `runs`, newest first (run ids sort by time).
@@ -492,6 +519,31 @@ fn newest_runs(runs: &Path, count: usize) -> Vec<String> {
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.truncate(count);
     ids
+}
+
+/// Gathers the facts of the nodes `plan` runs commands on, shows them, and reconciles the
+/// inventory with them: a stated field the node contradicts refuses the run; a field left out
+/// takes the node's value (the plan is then compiled again).
+fn node_facts(
+    cluster: &mut Cluster,
+    plan: &Plan,
+    reporter: &mut Reporter,
+) -> Result<Vec<crate::facts::NodeFacts>, CliError> {
+    let names = crate::facts::nodes_touched(plan);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let started = std::time::Instant::now();
+    let facts = with_runtime(|_| async { Ok(crate::facts::gather(cluster, &names).await?) })?;
+    reporter.note(&format!(
+        "{} (gathered in {:.1} s)",
+        crate::facts::summary(&facts),
+        started.elapsed().as_secs_f64()
+    ));
+    for filled in crate::facts::reconcile(cluster, &facts)? {
+        reporter.note(&format!("  taken from the node: {filled}"));
+    }
+    Ok(facts)
 }
 
 fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {

@@ -280,7 +280,7 @@ fn disaster_runbook(disaster: &DisasterKind, cluster: &Cluster) -> Option<String
         };
         let target = quoted(&format!("node:{node}"));
         text.push_str(&format!(
-            "  - {{id: stop-{i}, title: Stop the member (disaster), on: {target}, action: etcd.stop_member{needs}}}\n  - {{id: wipe-{i}, title: Delete its data dir for good (disaster), on: {target}, action: shell, needs: [stop-{i}], destructive: true, rollback: none, with: {{run: 'rm -rf -- {{{{node.data_dir}}}}'}}}}\n"
+            "  - {{id: stop-{i}, title: Stop the member (disaster), on: {target}, action: etcd.stop_member{needs}}}\n  - {{id: wipe-{i}, title: Delete its data for good (disaster), on: {target}, action: shell, needs: [stop-{i}], destructive: true, rollback: none, with: {{run: 'd={{{{node.data_dir}}}}; if [ -d \"$d\" ]; then find \"$d\" -mindepth 1 -maxdepth 1 -exec rm -rf -- {{}} +; fi'}}}}\n"
         ));
     }
     Some(text)

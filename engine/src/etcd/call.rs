@@ -139,6 +139,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, Etc
         | Action::EtcdStartMember(_)
         | Action::EtcdConfigureMember(_)
         | Action::EtcdDataDirReplace(_)
+        | Action::EtcdDataDirSetAside(_)
         | Action::FileCopy(_)
         | Action::BackupShip(_)
         | Action::BackupPrune(_) => Err(EtcdError::Unsupported {

@@ -31,8 +31,8 @@ use std::time::Duration;
 pub use access::EtcdAccess;
 pub use error::{ApiError, EtcdError};
 pub use health::{Roles, current_member_health, member_health, roles};
-pub(crate) use snapshot::TrailerHasher;
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
+pub(crate) use snapshot::{TrailerHasher, host_name};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
 pub(crate) use call::{

@@ -8,6 +8,7 @@
 //! the completed steps in reverse order.
 
 mod guard;
+mod no_return;
 pub mod progress;
 pub mod run_dir;
 mod step_run;
@@ -121,6 +122,9 @@ pub enum ExecError {
     /// The journal cannot be continued safely.
     #[error("the run cannot be resumed")]
     Resume(#[from] ResumeError),
+    /// The nodes' facts could not be gathered.
+    #[error(transparent)]
+    Facts(#[from] crate::facts::FactsError),
 }
 
 /// Starts a new run of `inputs.plan` in a new directory under `work_dir`.
@@ -430,6 +434,7 @@ impl<'a> Dispatcher<'a> {
             local: Transport::local(),
             access: self.access.clone(),
             redactor: self.redactor.clone(),
+            run_id: self.dir.id.clone(),
         }
     }
 
@@ -1033,9 +1038,17 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Undoes the completed steps, newest first. One failing rollback does not stop the others;
-    /// a failed or impossible rollback makes the result `RollbackFailed`.
+    /// a failed rollback makes the result `RollbackFailed`. Past an irreversible step, nothing is
+    /// undone and the run stays `Failed`.
     async fn roll_back(&mut self) -> Result<RunResult, ExecError> {
         let plan = self.inputs.plan;
+        // Past a point of no return nothing is undone (see `no_return`).
+        if let Some(advice) =
+            no_return::advice(plan, &self.completed, &self.schedule, &self.dir.path)
+        {
+            self.reporter.note(&advice);
+            return Ok(RunResult::Failed);
+        }
         let resources = self.take_resources();
         let env = resources.env(self.inputs.cluster);
         let mut all_undone = true;
@@ -1104,6 +1117,7 @@ struct StepResources {
     local: Transport,
     access: std::sync::Arc<EtcdAccess>,
     redactor: Redactor,
+    run_id: String,
 }
 
 impl StepResources {
@@ -1114,6 +1128,7 @@ impl StepResources {
             access: self.access.as_ref(),
             cluster,
             redactor: &self.redactor,
+            run_id: &self.run_id,
         }
     }
 }

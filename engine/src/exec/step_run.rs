@@ -54,6 +54,8 @@ pub(crate) struct StepEnv<'a> {
     pub access: &'a EtcdAccess,
     pub cluster: &'a Cluster,
     pub redactor: &'a Redactor,
+    /// The run's id: with the node, it names the temporary files a copy writes.
+    pub run_id: &'a str,
 }
 
 impl StepEnv<'_> {
@@ -258,15 +260,21 @@ async fn run_operation(
                 Ok(found) => found,
                 Err(error) => return Attempt::failed(error),
             };
+            // Nodes may share the directory (one NFS backup dir): the temporary file carries
+            // the run and the node.
+            let writer = match &step.host {
+                Host::Node(name) => format!("{}.{name}", env.run_id),
+                Host::Controller | Host::Cluster => env.run_id.to_owned(),
+            };
             let copied = match direction {
                 CopyDirection::Push => {
                     transport
-                        .push(Path::new(from), to, sudo, timeout, meter)
+                        .push(Path::new(from), to, &writer, sudo, timeout, meter)
                         .await
                 }
                 CopyDirection::Pull => {
                     transport
-                        .pull(from, Path::new(to), sudo, timeout, meter)
+                        .pull(from, Path::new(to), &writer, sudo, timeout, meter)
                         .await
                 }
             };

@@ -927,6 +927,7 @@ impl<'a> Compiler<'a> {
         let info = entry.action.info();
         match entry.rollback {
             RollbackSpec::None => Some(Rollback::Declined),
+            RollbackSpec::Irreversible => Some(Rollback::Irreversible),
             RollbackSpec::Custom(step) => {
                 let path = entry.path.key("rollback");
                 if step.action.info().placement == Placement::Node && node.is_none() {

@@ -104,6 +104,7 @@ pub(crate) fn node(node: &Node) -> Value {
         "peer_url": etcd.peer_url,
         "data_dir": etcd.data_dir,
         "backup_dir": etcd.backup_dir,
+        "process_name": etcd.process_name,
         "management": management,
         "manifest": manifest,
         // Pre-quoted command prefixes, for raw insertion: `{{{node.etcdctl}}} member list`.

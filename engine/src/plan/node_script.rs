@@ -7,7 +7,8 @@ use crate::inventory::{Cluster, ExternalService, Management, Node, StaticPod};
 use crate::plan::{Operation, Rollback};
 use crate::render::{shell_join, shell_quote as q};
 use crate::runbook::action::{
-    Action, ConfigureMemberArgs, DataDirReplaceArgs, SnapshotRestoreArgs, StartMemberArgs,
+    Action, ConfigureMemberArgs, DataDirReplaceArgs, DataDirSetAsideArgs, SnapshotRestoreArgs,
+    StartMemberArgs,
 };
 
 /// Why a node action cannot be turned into a script for this node.
@@ -49,6 +50,7 @@ pub(crate) fn operation(
         Action::EtcdConfigureMember(args) => configure_member(node, args)?,
         Action::EtcdSnapshotRestore(args) => snapshot_restore(node, cluster, args)?,
         Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
+        Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
         Action::EtcdSnapshotVerify(args) => verify_trailer(&args.path),
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
@@ -143,6 +145,7 @@ pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
             q(&args.data_dir)
         )),
         Action::EtcdDataDirReplace(args) => Some(data_dir_replace_back(node, args)),
+        Action::EtcdDataDirSetAside(args) => Some(data_dir_set_aside_back(node, args)),
         Action::Shell(_) => return Rollback::Declined,
         Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) => return Rollback::NotNeeded,
         other => unreachable!("`{}` does not run on nodes", other.kind()),
@@ -388,7 +391,8 @@ fn snapshot_restore(
     cluster: &Cluster,
     args: &SnapshotRestoreArgs,
 ) -> Result<String, ScriptError> {
-    if Path::new(&args.data_dir) == Path::new(&node.etcd.data_dir) {
+    let live = Path::new(&node.etcd.data_dir);
+    if Path::new(&args.data_dir) == live || Path::new(&args.data_dir) == live.join("member") {
         return Err(runbook_error(
             "data_dir",
             format!(
@@ -428,24 +432,41 @@ fn snapshot_restore(
         command.push("--skip-hash-check".into());
     }
     Ok(format!(
-        "set -eu\ndata_dir={}\nsnapshot={snap}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
+        "set -eu\ndata_dir={}\nsnapshot={snap}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n{ROOM_CHECK}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
         q(&args.data_dir),
         command.join(" "),
         snap = q(&args.snapshot),
     ))
 }
 
-fn check_data_dir_args(node: &Node, args: &DataDirReplaceArgs) -> Result<(), ScriptError> {
+/// Checks that `value` (the `field` of a data-dir action) is a directory directly inside the
+/// member's data dir, other than `member/`: renames between it and `DATA_DIR/member` then stay
+/// inside one filesystem, which is what makes them work when the data dir is a mount point.
+/// Refuses a restore the filesystem that will hold `$data_dir` has no room for: the database (the
+/// snapshot's size) plus the 64 MiB WAL segment etcd preallocates. It looks at the filesystem the
+/// restored directory lands on (its nearest existing ancestor), not at the data dir's parent.
+const ROOM_CHECK: &str = "probe=$data_dir\nwhile [ ! -e \"$probe\" ]; do probe=$(dirname -- \"$probe\"); done\nneed=$(( $(stat -c %s -- \"$snapshot\") / 1024 + 65536 ))\nfree=$(df -P -k -- \"$probe\" | awk 'NR == 2 {print $4}')\n[ \"$free\" -ge \"$need\" ] || { echo \"not enough room for the restore on the filesystem of $probe: $free KiB free, $need KiB needed (the database and one WAL segment)\" >&2; exit 1; }";
+
+fn check_inside_data_dir(node: &Node, field: &'static str, value: &str) -> Result<(), ScriptError> {
     let live = Path::new(&node.etcd.data_dir);
-    for (field, value) in [("with", &args.with), ("keep_old_at", &args.keep_old_at)] {
-        if Path::new(value) == live {
-            return Err(runbook_error(
-                field,
-                format!("`{field}` is the live data dir `{value}`"),
-                "name a directory beside it, e.g. `{{node.data_dir}}.restored`",
-            ));
-        }
+    let path = Path::new(value);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    if path.parent() != Some(live) || name.is_none() || name.as_deref() == Some("member") {
+        return Err(runbook_error(
+            field,
+            format!(
+                "`{field}` is `{value}`, not a directory directly inside the data dir `{}` (other than `member`)",
+                node.etcd.data_dir
+            ),
+            "keep data dirs on the data dir's own filesystem, e.g. `{{node.data_dir}}/.etcdrill-restore-{{run.id}}`: a rename from outside fails when the data dir is a mount point",
+        ));
     }
+    Ok(())
+}
+
+fn check_data_dir_args(node: &Node, args: &DataDirReplaceArgs) -> Result<(), ScriptError> {
+    check_inside_data_dir(node, "with", &args.with)?;
+    check_inside_data_dir(node, "keep_old_at", &args.keep_old_at)?;
     if args.with == args.keep_old_at {
         return Err(runbook_error(
             "keep_old_at",
@@ -456,10 +477,16 @@ fn check_data_dir_args(node: &Node, args: &DataDirReplaceArgs) -> Result<(), Scr
     Ok(())
 }
 
+/// Fails unless `$1` and the data dir are on one filesystem (a rename between them then works).
+const SAME_FILESYSTEM: &str = "same_fs() { [ \"$(stat -c %d -- \"$1\")\" = \"$(stat -c %d -- \"$live\")\" ] || { echo \"$1 is not on the filesystem of $live: member data must stay on one filesystem\" >&2; exit 1; }; }";
+
+/// Swaps `member/`: the live one goes to `keep_old_at/member`, the prepared `with/member` takes
+/// its place, owned like the data dir. Renames inside the data dir's filesystem only, so it works
+/// when the data dir is a mount point and is instant whatever the size.
 fn data_dir_replace(node: &Node, args: &DataDirReplaceArgs) -> Result<String, ScriptError> {
     check_data_dir_args(node, args)?;
     Ok(format!(
-        "set -eu\nlive={}\nnew={}\nold={}\n[ -d \"$new\" ] || {{ echo \"$new does not exist\" >&2; exit 1; }}\nif [ -e \"$live\" ]; then\n  [ ! -e \"$old\" ] || {{ echo \"$old already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mv \"$live\" \"$old\"\nfi\nmv \"$new\" \"$live\"",
+        "set -eu\nlive={}\nnew={}\nold={}\n{SAME_FILESYSTEM}\nif [ ! -d \"$new/member\" ] && [ -d \"$old/member\" ] && [ -d \"$live/member\" ]; then\n  # An earlier attempt swapped already (the controller stopped before it recorded the end).\n  echo \"$live/member is already the one from $new\"\n  echo \"etcdrill-output swapped_at=$(stat -c %Z -- \"$live/member\")\"\n  exit 0\nfi\n[ -d \"$new/member\" ] || {{ echo \"$new/member does not exist: nothing to put in place\" >&2; exit 1; }}\nsame_fs \"$new\"\n# etcdutl ran as root; an etcd running as its own user must be able to open the data.\nchown -R \"$(stat -c %u:%g -- \"$live\")\" -- \"$new/member\"\nif [ -e \"$live/member\" ]; then\n  [ ! -e \"$old/member\" ] || {{ echo \"$old/member already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mkdir -p -m 700 -- \"$old\"\n  same_fs \"$old\"\n  mv -- \"$live/member\" \"$old/member\"\nfi\nmv -- \"$new/member\" \"$live/member\"\nrmdir -- \"$new\" 2>/dev/null || :\nsync -f -- \"$live\" 2>/dev/null || sync\necho \"etcdrill-output swapped_at=$(date +%s)\"",
         q(&node.etcd.data_dir),
         q(&args.with),
         q(&args.keep_old_at)
@@ -468,10 +495,30 @@ fn data_dir_replace(node: &Node, args: &DataDirReplaceArgs) -> Result<String, Sc
 
 fn data_dir_replace_back(node: &Node, args: &DataDirReplaceArgs) -> String {
     format!(
-        "set -eu\nlive={}\nnew={}\nold={}\nif [ -e \"$live\" ] && [ ! -e \"$new\" ]; then mv \"$live\" \"$new\"; fi\nif [ -e \"$old\" ] && [ ! -e \"$live\" ]; then mv \"$old\" \"$live\"; fi",
+        "set -eu\nlive={}\nnew={}\nold={}\nif [ -e \"$live/member\" ] && [ ! -e \"$new/member\" ]; then mkdir -p -m 700 -- \"$new\"; mv -- \"$live/member\" \"$new/member\"; fi\nif [ -e \"$old/member\" ] && [ ! -e \"$live/member\" ]; then mv -- \"$old/member\" \"$live/member\"; fi\nrmdir -- \"$old\" 2>/dev/null || :",
         q(&node.etcd.data_dir),
         q(&args.with),
         q(&args.keep_old_at)
+    )
+}
+
+/// Moves `member/` out of the data dir into `at/member`, on the same filesystem, leaving the data
+/// dir (which may be a mount point) in place and without member data. Idempotent: a data dir
+/// without `member/` has nothing to set aside.
+fn data_dir_set_aside(node: &Node, args: &DataDirSetAsideArgs) -> Result<String, ScriptError> {
+    check_inside_data_dir(node, "at", &args.at)?;
+    Ok(format!(
+        "set -eu\nlive={}\naside={}\n{SAME_FILESYSTEM}\nif [ -e \"$live/member\" ]; then\n  [ ! -e \"$aside/member\" ] || {{ echo \"$aside/member already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mkdir -p -m 700 -- \"$aside\"\n  same_fs \"$aside\"\n  mv -- \"$live/member\" \"$aside/member\"\n  sync -f -- \"$live\" 2>/dev/null || sync\n  echo \"$live/member set aside as $aside/member\"\nelse\n  echo \"$live holds no member data: nothing to set aside\"\nfi",
+        q(&node.etcd.data_dir),
+        q(&args.at),
+    ))
+}
+
+fn data_dir_set_aside_back(node: &Node, args: &DataDirSetAsideArgs) -> String {
+    format!(
+        "set -eu\nlive={}\naside={}\nif [ -e \"$aside/member\" ] && [ ! -e \"$live/member\" ]; then mv -- \"$aside/member\" \"$live/member\"; fi\nrmdir -- \"$aside\" 2>/dev/null || :",
+        q(&node.etcd.data_dir),
+        q(&args.at),
     )
 }
 
@@ -571,6 +618,83 @@ mod tests {
             std::fs::read_to_string(&env).unwrap(),
             "ETCD_NAME=a\nETCD_INITIAL_CLUSTER_STATE=existing\n"
         );
+    }
+
+    fn node(data_dir: &str) -> Node {
+        let inventory = format!(
+            "name: t\ndefaults: {{etcd: {{management: {{static_pod: {{}}}}, data_dir: '{data_dir}'}}}}\nnodes:\n  - {{name: a, address: 10.0.0.1}}\n"
+        );
+        crate::inventory::Cluster::load(crate::source::SourceFile::new("inv.yaml", inventory))
+            .unwrap()
+            .nodes[0]
+            .clone()
+    }
+
+    #[test]
+    fn member_data_moves_only_inside_the_data_dir() {
+        let node = node("/var/lib/etcd");
+        let replace = |with: &str, keep: &str| {
+            data_dir_replace(
+                &node,
+                &DataDirReplaceArgs {
+                    with: with.into(),
+                    keep_old_at: keep.into(),
+                },
+            )
+        };
+        assert!(replace("/var/lib/etcd/.new", "/var/lib/etcd/.old").is_ok());
+        for (with, keep, field) in [
+            // Beside the data dir: another filesystem when the data dir is a mount point.
+            ("/var/lib/etcd.restored", "/var/lib/etcd/.old", "with"),
+            ("/var/lib/etcd/.new", "/var/lib/etcd.before", "keep_old_at"),
+            ("/var/lib/etcd", "/var/lib/etcd/.old", "with"),
+            ("/var/lib/etcd/member", "/var/lib/etcd/.old", "with"),
+            ("/var/lib/etcd/.new/deeper", "/var/lib/etcd/.old", "with"),
+            ("/var/lib/etcd/.same", "/var/lib/etcd/.same", "keep_old_at"),
+        ] {
+            let error = replace(with, keep).unwrap_err();
+            assert_eq!(error.field, field, "{with} {keep}: {error:?}");
+        }
+        let aside = |at: &str| data_dir_set_aside(&node, &DataDirSetAsideArgs { at: at.into() });
+        assert!(aside("/var/lib/etcd/.etcdrill-failed-r1").is_ok());
+        assert_eq!(aside("/var/lib/etcd.failed").unwrap_err().field, "at");
+    }
+
+    #[test]
+    fn a_restore_without_room_on_the_data_dir_filesystem_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("snap.db");
+        std::fs::write(&snapshot, b"x").unwrap();
+        // A sparse snapshot far larger than any free space: the check reads its size only.
+        std::fs::File::options()
+            .write(true)
+            .open(&snapshot)
+            .unwrap()
+            .set_len(1 << 42)
+            .unwrap();
+        let script = format!(
+            "set -eu\ndata_dir={}\nsnapshot={}\n{ROOM_CHECK}",
+            q(dir
+                .path()
+                .join("data/.etcdrill-restore-r1")
+                .to_str()
+                .unwrap()),
+            q(snapshot.to_str().unwrap()),
+        );
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(
+            stderr.contains("not enough room for the restore"),
+            "{stderr}"
+        );
+        std::fs::File::options()
+            .write(true)
+            .open(&snapshot)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
     }
 
     #[test]

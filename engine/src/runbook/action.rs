@@ -224,10 +224,15 @@ actions! {
         Action, Node, destructive: false, outputs: [],
         summary: "set member flags"
     }
-    /// Puts a prepared directory in place of the member's data dir, keeping the old one aside.
+    /// Puts prepared member data in place of the member's, keeping the old data aside.
     EtcdDataDirReplace = "etcd.data_dir.replace" (DataDirReplaceArgs) {
-        Action, Node, destructive: false, outputs: [],
+        Action, Node, destructive: false, outputs: ["swapped_at"],
         summary: "swap in a data dir"
+    }
+    /// Sets the member's data aside inside its data dir, leaving it without member data.
+    EtcdDataDirSetAside = "etcd.data_dir.set_aside" (DataDirSetAsideArgs) {
+        Action, Node, destructive: false, outputs: [],
+        summary: "set member data aside"
     }
     /// Waits until every endpoint (or a number of members) is healthy, within the step timeout.
     WaitHealthy = "wait.healthy" (WaitHealthyArgs) {
@@ -538,14 +543,23 @@ pub struct ConfigureMemberArgs {
     pub remove: Vec<String>,
 }
 
-/// Arguments of `etcd.data_dir.replace`.
+/// Arguments of `etcd.data_dir.replace`. Both are directories directly inside the data dir, so
+/// that the swap renames `member/` inside one filesystem (the data dir may be a mount point).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataDirReplaceArgs {
-    /// The prepared directory that becomes the member's data dir.
+    /// The prepared directory whose `member/` becomes the member's data.
     pub with: String,
-    /// Where the old data dir is kept, for rollback.
+    /// Where the old `member/` is kept (as `KEEP_OLD_AT/member`), for rollback.
     pub keep_old_at: String,
+}
+
+/// Arguments of `etcd.data_dir.set_aside`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataDirSetAsideArgs {
+    /// A directory directly inside the data dir that receives `member/` (as `AT/member`).
+    pub at: String,
 }
 
 /// Arguments of `wait.healthy`.

@@ -464,6 +464,9 @@ pub enum RollbackSpec {
     Natural,
     /// Nothing: the step is left as it is.
     None,
+    /// A point of no return: once the step succeeded, a failure later in the run undoes nothing
+    /// (e.g. a restored cluster that served clients).
+    Irreversible,
     /// A step body of its own.
     Custom(Box<RollbackStep>),
 }
@@ -494,6 +497,7 @@ impl Serialize for RollbackSpec {
         match self {
             RollbackSpec::Natural => serializer.serialize_str("natural"),
             RollbackSpec::None => serializer.serialize_str("none"),
+            RollbackSpec::Irreversible => serializer.serialize_str("irreversible"),
             RollbackSpec::Custom(step) => step.serialize(serializer),
         }
     }
@@ -505,14 +509,15 @@ impl<'de> Deserialize<'de> for RollbackSpec {
         impl<'de> de::Visitor<'de> for Visitor {
             type Value = RollbackSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("`natural`, `none`, or a mapping `{action, with}`")
+                f.write_str("`natural`, `none`, `irreversible`, or a mapping `{action, with}`")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<RollbackSpec, E> {
                 match text {
                     "natural" => Ok(RollbackSpec::Natural),
                     "none" => Ok(RollbackSpec::None),
+                    "irreversible" => Ok(RollbackSpec::Irreversible),
                     _ => Err(E::custom(format_args!(
-                        "unknown rollback `{text}`, expected `natural`, `none`, or a mapping `{{action, with}}`"
+                        "unknown rollback `{text}`, expected `natural`, `none`, `irreversible`, or a mapping `{{action, with}}`"
                     ))),
                 }
             }
@@ -533,8 +538,8 @@ impl JsonSchema for RollbackSpec {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let step = generator.subschema_for::<RollbackStep>();
         json_schema!({
-            "description": "`natural` (the action's own rollback), `none`, or a step body.",
-            "anyOf": [{"enum": ["natural", "none"]}, step]
+            "description": "`natural` (the action's own rollback), `none`, `irreversible` (a point of no return: a later failure undoes nothing), or a step body.",
+            "anyOf": [{"enum": ["natural", "none", "irreversible"]}, step]
         })
     }
 }
@@ -647,6 +652,10 @@ mod tests {
         assert_eq!(
             serde_yaml::from_str::<RollbackSpec>("none").unwrap(),
             RollbackSpec::None
+        );
+        assert_eq!(
+            serde_yaml::from_str::<RollbackSpec>("irreversible").unwrap(),
+            RollbackSpec::Irreversible
         );
         let custom: RollbackSpec =
             serde_yaml::from_str("{action: shell, with: {run: 'true'}}").unwrap();

@@ -512,16 +512,21 @@ async fn stock_restore_runs_on_the_sandbox() {
             "{} was not restarted",
             member.name
         );
-        // The old data dir was kept aside within the member's own directory.
-        let kept = std::fs::read_dir(Path::new(&member.data_dir).parent().unwrap())
+        // The old member data was kept aside inside the data dir, on its filesystem.
+        let kept = std::fs::read_dir(&member.data_dir)
             .unwrap()
             .flatten()
             .any(|e| {
                 e.file_name()
                     .to_string_lossy()
-                    .starts_with("data.before-restore-")
+                    .starts_with(".etcdrill-before-restore-")
+                    && e.path().join("member").is_dir()
             });
-        assert!(kept, "{}: no data.before-restore-* kept", member.name);
+        assert!(
+            kept,
+            "{}: no .etcdrill-before-restore-*/member kept",
+            member.name
+        );
     }
 }
 

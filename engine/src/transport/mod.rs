@@ -245,12 +245,15 @@ impl Transport {
         })
     }
 
-    /// Streams a local file to `remote` (written to `remote.part`, fsync'd, renamed), creating
-    /// parent dirs, counting the bytes sent on `meter`; returns bytes copied.
+    /// Streams a local file to `remote` (written to `remote.WRITER.part`, fsync'd, renamed),
+    /// creating parent dirs, counting the bytes sent on `meter`; returns bytes copied. `writer`
+    /// names this copy (the run and the node), so that nodes sharing a directory (one NFS backup
+    /// dir) never write the same temporary file.
     pub async fn push(
         &self,
         local: &Path,
         remote: &str,
+        writer: &str,
         sudo: bool,
         timeout: Duration,
         meter: &TransferMeter,
@@ -264,7 +267,7 @@ impl Transport {
             .map_err(TransportError::io(format!("stat {}", local.display())))?
             .len();
         meter.set_total(expected);
-        let argv = with_sudo(sudo, &["sh", "-c", &push_script(remote, expected)]);
+        let argv = with_sudo(sudo, &["sh", "-c", &push_script(remote, writer, expected)]);
         let Proc {
             mut stdin,
             mut stdout,
@@ -330,19 +333,20 @@ impl Transport {
         Ok(sent)
     }
 
-    /// Streams a remote file to `local` (same `.part` + fsync + rename discipline on the
+    /// Streams a remote file to `local` (same `.WRITER.part` + fsync + rename discipline on the
     /// controller), creating parent dirs, counting the bytes received on `meter`; returns bytes
     /// copied.
     pub async fn pull(
         &self,
         remote: &str,
         local: &Path,
+        writer: &str,
         sudo: bool,
         timeout: Duration,
         meter: &TransferMeter,
     ) -> Result<u64, TransportError> {
         let what = format!("pull {remote} to {}", local.display());
-        let part = part_path(local);
+        let part = part_path(local, writer);
         if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -548,25 +552,27 @@ fn wrap_script(script: &str) -> String {
     text
 }
 
-/// The remote side of a push: data on stdin into `remote.part`, checked, fsync'd, renamed; prints
-/// the size that landed.
-fn push_script(remote: &str, expected: u64) -> String {
+/// The remote side of a push: data on stdin into `remote.WRITER.part`, checked, fsync'd, renamed;
+/// prints the size that landed.
+fn push_script(remote: &str, writer: &str, expected: u64) -> String {
     format!(
         "{prologue}set -e\n\
          f={file}\n\
+         p={part}\n\
          d=$(dirname -- \"$f\")\n\
          mkdir -p -- \"$d\"\n\
-         trap 'rm -f -- \"$f.part\"' EXIT\n\
-         cat > \"$f.part\"\n\
-         n=$(wc -c < \"$f.part\")\n\
+         trap 'rm -f -- \"$p\"' EXIT\n\
+         cat > \"$p\"\n\
+         n=$(wc -c < \"$p\")\n\
          if [ \"$n\" -ne {expected} ]; then echo \"etcdrill: received $n of {expected} bytes\" >&2; exit 1; fi\n\
-         sync -- \"$f.part\" 2>/dev/null || sync\n\
-         mv -f -- \"$f.part\" \"$f\"\n\
+         sync -- \"$p\" 2>/dev/null || sync\n\
+         mv -f -- \"$p\" \"$f\"\n\
          trap - EXIT\n\
          sync -- \"$d\" 2>/dev/null || :\n\
          wc -c < \"$f\"\n",
         prologue = prologue(),
         file = shell_quote(remote),
+        part = shell_quote(&part_name(remote, writer)),
     )
 }
 
@@ -584,10 +590,29 @@ fn pull_script(remote: &str) -> String {
     )
 }
 
-/// `path` with `.part` appended to its file name.
-fn part_path(path: &Path) -> PathBuf {
+/// `writer` as a file name part: every character outside `[A-Za-z0-9._-]` becomes `_`.
+fn writer_tag(writer: &str) -> String {
+    writer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The temporary name a copy to `path` is written under: `PATH.WRITER.part`, unique per writer.
+fn part_name(path: &str, writer: &str) -> String {
+    format!("{path}.{}.part", writer_tag(writer))
+}
+
+/// `path` with `.WRITER.part` appended to its file name.
+fn part_path(path: &Path, writer: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".part");
+    name.push(format!(".{}.part", writer_tag(writer)));
     PathBuf::from(name)
 }
 

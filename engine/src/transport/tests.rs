@@ -148,13 +148,21 @@ fn the_process_group_line_is_taken_out_of_stderr() {
 #[test]
 fn copy_scripts_quote_every_path() {
     let path = "/var/backups/it's a $(reboot) `x`.db";
-    for script in [push_script(path, 12), pull_script(path)] {
+    for script in [push_script(path, "run-1.cp1", 12), pull_script(path)] {
         assert!(
             script.contains(&format!("f={}\n", shell_quote(path))),
             "{script}"
         );
         assert!(!script.contains(&format!("f={path}")), "{script}");
     }
+    // The writer is part of the temporary name, reduced to file-name characters.
+    assert!(
+        push_script(path, "run 1/cp1", 12).contains(&format!(
+            "p={}\n",
+            shell_quote(&format!("{path}.run_1_cp1.part"))
+        )),
+        "the temporary name carries the writer"
+    );
     assert_eq!(
         with_sudo(true, &["sh", "-s"]),
         ["sudo", "-n", "--", "sh", "-s"]
@@ -183,8 +191,8 @@ fn run_futures_can_be_spawned() {
     let local = Path::new("/nonexistent");
     assert_send(&transport.run(&request, None));
     let meter = TransferMeter::default();
-    assert_send(&transport.push(local, "/x", false, Duration::from_secs(1), &meter));
-    assert_send(&transport.pull("/x", local, false, Duration::from_secs(1), &meter));
+    assert_send(&transport.push(local, "/x", "w", false, Duration::from_secs(1), &meter));
+    assert_send(&transport.pull("/x", local, "w", false, Duration::from_secs(1), &meter));
     assert_send(&Transport::connect(&ssh_node(1, local, local)));
 }
 
@@ -358,23 +366,71 @@ async fn local_push_and_pull_round_trip_odd_paths() {
     let transport = Transport::local();
     let sent = TransferMeter::default();
     let pushed = transport
-        .push(&source, remote, false, Duration::from_secs(30), &sent)
+        .push(
+            &source,
+            remote,
+            "run-1.cp1",
+            false,
+            Duration::from_secs(30),
+            &sent,
+        )
         .await
         .unwrap();
     assert_eq!(pushed, data.len() as u64);
     assert_eq!((sent.done(), sent.total()), (pushed, Some(pushed)));
     assert_eq!(std::fs::read(remote).unwrap(), data);
-    assert!(!Path::new(&format!("{remote}.part")).exists());
+    assert!(!Path::new(&part_name(remote, "run-1.cp1")).exists());
     let back = dir.path().join("back/here/snap.db");
     let received = TransferMeter::default();
     let pulled = transport
-        .pull(remote, &back, false, Duration::from_secs(30), &received)
+        .pull(
+            remote,
+            &back,
+            "run-1.cp1",
+            false,
+            Duration::from_secs(30),
+            &received,
+        )
         .await
         .unwrap();
     assert_eq!(pulled, data.len() as u64);
     assert_eq!((received.done(), received.total()), (pulled, Some(pulled)));
     assert_eq!(std::fs::read(&back).unwrap(), data);
-    assert!(!part_path(&back).exists());
+    assert!(!part_path(&back, "run-1.cp1").exists());
+}
+
+/// Nodes that mount one backup dir (NFS) copy the same snapshot to the same path at once: each
+/// writes its own temporary file, so every copy succeeds and the file is whole.
+#[tokio::test]
+async fn parallel_pushes_to_one_path_from_different_writers_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    let data = pseudo_random(8 * 1024 * 1024 + 32);
+    std::fs::write(&source, &data).unwrap();
+    let remote = dir.path().join("shared/etcdrill-restore.db");
+    let remote = remote.to_str().unwrap();
+    let transport = Transport::local();
+    let meter = TransferMeter::default();
+    let push = |writer| {
+        transport.push(
+            &source,
+            remote,
+            writer,
+            false,
+            Duration::from_secs(60),
+            &meter,
+        )
+    };
+    let (a, b, c) = tokio::join!(push("run-1.cp1"), push("run-1.cp2"), push("run-1.cp3"));
+    for result in [a, b, c] {
+        assert_eq!(result.unwrap(), data.len() as u64);
+    }
+    assert_eq!(std::fs::read(remote).unwrap(), data);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("shared"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["etcdrill-restore.db"], "no temporary file is left");
 }
 
 #[tokio::test]
@@ -385,6 +441,7 @@ async fn pulling_a_missing_file_fails_and_leaves_nothing() {
         .pull(
             "/nonexistent/etcdrill.db",
             &local,
+            "w",
             false,
             Duration::from_secs(10),
             &TransferMeter::default(),
@@ -394,11 +451,12 @@ async fn pulling_a_missing_file_fails_and_leaves_nothing() {
     let text = error.to_string();
     assert!(matches!(error, TransportError::Remote { .. }), "{text}");
     assert!(text.contains("is not a readable file"), "{text}");
-    assert!(!local.exists() && !part_path(&local).exists());
+    assert!(!local.exists() && !part_path(&local, "w").exists());
     let error = Transport::local()
         .push(
             &dir.path().join("missing"),
             "/tmp/x",
+            "w",
             false,
             Duration::from_secs(10),
             &TransferMeter::default(),
@@ -623,7 +681,7 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
     let started = Instant::now();
     let sent = TransferMeter::default();
     let pushed = transport
-        .push(&source, remote, false, Duration::from_secs(60), &sent)
+        .push(&source, remote, "w", false, Duration::from_secs(60), &sent)
         .await
         .unwrap();
     let push_time = started.elapsed();
@@ -637,7 +695,14 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
     let started = Instant::now();
     let received = TransferMeter::default();
     let pulled = transport
-        .pull(remote, &back, false, Duration::from_secs(60), &received)
+        .pull(
+            remote,
+            &back,
+            "w",
+            false,
+            Duration::from_secs(60),
+            &received,
+        )
         .await
         .unwrap();
     let pull_time = started.elapsed();
@@ -654,6 +719,7 @@ async fn ssh_push_and_pull_round_trip_20_mb() {
         .pull(
             "/nonexistent/x.db",
             &back,
+            "w",
             false,
             Duration::from_secs(10),
             &TransferMeter::default(),

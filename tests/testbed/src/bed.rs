@@ -137,7 +137,12 @@ impl Bed {
             make_dir(&dir.join(sub), 0o700)?;
         }
         let pki = Pki::create(&dir.join("pki"))?;
-        let ssh = ssh::create_client(&dir.join("ssh"))?;
+        let ssh = ssh::create_client(&dir.join("ssh"), config.sudo_user)?;
+        let sudo_user = if config.sudo_user {
+            Some(ssh::ensure_sudo_user()?)
+        } else {
+            None
+        };
         network::create_bridge(number)?;
 
         let members: Vec<Member> = (1..=config.nodes)
@@ -149,19 +154,35 @@ impl Bed {
         let token = format!("etcdrill-testbed-b{number}");
         let mut nodes = Vec::new();
         let mut host_keys = Vec::new();
+        let shared_backups = dir.join("shared-backups");
+        if config.shared_backup_dir {
+            make_dir(&shared_backups, 0o700)?;
+        }
         for (position, member) in members.iter().enumerate() {
+            let host_dir = dir.join("nodes").join(&member.name);
+            let mut mounts = Vec::new();
+            if config.data_dir_mount_point {
+                mounts.push((paths::DATA_DIR, host_dir.join("etcd-disk")));
+            }
+            if config.shared_backup_dir {
+                mounts.push((paths::BACKUP_DIR, shared_backups.clone()));
+            }
             let node = Node {
                 index: position + 1,
                 name: member.name.clone(),
                 address: member.address,
                 netns: network::netns_name(number, &member.name),
-                host_dir: dir.join("nodes").join(&member.name),
+                host_dir,
                 management: config.management,
                 has_etcdutl: binaries.etcdutl.is_some(),
+                mounts,
                 init_pid: 0,
             };
             let flags = etcd_config::flags(&config, &members, member, &token)?;
             lay_out(&node, &config, &flags, &binaries, &helpers)?;
+            if let Some(ids) = sudo_user {
+                ssh::install_user_key(&node.host_dir.join("fs/var"), &ssh, ids)?;
+            }
             pki.issue_node(
                 &node.host_dir.join("fs/etc-kubernetes"),
                 &node.name,

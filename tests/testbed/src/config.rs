@@ -60,6 +60,18 @@ pub struct BedConfig {
     pub extra_flags: Vec<String>,
     /// How long [`Bed::start`](crate::Bed::start) waits for every member to be healthy.
     pub health_timeout: Duration,
+    /// The data dir `/var/lib/etcd` is a mount point of its own on every node (a dedicated disk):
+    /// renaming it fails with EBUSY, renaming into it from `/var/lib` with EXDEV.
+    pub data_dir_mount_point: bool,
+    /// `/var/backups/etcd` is one directory shared by every node (as one NFS export would be).
+    pub shared_backup_dir: bool,
+    /// Static pods: the manifest's `etcd-data` hostPath is `/var/lib/etcd-restore-1` (as after a
+    /// restore done the Kubernetes documentation's way) while `--data-dir` stays `/var/lib/etcd`;
+    /// the host's `/var/lib/etcd` exists and nobody uses it.
+    pub moved_host_path: bool,
+    /// The SSH user is not root ([`SUDO_USER`](crate::SUDO_USER)) and runs node commands through
+    /// `sudo -n`.
+    pub sudo_user: bool,
 }
 
 impl BedConfig {
@@ -72,6 +84,10 @@ impl BedConfig {
             quota_backend_bytes: None,
             extra_flags: Vec::new(),
             health_timeout: Duration::from_secs(60),
+            data_dir_mount_point: false,
+            shared_backup_dir: false,
+            moved_host_path: false,
+            sudo_user: false,
         }
     }
 
@@ -96,6 +112,31 @@ impl BedConfig {
     /// Adds an etcd flag, `--name=value` or `--name`.
     pub fn extra_flag(mut self, flag: impl Into<String>) -> Self {
         self.extra_flags.push(flag.into());
+        self
+    }
+
+    /// Makes every node's data dir a mount point of its own (a bind mount of a directory of the
+    /// node's, inside its mount namespace).
+    pub fn data_dir_mount_point(mut self) -> Self {
+        self.data_dir_mount_point = true;
+        self
+    }
+
+    /// Makes `/var/backups/etcd` one directory shared by every node.
+    pub fn shared_backup_dir(mut self) -> Self {
+        self.shared_backup_dir = true;
+        self
+    }
+
+    /// Moves the static pod's `etcd-data` hostPath to `/var/lib/etcd-restore-1`.
+    pub fn moved_host_path(mut self) -> Self {
+        self.moved_host_path = true;
+        self
+    }
+
+    /// Logs in as a user that is not root and runs node commands through `sudo -n`.
+    pub fn sudo_user(mut self) -> Self {
+        self.sudo_user = true;
         self
     }
 

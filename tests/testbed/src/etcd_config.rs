@@ -16,6 +16,8 @@ pub(crate) mod paths {
     pub(crate) const PARKED_MANIFEST: &str = "/etc/kubernetes/etcd.yaml";
     /// The data directory.
     pub(crate) const DATA_DIR: &str = "/var/lib/etcd";
+    /// The host data dir of a bed whose `etcd-data` hostPath was moved.
+    pub(crate) const MOVED_DATA_DIR: &str = "/var/lib/etcd-restore-1";
     /// The backup directory.
     pub(crate) const BACKUP_DIR: &str = "/var/backups/etcd";
     /// etcd's PKI directory.
@@ -98,6 +100,7 @@ pub(crate) fn flags(
 pub(crate) fn static_pod_manifest(
     flags: &BTreeMap<String, String>,
     version: EtcdVersion,
+    host_data: &str,
 ) -> String {
     let image = match version {
         EtcdVersion::V3_5 => "registry.k8s.io/etcd:3.5.1-0",
@@ -161,7 +164,7 @@ spec:
       type: DirectoryOrCreate
     name: etcd-certs
   - hostPath:
-      path: {data}
+      path: {host_data}
       type: DirectoryOrCreate
     name: etcd-data
 status: {{}}
@@ -263,7 +266,7 @@ mod tests {
     fn manifest_is_kubeadm_shaped_yaml() {
         let (members, config) = cluster();
         let flags = flags(&config, &members, &members[0], "tok").unwrap();
-        let manifest = static_pod_manifest(&flags, EtcdVersion::V3_5);
+        let manifest = static_pod_manifest(&flags, EtcdVersion::V3_5, paths::DATA_DIR);
         let pod: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
         assert_eq!(pod["kind"], "Pod");
         assert_eq!(pod["metadata"]["name"], "etcd");

@@ -29,13 +29,14 @@ impl Bed {
             ),
         };
         let mut text = format!(
-            "name: bed-{id}\nproduction: false\ncontroller:\n  tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n  work_dir: {work}\ndefaults:\n  ssh: {{user: {user}, port: {port}, identity_file: {identity}, known_hosts: {known}}}\n  etcd:\n    management: {management}\n    etcdctl: [{etcdctl}]\n    etcdutl: {etcdutl}\nnodes:\n",
+            "name: bed-{id}\nproduction: false\ncontroller:\n  tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n  work_dir: {work}\ndefaults:\n  ssh: {{user: {user}, sudo: {sudo}, port: {port}, identity_file: {identity}, known_hosts: {known}}}\n  etcd:\n    management: {management}\n    etcdctl: [{etcdctl}]\n    etcdutl: {etcdutl}\nnodes:\n",
             id = self.id(),
             ca = quoted(&tls.ca_cert.display().to_string()),
             cert = quoted(&tls.client_cert.display().to_string()),
             key = quoted(&tls.client_key.display().to_string()),
             work = quoted(&work_dir.display().to_string()),
             user = quoted(&ssh.user),
+            sudo = ssh.sudo,
             port = ssh.port,
             identity = quoted(&ssh.identity_file.display().to_string()),
             known = quoted(&known_hosts.display().to_string()),

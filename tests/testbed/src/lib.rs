@@ -7,6 +7,13 @@
 //! auth, as a kubeadm static pod (started, restarted and stopped by a kubelet stand-in that watches
 //! `/etc/kubernetes/manifests`) or as external etcd controlled by a service script.
 //!
+//! Layouts real control planes have, each a [`BedConfig`] switch: the data dir as a mount point of
+//! its own (a bind mount inside the node's mount namespace), one backup dir shared by every node,
+//! a static pod whose `etcd-data` hostPath was moved (`/var/lib/etcd-restore-1`), and an SSH user
+//! that is not root and uses `sudo -n` (the host gets a system user [`SUDO_USER`] and a sudoers
+//! drop-in `/etc/sudoers.d/etcdrill-testbed`, kept for later beds). Extra etcd flags (e.g.
+//! kubeadm's `--experimental-initial-corrupt-check=true`) go through [`BedConfig::extra_flag`].
+//!
 //! Beds need root. A test calls [`require`] first: it skips cleanly elsewhere and fails on CI.
 //! Beds run in parallel safely (each has its own slot: state directory, subnet, names), clean up on
 //! drop, and clean the leftovers of killed runs when the next bed starts.
@@ -54,4 +61,4 @@ pub use exec::{ExecOutput, shell_quote};
 pub use node::Node;
 pub use pki::TlsFacts;
 pub use resources::Resources;
-pub use ssh::SshFacts;
+pub use ssh::{SUDO_USER, SshFacts};

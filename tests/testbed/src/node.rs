@@ -36,6 +36,9 @@ pub struct Node {
     pub(crate) host_dir: PathBuf,
     pub(crate) management: Management,
     pub(crate) has_etcdutl: bool,
+    /// Bind mounts made inside the node after its private directories: `(path on the node, host
+    /// directory)`, e.g. a data dir that is a mount point, or a backup dir shared by the nodes.
+    pub(crate) mounts: Vec<(&'static str, PathBuf)>,
     /// Host PID of the node's PID 1 (`testbed-init`), the target of `nsenter`.
     pub(crate) init_pid: u32,
 }
@@ -146,9 +149,15 @@ impl Node {
     /// inspecting a node's files from a test), e.g. `/var/lib/etcd/member`.
     pub fn host_path(&self, node_path: impl AsRef<Path>) -> Option<PathBuf> {
         let node_path = node_path.as_ref();
-        PRIVATE_DIRS.iter().find_map(|(private, dir)| {
-            let rest = node_path.strip_prefix(private).ok()?;
-            Some(self.host_dir.join("fs").join(dir).join(rest))
+        let mounted = self.mounts.iter().find_map(|(at, source)| {
+            let rest = node_path.strip_prefix(at).ok()?;
+            Some(source.join(rest))
+        });
+        mounted.or_else(|| {
+            PRIVATE_DIRS.iter().find_map(|(private, dir)| {
+                let rest = node_path.strip_prefix(private).ok()?;
+                Some(self.host_dir.join("fs").join(dir).join(rest))
+            })
         })
     }
 

@@ -54,6 +54,10 @@ pub(crate) fn lay_out(
     }
     // Each binary is bind-mounted inside the node onto an empty file in `bin/` (the originals may live
     // under a directory the node hides, such as /tmp or /root), and /usr/local/bin links to them.
+    // The node's own mount sources (a data dir disk); shared ones are made by the bed.
+    for (_, source) in node.mounts.iter().filter(|(_, s)| s.starts_with(host)) {
+        make_dir(source, 0o700)?;
+    }
     make_dir(&host.join("bin"), 0o755)?;
     for (name, _) in node_binaries(binaries, helpers) {
         write_file(&host.join("bin").join(name), b"", 0o755)?;
@@ -65,7 +69,13 @@ pub(crate) fn lay_out(
     }
     match config.management {
         Management::StaticPod => {
-            let manifest = etcd_config::static_pod_manifest(flags, config.version);
+            let host_data = if config.moved_host_path {
+                make_dir(&fs_dir.join("var/lib/etcd-restore-1"), 0o700)?;
+                paths::MOVED_DATA_DIR
+            } else {
+                paths::DATA_DIR
+            };
+            let manifest = etcd_config::static_pod_manifest(flags, config.version, host_data);
             write_file(
                 &fs_dir.join("etc-kubernetes/manifests/etcd.yaml"),
                 manifest.as_bytes(),
@@ -128,6 +138,9 @@ pub(crate) fn spawn_node(
             "mount --bind {} {private}\nmount -o remount,bind,exec {private}\n",
             q(&host.join("fs").join(dir))
         ));
+    }
+    for (at, source) in &node.mounts {
+        script.push_str(&format!("mount --bind {} {at}\n", q(source)));
     }
     script.push_str(&format!(
         "/usr/sbin/sshd -f {} -E /var/log/sshd.log\n",

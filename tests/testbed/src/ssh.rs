@@ -11,11 +11,18 @@ use crate::BedError;
 use crate::exec::host;
 use crate::slot::write_file;
 
+/// The login user of a bed whose SSH user is not root: it runs node commands through `sudo -n`.
+pub const SUDO_USER: &str = "etcdrill-bed";
+/// That user's home on every node (under the node's own `/var`).
+const SUDO_USER_HOME: &str = "/var/lib/etcdrill-bed";
+
 /// How a client logs into the bed's nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshFacts {
-    /// The login user (`root`).
+    /// The login user (`root`, or [`SUDO_USER`]).
     pub user: String,
+    /// Whether node commands must go through `sudo -n` (the user is not root).
+    pub sudo: bool,
     /// The port sshd listens on, on every node's address.
     pub port: u16,
     /// The private key the nodes accept.
@@ -62,17 +69,81 @@ impl SshFacts {
 
 /// Creates the controller's client key in `dir` and returns the bed's SSH facts (known_hosts is
 /// written later by [`write_known_hosts`]).
-pub(crate) fn create_client(dir: &Path) -> Result<SshFacts, BedError> {
+pub(crate) fn create_client(dir: &Path, sudo_user: bool) -> Result<SshFacts, BedError> {
     let identity_file = dir.join("id_ed25519");
     keygen(&identity_file, "etcdrill-testbed-controller")?;
     let public = read(&identity_file.with_extension("pub"))?;
     write_file(&dir.join("authorized_keys"), public.as_bytes(), 0o600)?;
     Ok(SshFacts {
-        user: "root".to_owned(),
+        user: if sudo_user { SUDO_USER } else { "root" }.to_owned(),
+        sudo: sudo_user,
         port: 22,
         identity_file,
         known_hosts: dir.join("known_hosts"),
     })
+}
+
+/// Makes sure the host has [`SUDO_USER`] (a system user whose home is under each node's own
+/// `/var`) and that it may run anything through `sudo -n`; returns its uid and gid. Left in place
+/// for the next bed (several beds may start at once).
+pub(crate) fn ensure_sudo_user() -> Result<(u32, u32), BedError> {
+    if host("id", &["-u", SUDO_USER]).is_err() {
+        // Another bed may create it at the same moment: only the user's existence matters.
+        let _ = host(
+            "useradd",
+            &[
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                SUDO_USER_HOME,
+                "--shell",
+                "/bin/sh",
+                SUDO_USER,
+            ],
+        );
+    }
+    // sshd (without PAM) refuses a locked account ("!" password); "*" means no password.
+    host("usermod", &["-p", "*", SUDO_USER])?;
+    let sudoers = Path::new("/etc/sudoers.d/etcdrill-testbed");
+    if !sudoers.exists() {
+        let rule = format!("{SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n");
+        let staged = sudoers.with_extension("tmp");
+        write_file(&staged, rule.as_bytes(), 0o440)?;
+        host("visudo", &["-c", "-q", "-f", &staged.to_string_lossy()])?;
+        fs::rename(&staged, sudoers).map_err(BedError::io("rename", &staged))?;
+    }
+    let id = |flag: &str| -> Result<u32, BedError> {
+        host("id", &[flag, SUDO_USER])?
+            .trim()
+            .parse()
+            .map_err(|_| BedError::Config(format!("`id {flag} {SUDO_USER}` is not a number")))
+    };
+    Ok((id("-u")?, id("-g")?))
+}
+
+/// Installs the controller's key as [`SUDO_USER`]'s `authorized_keys` in a node's own `/var`
+/// (`var_dir` on the host), owned by that user as sshd's StrictModes wants.
+pub(crate) fn install_user_key(
+    var_dir: &Path,
+    facts: &SshFacts,
+    (uid, gid): (u32, u32),
+) -> Result<(), BedError> {
+    // `/var/lib` was made along with the data dir (0700); the user must traverse it, as on
+    // any real host (0755).
+    let lib = var_dir.join("lib");
+    fs::set_permissions(&lib, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(BedError::io("chmod", &lib))?;
+    let home = var_dir.join(SUDO_USER_HOME.trim_start_matches("/var/"));
+    let ssh = home.join(".ssh");
+    crate::slot::make_dir(&ssh, 0o700)?;
+    let keys = ssh.join("authorized_keys");
+    let public = read(&authorized_keys(facts))?;
+    write_file(&keys, public.as_bytes(), 0o600)?;
+    for path in [&home, &ssh, &keys] {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(BedError::io("chown", path))?;
+    }
+    Ok(())
 }
 
 /// The file that lists the keys sshd accepts (the controller's public key).
@@ -95,7 +166,7 @@ pub(crate) fn create_node(
          ListenAddress {address}:{port}\n\
          HostKey {host_key}\n\
          PidFile none\n\
-         AuthorizedKeysFile {authorized}\n\
+         AuthorizedKeysFile {authorized} .ssh/authorized_keys\n\
          PermitRootLogin prohibit-password\n\
          PubkeyAuthentication yes\n\
          PasswordAuthentication no\n\
