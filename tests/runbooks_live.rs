@@ -285,6 +285,23 @@ fn restore_3_node_takes_the_data_dir_from_a_moved_host_path() {
     );
     let facts = std::fs::read_to_string(run.dir().join("facts.json")).unwrap();
     assert!(facts.contains("/var/lib/etcd-restore-1"), "{facts}");
+    // The journal keeps what the nodes said, and the report shows a reviewer the real paths.
+    let journaled = run.journal().records.iter().find_map(|r| match &r.event {
+        Event::NodeFacts { facts } => Some(facts.clone()),
+        _ => None,
+    });
+    let journaled = journaled.expect("the journal has the node facts");
+    assert_eq!(journaled.len(), 3, "{journaled:?}");
+    assert!(journaled.iter().all(|f| {
+        f.data_dir
+            .as_ref()
+            .is_some_and(|d| d.path == "/var/lib/etcd-restore-1")
+    }));
+    let report = std::fs::read_to_string(run.dir().join("report.md")).unwrap();
+    assert!(
+        report.contains("## Node facts") && report.contains("`/var/lib/etcd-restore-1`"),
+        "{report}"
+    );
     assert_healthy_cluster(&bed, 3);
     assert_present(&bed, &kept);
     assert_eq!(

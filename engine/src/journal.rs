@@ -184,6 +184,12 @@ pub enum Event {
         /// The stage.
         stage: DrillStage,
     },
+    /// What each node said about its etcd before the run touched anything (the inventory was
+    /// checked against it and filled from it).
+    NodeFacts {
+        /// One entry per node the plan runs commands on.
+        facts: Vec<crate::facts::NodeFacts>,
+    },
     /// The cluster's ID when a run that may restore a snapshot began (kept for a resume).
     ClusterIdentified {
         /// The cluster ID, hex.
@@ -739,6 +745,22 @@ mod tests {
                     rpo: None,
                     checks: vec![],
                 },
+            },
+            Event::NodeFacts {
+                facts: vec![crate::facts::NodeFacts {
+                    node: "cp1".into(),
+                    uid: Some(0),
+                    config_source: Some("/etc/kubernetes/manifests/etcd.yaml".into()),
+                    config: Default::default(),
+                    data_dir: None,
+                    backup_dir: None,
+                    etcdctl_version: Some("3.5.1".into()),
+                    etcdutl_version: Some("3.5.1".into()),
+                    process: None,
+                    process_looked_for: true,
+                    process_uses_data_dir: None,
+                    config_problem: None,
+                }],
             },
             Event::ClusterIdentified {
                 cluster_id: "a1b2".into(),

@@ -13,7 +13,7 @@ use crate::exec::run_dir::{RunDir, RunDirError, RunRecord};
 use crate::exec::terminal::Terminal;
 use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
 use crate::inventory::Cluster;
-use crate::journal::{Journal, RunResult, Timestamp};
+use crate::journal::{Event, Journal, RunResult, Timestamp};
 use crate::plan::{ParamInput, Plan, compile};
 use crate::report::{self, Report, ReportContext};
 use crate::runbook::Runbook;
@@ -232,7 +232,7 @@ impl Launch<'_> {
                 params: inputs,
                 plan: &plan,
                 secrets: secrets.clone(),
-                prologue: Vec::new(),
+                prologue: node_facts_event(&facts),
             };
             exec::run(
                 inputs,
@@ -544,6 +544,17 @@ fn node_facts(
         reporter.note(&format!("  taken from the node: {filled}"));
     }
     Ok(facts)
+}
+
+/// The journal's record of the facts a new run gathered, when it gathered any (a resume gathers
+/// them again to check the nodes; the journal keeps those the run started from).
+fn node_facts_event(facts: &[crate::facts::NodeFacts]) -> Vec<Event> {
+    if facts.is_empty() {
+        return Vec::new();
+    }
+    vec![Event::NodeFacts {
+        facts: facts.to_vec(),
+    }]
 }
 
 fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {

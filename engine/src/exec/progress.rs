@@ -400,7 +400,8 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
             crate::report::rollback_skip_words(*reason)
         ),
         Event::Drill { stage } => format!("drill: {}", crate::report::drill_stage_words(stage)),
-        Event::ClusterIdentified { .. } => return None,
+        // Shown as they were gathered, before the run began.
+        Event::ClusterIdentified { .. } | Event::NodeFacts { .. } => return None,
         Event::ClusterIdChanged { from, to } => {
             format!("the cluster ID changed from {from} to {to} (a new cluster from a snapshot)")
         }

@@ -58,6 +58,8 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
     let mut rollback_requested: Option<Option<RunResult>> = None;
     // The drill's measurements, from its stages in the journal.
     let mut journal_drill: Option<super::DrillFacts> = None;
+    // What the nodes said before the run touched them (the latest gathering, after a resume).
+    let mut node_facts: Vec<crate::facts::NodeFacts> = Vec::new();
     let mut previous_at = origin;
     // Attempts and rollbacks still open when a session ends last until its last record.
     let close_open = |seen: &mut HashMap<String, Seen>, until: u64| {
@@ -199,6 +201,7 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
                         .collect();
                 }
             }
+            Event::NodeFacts { facts } => node_facts.clone_from(facts),
             Event::ClusterIdentified { .. } | Event::ClusterIdChanged { .. } => {}
             Event::Interrupted { reason } => {
                 interruption = Some(reason.clone());
@@ -276,6 +279,7 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
             sessions: sessions.max(1),
         },
         drill,
+        node_facts,
         findings,
         lanes,
         markers,

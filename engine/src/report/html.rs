@@ -9,8 +9,8 @@
 use std::fmt::{Result, Write};
 
 use super::{
-    Marker, MarkerKind, OperationSummary, Report, StepReport, StepStatus, TimeShare, human_ms,
-    offset_ms, result_words, skip_words, timestamp_text,
+    FactsRow, Marker, MarkerKind, OperationSummary, Report, StepReport, StepStatus, TimeShare,
+    human_ms, offset_ms, result_words, skip_words, timestamp_text,
 };
 use crate::journal::StepResult;
 
@@ -152,6 +152,7 @@ fn write_page(out: &mut String, report: &Report) -> Result {
     timeline(out, report)?;
     drill(out, report)?;
     verification(out, report)?;
+    node_facts(out, report)?;
     findings(out, report)?;
     time_spent(out, report)?;
     steps(out, report)?;
@@ -682,6 +683,38 @@ fn verification(out: &mut String, report: &Report) -> Result {
         writeln!(out, "<p class=\"muted\">No verification ran.</p>")?;
     }
     writeln!(out, "</section>")
+}
+
+/// What each node said before the run touched it: the real paths the run acted on.
+fn node_facts(out: &mut String, report: &Report) -> Result {
+    if report.node_facts.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "<section id=\"node-facts\">\n<h2>Node facts</h2>\n<table>\n<tr>"
+    )?;
+    for column in FactsRow::COLUMNS {
+        write!(out, "<th>{}</th>", esc(column))?;
+    }
+    writeln!(out, "</tr>")?;
+    for facts in &report.node_facts {
+        let row = FactsRow::of(facts);
+        let code = |text: Option<&str>| {
+            text.map_or_else(String::new, |t| format!("<code>{}</code>", esc(t)))
+        };
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            code(Some(&row.node)),
+            code(row.configuration.as_deref()),
+            code(row.data_dir.as_deref()),
+            esc(&row.filesystem),
+            esc(&row.process),
+            esc(&row.etcdutl)
+        )?;
+    }
+    writeln!(out, "</table>\n</section>")
 }
 
 fn findings(out: &mut String, report: &Report) -> Result {

@@ -7,7 +7,8 @@
 use std::fmt::{Result, Write};
 
 use super::{
-    OperationSummary, Report, StepReport, StepStatus, human_ms, offset_ms, result_words, skip_words,
+    FactsRow, OperationSummary, Report, StepReport, StepStatus, human_ms, offset_ms, result_words,
+    skip_words,
 };
 use crate::format::markdown::{code_span, fenced_block, plain_text, table_row};
 
@@ -22,6 +23,7 @@ fn write_report(out: &mut String, report: &Report) -> Result {
     verdict(out, report)?;
     drill(out, report)?;
     verification(out, report)?;
+    node_facts(out, report)?;
     findings(out, report)?;
     time_spent(out, report)?;
     timeline(out, report)?;
@@ -233,6 +235,33 @@ fn emphasised(step: &StepReport, text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// What each node said before the run touched it: the real paths the run acted on.
+fn node_facts(out: &mut String, report: &Report) -> Result {
+    if report.node_facts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n## Node facts\n")?;
+    table_row(out, &FactsRow::COLUMNS)?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    for facts in &report.node_facts {
+        let row = FactsRow::of(facts);
+        table_row(
+            out,
+            &[
+                &code_span(&row.node),
+                &row.configuration
+                    .as_deref()
+                    .map_or_else(String::new, code_span),
+                &row.data_dir.as_deref().map_or_else(String::new, code_span),
+                &plain_text(&row.filesystem),
+                &plain_text(&row.process),
+                &plain_text(&row.etcdutl),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn findings(out: &mut String, report: &Report) -> Result {

@@ -93,6 +93,10 @@ pub struct Report {
     pub downtime: Option<Downtime>,
     /// Drill measurements; `None` when the run was not a drill.
     pub drill: Option<DrillFacts>,
+    /// What each node said about its etcd before the run touched it: the real paths a reviewer
+    /// checks the run against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_facts: Vec<crate::facts::NodeFacts>,
     /// What deserves a look: slow, retried, timed-out steps, failed rollbacks...
     pub findings: Vec<Finding>,
     /// Where the time went.
@@ -691,3 +695,65 @@ mod millis_option {
 
 #[cfg(test)]
 mod tests;
+
+/// One node's facts as a report's table shows them.
+pub(crate) struct FactsRow {
+    pub(crate) node: String,
+    /// The manifest or environment file the configuration was read from.
+    pub(crate) configuration: Option<String>,
+    /// The host data dir.
+    pub(crate) data_dir: Option<String>,
+    /// Its filesystem, whether it is a mount point, its free space.
+    pub(crate) filesystem: String,
+    /// The running etcd and whether it keeps its data there.
+    pub(crate) process: String,
+    /// etcdutl's version, or that it was not found.
+    pub(crate) etcdutl: String,
+}
+
+impl FactsRow {
+    /// The table's column titles.
+    pub(crate) const COLUMNS: [&'static str; 6] = [
+        "node",
+        "configuration",
+        "host data dir",
+        "its filesystem",
+        "etcd process",
+        "etcdutl",
+    ];
+
+    /// The row of `facts`.
+    pub(crate) fn of(facts: &crate::facts::NodeFacts) -> Self {
+        let dir = facts.data_dir.as_ref();
+        let filesystem = dir.map_or_else(String::new, |dir| {
+            let mount = if dir.mount_point {
+                ", its own mount point"
+            } else {
+                ""
+            };
+            let free = dir
+                .free_bytes
+                .map(|bytes| format!(", {} free", indicatif::HumanBytes(bytes)))
+                .unwrap_or_default();
+            format!("{}{mount}{free}", dir.filesystem)
+        });
+        let process = match (&facts.process, facts.process_uses_data_dir) {
+            (Some(p), Some(true)) => format!("pid {}, on this data dir", p.pid),
+            (Some(p), Some(false)) => format!("pid {}, on ANOTHER data dir", p.pid),
+            (Some(p), None) => format!("pid {}", p.pid),
+            (None, _) if facts.process_looked_for => "not running".into(),
+            (None, _) => String::new(),
+        };
+        FactsRow {
+            node: facts.node.clone(),
+            configuration: facts.config_source.clone(),
+            data_dir: dir.map(|dir| dir.path.clone()),
+            filesystem,
+            process,
+            etcdutl: facts
+                .etcdutl_version
+                .clone()
+                .unwrap_or_else(|| "not found".into()),
+        }
+    }
+}

@@ -1373,3 +1373,61 @@ fn probes_not_run_in_check_mode_say_which_action_they_wait_for() {
         "{markdown}"
     );
 }
+
+#[test]
+fn node_facts_rows_say_where_the_data_is_and_what_uses_it() {
+    use crate::facts::{DirFacts, NodeFacts, ProcessFacts};
+    let dir = |mount_point| DirFacts {
+        path: "/var/lib/etcd-restore-1".into(),
+        exists: true,
+        mount_point,
+        filesystem: "xfs".into(),
+        free_bytes: Some(3 << 30),
+        member: None,
+    };
+    let facts = |data_dir, process, uses| NodeFacts {
+        node: "cp1".into(),
+        uid: Some(0),
+        config_source: Some("/etc/kubernetes/manifests/etcd.yaml".into()),
+        config: Default::default(),
+        data_dir,
+        backup_dir: None,
+        etcdctl_version: None,
+        etcdutl_version: None,
+        process,
+        process_looked_for: true,
+        process_uses_data_dir: uses,
+        config_problem: None,
+    };
+    let process = ProcessFacts {
+        pid: 42,
+        running_for_s: 7,
+        cmdline: b"etcd".to_vec(),
+        member: None,
+    };
+    let cases = [
+        (
+            facts(Some(dir(true)), Some(process.clone()), Some(true)),
+            "xfs, its own mount point, 3.00 GiB free",
+            "pid 42, on this data dir",
+        ),
+        (
+            facts(Some(dir(false)), Some(process), Some(false)),
+            "xfs, 3.00 GiB free",
+            "pid 42, on ANOTHER data dir",
+        ),
+        (facts(None, None, None), "", "not running"),
+    ];
+    for (facts, filesystem, process) in cases {
+        let row = FactsRow::of(&facts);
+        assert_eq!(
+            (row.filesystem.as_str(), row.process.as_str()),
+            (filesystem, process)
+        );
+        assert_eq!(row.etcdutl, "not found");
+        assert_eq!(
+            row.configuration.as_deref(),
+            Some("/etc/kubernetes/manifests/etcd.yaml")
+        );
+    }
+}
