@@ -251,6 +251,16 @@ impl Sandbox {
         PtyCommand::new(&self.work(), args)
     }
 
+    /// `etcdrill run` of the gated runbook (its slow step sleeping `seconds`) on a terminal, with
+    /// `extra` arguments.
+    fn gated_run(&self, seconds: u32, extra: &[&str]) -> PtyCommand {
+        let runbook = self.file("gated.yaml", &gated_runbook(seconds));
+        let inventory = self.inventory();
+        let mut args = vec!["run", runbook.as_str(), "-i", inventory.as_str()];
+        args.extend_from_slice(extra);
+        self.pty(&args)
+    }
+
     /// The journal of the only run so far.
     fn journal(&self) -> String {
         let runs: Vec<_> = std::fs::read_dir(self.work().join(".etcdrill/runs"))
@@ -345,9 +355,7 @@ fn sandbox_commands_on_a_terminal() {
 #[test]
 fn a_gate_answered_y_runs_the_step() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(0));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox.pty(&["run", &runbook, "-i", &inventory]).spawn();
+    let mut pty = sandbox.gated_run(0, &[]).spawn();
     // First the run's consent (it has a gate), then the gate itself.
     pty.expect("Go on? [y/N]", HANG);
     pty.send("y\r");
@@ -362,9 +370,7 @@ fn a_gate_answered_y_runs_the_step() {
 #[test]
 fn a_gate_answered_n_skips_the_step_and_what_needs_it() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(0));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox.pty(&["run", &runbook, "-i", &inventory]).spawn();
+    let mut pty = sandbox.gated_run(0, &[]).spawn();
     pty.expect("Go on? [y/N]", HANG);
     pty.send("y\r");
     pty.expect("Really write the marker?", HANG);
@@ -380,9 +386,7 @@ fn a_gate_answered_n_skips_the_step_and_what_needs_it() {
 #[test]
 fn end_of_input_at_the_first_question_runs_nothing() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(0));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox.pty(&["run", &runbook, "-i", &inventory]).spawn();
+    let mut pty = sandbox.gated_run(0, &[]).spawn();
     pty.expect("Go on? [y/N]", HANG);
     // Ctrl-D on an empty line: the terminal's end of input.
     pty.send("\x04");
@@ -394,11 +398,9 @@ fn end_of_input_at_the_first_question_runs_nothing() {
 }
 
 #[test]
-fn ctrl_c_at_a_question_is_a_no() {
+fn ctrl_c_at_a_question_stops_the_run() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(0));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox.pty(&["run", &runbook, "-i", &inventory]).spawn();
+    let mut pty = sandbox.gated_run(0, &[]).spawn();
     pty.expect("Go on? [y/N]", HANG);
     pty.send("y\r");
     pty.expect("Really write the marker?", HANG);
@@ -418,11 +420,7 @@ fn ctrl_c_at_a_question_is_a_no() {
 #[test]
 fn ctrl_c_once_lets_the_running_step_finish_and_starts_no_other() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(3));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox
-        .pty(&["run", &runbook, "-i", &inventory, "--yes"])
-        .spawn();
+    let mut pty = sandbox.gated_run(3, &["--yes"]).spawn();
     pty.expect("slow@m1: Takes a while", HANG);
     pty.send("\x03");
     let code = pty.exit_code(HANG);
@@ -441,11 +439,7 @@ fn ctrl_c_once_lets_the_running_step_finish_and_starts_no_other() {
 fn ctrl_c_twice_abandons_the_running_step() {
     let Some(sandbox) = Sandbox::up() else { return };
     // Far longer than HANG: only abandoning it lets the run end in time.
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(600));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox
-        .pty(&["run", &runbook, "-i", &inventory, "--yes"])
-        .spawn();
+    let mut pty = sandbox.gated_run(600, &["--yes"]).spawn();
     pty.expect("slow@m1: Takes a while", HANG);
     pty.send("\x03");
     pty.expect("no new step starts", HANG);
@@ -460,11 +454,7 @@ fn ctrl_c_twice_abandons_the_running_step() {
 #[test]
 fn sigterm_stops_a_run_like_ctrl_c() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(3));
-    let inventory = sandbox.inventory();
-    let mut pty = sandbox
-        .pty(&["run", &runbook, "-i", &inventory, "--yes"])
-        .spawn();
+    let mut pty = sandbox.gated_run(3, &["--yes"]).spawn();
     pty.expect("slow@m1: Takes a while", HANG);
     pty.signal(libc::SIGTERM);
     let code = pty.exit_code(HANG);
@@ -479,13 +469,8 @@ fn sigterm_stops_a_run_like_ctrl_c() {
 #[test]
 fn a_narrow_terminal_ends_with_a_clean_screen() {
     let Some(sandbox) = Sandbox::up() else { return };
-    let runbook = sandbox.file("gated.yaml", &gated_runbook(1));
-    let inventory = sandbox.inventory();
     let cols = 30;
-    let mut pty = sandbox
-        .pty(&["run", &runbook, "-i", &inventory, "--yes"])
-        .cols(cols)
-        .spawn();
+    let mut pty = sandbox.gated_run(1, &["--yes"]).cols(cols).spawn();
     assert_eq!(pty.exit_code(HANG), 0, "{}", pty.text());
     // What a person sees at the end, as a terminal of that width draws it: every finished step's
     // line intact and no live line left behind (a live line wider than the terminal wraps, and its
