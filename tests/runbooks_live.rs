@@ -902,11 +902,11 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
                 );
             }
             "replace-member" => {
-                // A shell action cannot be checked, but that a script runs there can.
+                // Setting the member data aside is checked where it would happen.
                 let (result, output) = support::step_finished(&journal, "set-aside@node2").unwrap();
                 assert_eq!(result, StepResult::Shown);
                 assert!(
-                    output.contains("checked on node2:\na script would run here as root"),
+                    output.contains("checked on node2:\nwould move /var/lib/etcd/member to /var/lib/etcd/.etcdrill-failed-"),
                     "{output}"
                 );
             }
@@ -926,15 +926,15 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
                 let (result, output) = support::step_finished(&journal, "restore@node1").unwrap();
                 assert_eq!(result, StepResult::Shown);
                 assert!(
-                    output.contains("snapshot restore /var/backups/etcd/etcdrill-restore.db")
+                    output.contains("snapshot restore /var/backups/etcd/etcdrill-restore-node1.db")
                         && output.contains("checked on node1:")
-                        && output.contains("restores into /var/lib/etcd.restored"),
+                        && output.contains("restores into /var/lib/etcd/.etcdrill-restore-"),
                     "{output}"
                 );
                 assert!(
                     run.outcome
                         .stderr()
-                        .contains("snapshot restore /var/backups/etcd/etcdrill-restore.db"),
+                        .contains("snapshot restore /var/backups/etcd/etcdrill-restore-node1.db"),
                     "the check output shows it"
                 );
             }

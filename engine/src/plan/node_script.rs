@@ -97,10 +97,15 @@ pub(crate) fn preflight(action: &Action, node: &Node) -> Option<String> {
             )
         }
         Action::EtcdDataDirReplace(args) => format!(
-            "set -eu\nlive={}\nnew={}\nold={}\n[ -d \"$live\" ] || {{ echo \"the live data dir $live is not there\" >&2; exit 1; }}\n[ ! -e \"$old\" ] || {{ echo \"$old already exists (left by an earlier run?): the swap would refuse to overwrite it\" >&2; exit 1; }}\necho \"would move $live to $old and $new to $live\"",
+            "set -eu\nlive={}\nnew={}\nold={}\n[ -d \"$live\" ] || {{ echo \"the live data dir $live is not there\" >&2; exit 1; }}\n[ ! -e \"$old/member\" ] || {{ echo \"$old/member already exists (left by an earlier run?): the swap would refuse to overwrite it\" >&2; exit 1; }}\necho \"would move $live/member to $old/member and $new/member to $live/member, inside $live's filesystem\"",
             q(&node.etcd.data_dir),
             q(&args.with),
             q(&args.keep_old_at)
+        ),
+        Action::EtcdDataDirSetAside(args) => format!(
+            "set -eu\nlive={}\naside={}\n[ -d \"$live\" ] || {{ echo \"the data dir $live is not there\" >&2; exit 1; }}\nif [ ! -e \"$live/member\" ]; then echo \"$live holds no member data: nothing would be set aside\"; exit 0; fi\n[ ! -e \"$aside/member\" ] || {{ echo \"$aside/member already exists (left by an earlier run?): setting aside would refuse to overwrite it\" >&2; exit 1; }}\necho \"would move $live/member to $aside/member, inside $live's filesystem\"",
+            q(&node.etcd.data_dir),
+            q(&args.at)
         ),
         Action::EtcdStopMember(_) | Action::EtcdStartMember(_) | Action::EtcdConfigureMember(_) => {
             match &node.etcd.management {
