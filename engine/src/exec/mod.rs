@@ -10,6 +10,7 @@
 mod guard;
 pub mod progress;
 pub mod run_dir;
+pub mod run_lock;
 mod step_run;
 pub mod terminal;
 
@@ -90,6 +91,8 @@ pub struct RunSummary {
     pub dir: RunDir,
     /// How it ended.
     pub result: RunResult,
+    /// The run's lock, held until the summary is dropped (after the report is written).
+    pub lock: std::sync::Arc<run_lock::RunLock>,
 }
 
 /// Why a run could not start, or stopped without a result.
@@ -118,6 +121,9 @@ pub enum ExecError {
     /// The journal cannot be continued safely.
     #[error("the run cannot be resumed")]
     Resume(#[from] ResumeError),
+    /// Another command holds the run.
+    #[error("nothing was run")]
+    Locked(#[from] run_lock::RunLockError),
 }
 
 /// Starts a new run of `inputs.plan` in a new directory under `work_dir`.
@@ -135,6 +141,7 @@ pub async fn run(
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
         .map_err(ExecError::Access)?;
     let dir = RunDir::create(work_dir, &inputs.plan.header.runbook)?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
     dir.write_record(&record(&dir))?;
     dir.write_plan(inputs.plan)?;
     let journal = JournalWriter::create(&dir.journal(), &dir.id, &inputs.plan.digest())?;
@@ -149,7 +156,11 @@ pub async fn run(
         etcdrill: env!("CARGO_PKG_VERSION").into(),
     })?;
     let result = dispatcher.drive(prompter, shutdown).await?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 /// Continues a run whose controller stopped, from its journal. The plan compiled now must be the
@@ -163,7 +174,8 @@ pub async fn resume(
     dir: RunDir,
     shutdown: watch::Receiver<u32>,
 ) -> Result<RunSummary, ExecError> {
-    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
+    let (journal, before) = JournalWriter::resume(&dir.journal(), &dir.id)?;
     let digest = inputs.plan.digest();
     if before.header.plan_digest != digest {
         return Err(ExecError::Refused(format!(
@@ -186,7 +198,11 @@ pub async fn resume(
         previous_records: before.records.len() as u64,
     })?;
     let result = dispatcher.drive(prompter, shutdown).await?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 /// Undoes the completed steps of a stopped or failed run, newest first.
@@ -195,7 +211,8 @@ pub async fn rollback(
     reporter: &mut Reporter,
     dir: RunDir,
 ) -> Result<RunSummary, ExecError> {
-    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
+    let (journal, before) = JournalWriter::resume(&dir.journal(), &dir.id)?;
     if before.header.plan_digest != inputs.plan.digest() {
         return Err(ExecError::Refused(format!(
             "the runbook, inventory or parameters changed since run {} started; rollback needs the same plan",
@@ -219,7 +236,11 @@ pub async fn rollback(
     dispatcher.restore(&before);
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 fn short(digest: &str) -> &str {

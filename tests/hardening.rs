@@ -1,0 +1,87 @@
+//! Hardening against misuse and hostile input, through the real `etcdrill` binary on local nodes
+//! (no test bed needed): one owner per run, secrets that never leak, bounded inputs, escaped
+//! output and values that cannot become options.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etcdrill::journal::Event;
+use support::{Etcdrill, journal, only_run, wait_for_record, write};
+
+/// An inventory of one node reached without SSH, on this machine.
+fn local_inventory(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "inventory.yaml",
+        "name: local\ndefaults:\n  transport: local\n  etcd:\n    management: {external: {start: 'true', stop: 'true'}}\nnodes:\n  - {name: n1, address: 127.0.0.1}\n",
+    )
+}
+
+/// Runs `etcdrill` with `args` in `dir`.
+fn etcdrill<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: impl IntoIterator<Item = S>,
+) -> support::Outcome {
+    Etcdrill::new(dir).args(args).run()
+}
+
+#[test]
+fn a_run_has_one_owner_at_a_time() {
+    let work = tempfile::tempdir().unwrap();
+    let gate = work.path().join("gate");
+    let inventory = local_inventory(work.path());
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        &format!(
+            "name: held\nsummary: a step that waits for the test\nsteps:\n  - id: wait\n    title: Wait for the gate\n    on: each\n    action: shell\n    idempotent: true\n    with:\n      run: \"while [ ! -e '{}' ]; do sleep 0.05; done; echo once >> '{}'\"\n  - {{id: after, title: After, on: each, action: shell, needs: [wait], with: {{run: 'true'}}}}\n",
+            gate.display(),
+            work.path().join("trail").display()
+        ),
+    );
+    let mut child = Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--yes",
+            "--work-dir",
+            ".",
+        ])
+        .spawn();
+    wait_for_record(
+        work.path(),
+        Duration::from_secs(60),
+        |r| matches!(&r.event, Event::StepStarted { step, .. } if step == "wait@n1"),
+    )
+    .unwrap();
+    let run = only_run(work.path());
+    let holder = format!("pid {} on host", child.id());
+    for command in ["resume", "rollback"] {
+        let refused = etcdrill(work.path(), [command, run.to_str().unwrap()]).expect_code(1);
+        assert!(
+            refused.stderr().contains("is in use by") && refused.stderr().contains(&holder),
+            "{command}: {}",
+            refused.shown()
+        );
+    }
+    std::fs::write(&gate, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    let journal = journal(&run);
+    let seqs: Vec<u64> = journal.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let finished = journal
+        .records
+        .iter()
+        .filter(|r| matches!(r.event, Event::RunFinished { .. }))
+        .count();
+    assert_eq!(finished, 1, "{:#?}", journal.records);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("trail")).unwrap(),
+        "once\n",
+        "the step ran twice"
+    );
+}
