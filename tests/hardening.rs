@@ -85,3 +85,131 @@ fn a_run_has_one_owner_at_a_time() {
         "the step ran twice"
     );
 }
+
+/// A runbook whose steps print secrets the ways tools do: whole, line by line, trimmed; pass a
+/// secret-bearing output to a later step; and fail with a secret in the error.
+fn secrets_runbook(dir: &Path) -> PathBuf {
+    let seen = dir.join("seen");
+    write(
+        dir,
+        "runbook.yaml",
+        &format!(
+            r#"
+name: secrets
+summary: secrets printed every way a tool prints them
+params:
+  token: {{type: string, secret: true}}
+  padded: {{type: string, secret: true}}
+  single: {{type: string, secret: true}}
+steps:
+  - id: print
+    title: Print the secrets
+    on: each
+    action: shell
+    with:
+      run: |
+        echo "trimmed=$(echo {{{{params.padded}}}})"
+        echo "whole={{{{params.token}}}}" >&2
+        printf '%s\n' {{{{params.token}}}}
+        printf '%s\n' {{{{params.single}}}}
+    outputs: {{said: last_line}}
+  - id: pass
+    title: Use the output
+    on: each
+    action: shell
+    needs: [print]
+    with:
+      run: printf '%s' {{{{steps.print.outputs.said}}}} > '{seen}'
+  - id: fail
+    title: Fail with the secret
+    on: each
+    action: shell
+    needs: [pass]
+    with:
+      run: |
+        printf '%s\n' {{{{params.token}}}} >&2
+        exit 3
+"#,
+            seen = seen.display()
+        ),
+    )
+}
+
+/// Every file a run leaves, and what it printed, with names.
+fn everything_shown(
+    run: &Path,
+    outcome: &support::Outcome,
+    metrics: &Path,
+) -> Vec<(String, String)> {
+    let mut shown = vec![
+        ("stdout".to_string(), outcome.stdout()),
+        ("stderr".to_string(), outcome.stderr()),
+        (
+            "metrics textfile".to_string(),
+            std::fs::read_to_string(metrics).unwrap_or_default(),
+        ),
+    ];
+    for name in [
+        "journal.jsonl",
+        "run.json",
+        "plan.json",
+        "report.md",
+        "report.html",
+        "report.json",
+        "report.junit.xml",
+    ] {
+        let text = std::fs::read_to_string(run.join(name))
+            .unwrap_or_else(|e| panic!("{name} is written: {e}"));
+        shown.push((name.to_string(), text));
+    }
+    shown
+}
+
+#[test]
+fn multi_line_and_padded_secrets_reach_no_output_and_steps_get_real_values() {
+    for output in ["human", "json"] {
+        let work = tempfile::tempdir().unwrap();
+        let inventory = local_inventory(work.path());
+        let runbook = secrets_runbook(work.path());
+        let metrics = work.path().join("etcdrill.prom");
+        let outcome = etcdrill(
+            work.path(),
+            [
+                "run",
+                runbook.to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+                "-p",
+                "token=alpha-first\nbravo-second",
+                "-p",
+                "padded=  charlie-pad  ",
+                "-p",
+                "single=delta-single",
+                "-o",
+                output,
+                "--metrics-textfile",
+                metrics.to_str().unwrap(),
+                "--yes",
+                "--work-dir",
+                ".",
+            ],
+        )
+        .expect_code(1);
+        let run = only_run(work.path());
+        assert_eq!(
+            std::fs::read_to_string(work.path().join("seen")).unwrap(),
+            "delta-single",
+            "a later step got the masked value, not the real one"
+        );
+        for (what, text) in everything_shown(&run, &outcome, &metrics) {
+            for secret in ["alpha-first", "bravo-second", "charlie-pad", "delta-single"] {
+                assert!(
+                    !text.contains(secret),
+                    "-o {output}: `{secret}` reached the {what}:\n{text}"
+                );
+            }
+        }
+        let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+        assert!(journal.contains("********"), "{journal}");
+    }
+}

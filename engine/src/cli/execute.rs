@@ -518,25 +518,7 @@ fn reporter(progress: ProgressArgs, verbosity: Verbosity, terminal: &Terminal) -
 
 /// The values of secret parameters, given or defaulted, so that output can mask them.
 fn secret_values(runbook: &Document<Runbook>, inputs: &[ParamInput]) -> Vec<String> {
-    runbook
-        .value
-        .params
-        .iter()
-        .filter(|(_, spec)| spec.secret)
-        .filter_map(|(name, spec)| {
-            inputs
-                .iter()
-                .find(|i| &i.name == name)
-                .map(|i| i.value.clone())
-                .or_else(|| spec.default.clone())
-        })
-        .filter_map(|value| match value {
-            serde_yaml::Value::String(text) => Some(text),
-            other => serde_yaml::to_string(&other)
-                .ok()
-                .map(|t| t.trim().to_owned()),
-        })
-        .collect()
+    crate::redact::secret_values(&runbook.value, inputs)
 }
 
 /// Runs `body` on a runtime, with Ctrl-C and SIGTERM counted into a watch channel: the first

@@ -482,7 +482,7 @@ pub async fn run(
         cluster,
         params: &prepared.params,
         plan: &prepared.plan,
-        secrets: secret_values(prepared),
+        secrets: crate::redact::secret_values(&prepared.runbook.value, &prepared.params),
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
         RunRecord::with_params(
@@ -649,22 +649,6 @@ async fn seed(
         })?;
     }
     Ok(())
-}
-
-fn secret_values(prepared: &PreparedDrill) -> Vec<String> {
-    prepared
-        .params
-        .iter()
-        .filter(|p| {
-            prepared
-                .runbook
-                .value
-                .params
-                .get(&p.name)
-                .is_some_and(|s| s.secret)
-        })
-        .filter_map(|p| p.value.as_str().map(str::to_owned))
-        .collect()
 }
 
 #[cfg(test)]

@@ -736,6 +736,11 @@ impl<'a> Dispatcher<'a> {
                 if succeeded && !outputs.is_empty() {
                     self.values.outputs.insert(key.clone(), outputs.clone());
                 }
+                // Later steps get the real values; the journal and the reporter the masked ones.
+                let outputs = outputs
+                    .into_iter()
+                    .map(|(name, value)| (name, self.redactor.redact(&value).into_owned()))
+                    .collect();
                 self.emit(Event::StepFinished {
                     step: key,
                     attempt,
