@@ -213,3 +213,71 @@ fn multi_line_and_padded_secrets_reach_no_output_and_steps_get_real_values() {
         assert!(journal.contains("********"), "{journal}");
     }
 }
+
+#[test]
+fn secrets_come_from_a_file_stdin_or_the_environment_and_run_json_cannot_be_guessed_from() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    let seen = work.path().join("seen");
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        &format!(
+            "name: from-file\nsummary: s\nparams:\n  token: {{type: string, secret: true}}\n  other: {{type: string, secret: true}}\nsteps:\n  - {{id: a, title: A, on: each, action: shell, with: {{run: \"printf '%s|%s' {{{{params.token}}}} {{{{params.other}}}} > '{}'\"}}}}\n",
+            seen.display()
+        ),
+    );
+    // A secret file ends with a newline, as editors write it; the newline is not the secret's.
+    let file = write(work.path(), "token", "hunter2\n");
+    let outcome = Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-p",
+            &format!("token=@{}", file.display()),
+            "--yes",
+            "--work-dir",
+            ".",
+        ])
+        .env("ETCDRILL_PARAM_OTHER", "from-env")
+        .run();
+    assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "hunter2|from-env");
+
+    // run.json holds nothing that checks a guess offline: no unkeyed digest of the secret.
+    let run = only_run(work.path());
+    let record = std::fs::read_to_string(run.join("run.json")).unwrap();
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let old_digest = sha256(&format!("{id}\0hunter2\n"));
+    assert!(!record.contains(&old_digest), "{record}");
+    assert!(!record.contains("hunter2"), "{record}");
+    assert!(!record.contains("from-env"), "{record}");
+
+    // Resume still tells a wrong secret from the right one.
+    let wrong = Etcdrill::new(work.path())
+        .args(["rollback", run.to_str().unwrap(), "-p", "token=hunter3"])
+        .env("ETCDRILL_PARAM_OTHER", "from-env")
+        .run()
+        .expect_code(1);
+    assert!(
+        wrong.stderr().contains("differs from the one run"),
+        "{}",
+        wrong.shown()
+    );
+}
+
+fn sha256(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "input", text);
+    let out = std::process::Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
