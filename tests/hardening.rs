@@ -281,3 +281,54 @@ fn sha256(text: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[test]
+fn fifos_devices_and_oversized_files_are_refused_before_reading() {
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("runbook.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Nobody writes to the FIFO: reading it would block for ever; the refusal comes first.
+    let refused = etcdrill(work.path(), ["validate", fifo.to_str().unwrap()]).expect_code(1);
+    assert!(
+        refused.stderr().contains("not a regular file"),
+        "{}",
+        refused.shown()
+    );
+    let refused = etcdrill(work.path(), ["validate", "/dev/zero"]).expect_code(1);
+    assert!(
+        refused.stderr().contains("not a regular file"),
+        "{}",
+        refused.shown()
+    );
+
+    let big = work.path().join("big.yaml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(64 << 20).unwrap();
+    let refused = etcdrill(work.path(), ["validate", big.to_str().unwrap()]).expect_code(1);
+    assert!(
+        refused.stderr().contains("larger than"),
+        "{}",
+        refused.shown()
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_and_long_lines_are_cut_in_messages() {
+    let work = tempfile::tempdir().unwrap();
+    let deep = write(work.path(), "deep.yaml", &"{".repeat(64 * 1024));
+    let refused = etcdrill(work.path(), ["validate", deep.to_str().unwrap()]).expect_code(1);
+    assert!(
+        refused.stderr().len() < 4096,
+        "{} bytes of stderr",
+        refused.stderr().len()
+    );
+    assert!(
+        refused.stderr().contains("nested deeper than"),
+        "{}",
+        refused.shown()
+    );
+}

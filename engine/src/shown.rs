@@ -7,8 +7,12 @@
 
 use std::borrow::Cow;
 
-/// How many characters of one line an error message shows.
+/// How many characters of a quoted input line an error shows (a window around the caret).
 pub const MAX_LINE_CHARS: usize = 240;
+
+/// How many characters of one line of an error's own text (message, expectation, hint) are
+/// shown: room for a long list of choices, not for a 64 KiB value quoted back.
+pub const MAX_MESSAGE_LINE_CHARS: usize = 1000;
 
 /// Whether `c` must not reach a terminal or a reviewer as it is. Newlines and tabs are layout
 /// and pass; [`escape_line`] escapes them too.
