@@ -332,3 +332,100 @@ fn deep_nesting_is_refused_and_long_lines_are_cut_in_messages() {
         refused.shown()
     );
 }
+
+#[test]
+fn control_and_bidirectional_characters_are_shown_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    let hostile = "\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        "name: bidi\nsummary: s\nparams:\n  n: {type: int, default: 1}\n  flag: {type: bool, default: false}\nsteps:\n  - {id: a, title: \"delete \u{202e}gol.tset\u{2066}\u{200b}\", on: each, action: shell, with: {run: 'true'}}\n",
+    );
+    let mut failures = vec![];
+    for args in [
+        vec!["-p".to_string(), format!("{hostile}=1")],
+        vec!["-p".to_string(), format!("n={hostile}")],
+        vec!["-p".to_string(), format!("flag={hostile}")],
+    ] {
+        let mut all = vec![
+            "plan".to_string(),
+            runbook.to_str().unwrap().to_string(),
+            "-i".into(),
+            inventory.to_str().unwrap().into(),
+        ];
+        all.extend(args);
+        failures.push(etcdrill(work.path(), &all).expect_code(1));
+    }
+    // YAML refuses raw control characters; its double-quoted escapes (`\e`, `\a`) write them.
+    let yaml_hostile = r"\e]0;owned\a\e[2J";
+    for (name, text) in [
+        (
+            "field",
+            format!("name: x\nsummary: s\n\"{yaml_hostile}\": 1\nsteps: []\n"),
+        ),
+        (
+            "action",
+            format!(
+                "name: x\nsummary: s\nsteps:\n  - {{id: a, title: A, on: each, action: \"{yaml_hostile}\"}}\n"
+            ),
+        ),
+        (
+            "node",
+            format!(
+                "name: x\nsummary: s\nsteps:\n  - {{id: a, title: A, on: \"node:{yaml_hostile}\", action: shell, with: {{run: 'true'}}}}\n"
+            ),
+        ),
+    ] {
+        let file = write(work.path(), &format!("{name}.yaml"), &text);
+        failures.push(
+            etcdrill(
+                work.path(),
+                [
+                    "plan",
+                    file.to_str().unwrap(),
+                    "-i",
+                    inventory.to_str().unwrap(),
+                ],
+            )
+            .expect_code(1),
+        );
+    }
+    failures.push(
+        etcdrill(
+            work.path(),
+            ["validate", &format!("/nonexistent/{hostile}.yaml")],
+        )
+        .expect_code(1),
+    );
+    for outcome in &failures {
+        let text = outcome.stderr();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "raw control characters: {text:?}"
+        );
+        assert!(text.contains("\\u{1b}"), "{text:?}");
+    }
+    for format in ["text", "markdown", "json", "dot", "mermaid"] {
+        let shown = etcdrill(
+            work.path(),
+            [
+                "plan",
+                runbook.to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        )
+        .expect_code(0)
+        .stdout();
+        for hidden in ['\u{202e}', '\u{2066}', '\u{200b}'] {
+            assert!(
+                !shown.contains(hidden),
+                "{format}: {hidden:?} shown raw: {shown}"
+            );
+        }
+    }
+}

@@ -20,6 +20,12 @@ fn is_hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t') || is_invisible_format(c)
 }
 
+/// Whether `c` is a control character (newlines and tabs included) or an invisible one
+/// (bidirectional controls, zero-width characters): what no reader should get raw.
+pub fn is_control_or_invisible(c: char) -> bool {
+    c.is_control() || is_invisible_format(c)
+}
+
 /// Bidirectional controls and zero-width characters: they reorder or hide text on screen.
 fn is_invisible_format(c: char) -> bool {
     matches!(

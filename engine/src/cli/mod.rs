@@ -403,7 +403,8 @@ impl CliError {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        text
+        // Paths, names and causes can carry text from input: nothing raw reaches the terminal.
+        crate::shown::escape(&text).into_owned()
     }
 
     /// What to do about the error, when etcdrill can tell.
