@@ -429,3 +429,54 @@ fn control_and_bidirectional_characters_are_shown_escaped() {
         }
     }
 }
+
+#[test]
+fn values_that_begin_with_a_dash_never_become_options() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    let restore = support::stock_runbook("restore-3-node");
+    let refused = etcdrill(
+        work.path(),
+        [
+            "plan",
+            restore.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-p",
+            "snapshot=/backups/s.db",
+            "-p",
+            "remote_snapshot=--skip-hash-check",
+        ],
+    )
+    .expect_code(1);
+    let text = refused.stderr();
+    assert!(
+        text.contains("begins with `-`") && text.contains("restore-3-node.yaml:"),
+        "{}",
+        refused.shown()
+    );
+
+    let dashed = write(
+        work.path(),
+        "dashed.yaml",
+        "name: local\ndefaults:\n  transport: local\n  etcd:\n    management: {external: {start: 'true', stop: 'true'}}\nnodes:\n  - {name: n1, address: 127.0.0.1, etcd: {data_dir: -rf}}\n",
+    );
+    let refused = etcdrill(
+        work.path(),
+        [
+            "plan",
+            restore.to_str().unwrap(),
+            "-i",
+            dashed.to_str().unwrap(),
+            "-p",
+            "snapshot=/backups/s.db",
+        ],
+    )
+    .expect_code(1);
+    let text = refused.stderr();
+    assert!(
+        text.contains("begins with `-`") && text.contains("dashed.yaml:7:"),
+        "{}",
+        refused.shown()
+    );
+}
