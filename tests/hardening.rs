@@ -480,3 +480,42 @@ fn values_that_begin_with_a_dash_never_become_options() {
         refused.shown()
     );
 }
+
+#[test]
+fn resume_works_from_another_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    local_inventory(&here);
+    write(
+        &here,
+        "runbook.yaml",
+        "name: relative\nsummary: s\nsteps:\n  - {id: a, title: A, on: each, action: shell, with: {run: 'exit 1'}}\n",
+    );
+    Etcdrill::new(&here)
+        .args([
+            "run",
+            "runbook.yaml",
+            "-i",
+            "inventory.yaml",
+            "--on-failure",
+            "stop",
+            "--yes",
+        ])
+        .run()
+        .expect_code(1);
+    let run = only_run(&here.join(".etcdrill"));
+    let record = std::fs::read_to_string(run.join("run.json")).unwrap();
+    let elsewhere = etcdrill(work.path(), ["rollback", run.to_str().unwrap()]);
+    let ends = journal(&run)
+        .records
+        .iter()
+        .filter(|r| matches!(r.event, Event::RunFinished { .. }))
+        .count();
+    assert_eq!(
+        ends,
+        2,
+        "rollback did not run:\n{}\n{record}",
+        elsewhere.shown()
+    );
+}

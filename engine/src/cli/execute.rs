@@ -428,11 +428,18 @@ fn reopen(args: &RunRefArgs) -> Result<Reopened, CliError> {
         super::param_inputs(&args.params)?,
         super::param_source::process_env,
     );
+    // Files are read where run.json says (absolute), and named as the plan named them.
+    let named = |source: crate::source::SourceFile, path: &Path| {
+        crate::source::SourceFile::new(path, source.text())
+    };
     let runbook = match Builtin::at(&record.runbook) {
         Some(builtin) => Runbook::load(builtin.source())?,
-        None => Runbook::load(read(&record.runbook)?)?,
+        None => Runbook::load(named(read(&record.runbook)?, record.runbook_shown()))?,
     };
-    let cluster = Cluster::load(read_inventory(&record.inventory)?)?;
+    let cluster = Cluster::load(named(
+        read_inventory(&record.inventory)?,
+        record.inventory_shown(),
+    ))?;
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (

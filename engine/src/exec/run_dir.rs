@@ -69,10 +69,17 @@ pub struct RunRecord {
     pub version: u32,
     /// The run.
     pub run_id: String,
-    /// Runbook file as given.
+    /// Runbook file, absolute (or `builtin:NAME`), to read it again from any directory.
     pub runbook: PathBuf,
-    /// Inventory file as given.
+    /// Inventory file, absolute.
     pub inventory: PathBuf,
+    /// The runbook's path as given, when it differs: the plan names its files so, and a resumed
+    /// run must compile to the same plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_as_given: Option<PathBuf>,
+    /// The inventory's path as given, when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_as_given: Option<PathBuf>,
     /// Parameters given with `-p` (defaults are not recorded: they are in the runbook).
     pub params: Vec<RecordedParam>,
     /// Check mode.
@@ -80,14 +87,17 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// A record for a new run.
+    /// A record for a new run. Files are recorded by absolute path, so that `resume` and
+    /// `rollback` find them from any directory; names that are not files (`builtin:NAME`) as given.
     pub fn new(run_id: &str, runbook: &Path, inventory: &Path, check: bool) -> Self {
         Self {
             format: RECORD_FORMAT.into(),
             version: RECORD_VERSION,
             run_id: run_id.into(),
-            runbook: runbook.to_owned(),
-            inventory: inventory.to_owned(),
+            runbook: absolute_file(runbook),
+            inventory: absolute_file(inventory),
+            runbook_as_given: as_given(runbook),
+            inventory_as_given: as_given(inventory),
             params: Vec::new(),
             check,
         }
@@ -129,6 +139,18 @@ impl RunRecord {
         });
     }
 
+    /// The runbook's path as the plan names it.
+    pub fn runbook_shown(&self) -> &Path {
+        self.runbook_as_given.as_deref().unwrap_or(&self.runbook)
+    }
+
+    /// The inventory's path as the plan names it.
+    pub fn inventory_shown(&self) -> &Path {
+        self.inventory_as_given
+            .as_deref()
+            .unwrap_or(&self.inventory)
+    }
+
     /// Whether `value` is the secret recorded for `name`.
     pub fn secret_matches(&self, name: &str, value: &serde_yaml::Value) -> bool {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -146,6 +168,20 @@ impl RunRecord {
                 }
         })
     }
+}
+
+/// `path` made absolute when it names a file; anything else as it is.
+fn absolute_file(path: &Path) -> PathBuf {
+    if path.is_file() {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
+    }
+}
+
+/// `path` when recording it absolute changes it.
+fn as_given(path: &Path) -> Option<PathBuf> {
+    (absolute_file(path) != path).then(|| path.to_owned())
 }
 
 /// The text a secret is hashed as.
@@ -343,6 +379,24 @@ mod tests {
         });
         assert!(record.secret_matches("token", &"hunter2".into()));
         assert!(!record.secret_matches("token", &"hunter3".into()));
+    }
+
+    #[test]
+    fn files_are_recorded_absolute_with_the_path_as_given_beside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rb.yaml"), "").unwrap();
+        let relative = Path::new("rb.yaml");
+        let absolute = dir.path().join("rb.yaml");
+        let record = RunRecord::new("r", &absolute, Path::new("builtin:defrag"), false);
+        assert_eq!(record.runbook, absolute);
+        assert_eq!(record.runbook_as_given, None);
+        assert_eq!(record.inventory, Path::new("builtin:defrag"));
+        // A relative path is resolved against the working directory, and kept as given.
+        let cwd = std::env::current_dir().unwrap();
+        let here = cwd.join("Cargo.toml");
+        let record = RunRecord::new("r", Path::new("Cargo.toml"), relative, false);
+        assert_eq!(record.runbook, here);
+        assert_eq!(record.runbook_shown(), Path::new("Cargo.toml"));
     }
 
     #[test]
