@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::shown::{MAX_LINE_CHARS, MAX_MESSAGE_LINE_CHARS, cut_line, escape, escape_line};
 use crate::source::{Location, SourceFile, SourceMap, YamlPath};
 
 /// One located problem in a user-written file.
@@ -108,35 +109,82 @@ fn token_width(line: &str, column: usize) -> usize {
 }
 
 impl fmt::Display for Diagnostic {
+    /// Text from input is shown escaped (control, bidirectional and zero-width characters) and
+    /// long lines cut, so that an error can neither drive the terminal nor flood it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        writeln!(f, "error: {}", shown(&self.message))?;
         let number = self
             .location
             .map(|l| l.line.to_string())
             .unwrap_or_default();
         let gutter = " ".repeat(number.len().max(1));
+        let file = self.file.display().to_string();
+        let file = escape_line(&file);
         match self.location {
-            Some(location) => writeln!(f, "{gutter}--> {}:{location}", self.file.display())?,
-            None => writeln!(f, "{gutter}--> {}", self.file.display())?,
+            Some(location) => writeln!(f, "{gutter}--> {file}:{location}")?,
+            None => writeln!(f, "{gutter}--> {file}")?,
         }
         if let (Some(location), Some(text)) = (self.location, &self.line_text) {
+            let (text, column, width) = excerpt(text, location.column);
             writeln!(f, "{gutter} |")?;
             writeln!(f, "{number} | {text}")?;
             writeln!(
                 f,
                 "{gutter} | {}{}",
-                " ".repeat(location.column.saturating_sub(1)),
-                "^".repeat(token_width(text, location.column))
+                " ".repeat(column.saturating_sub(1)),
+                "^".repeat(width)
             )?;
         }
         if let Some(expected) = &self.expected {
-            writeln!(f, "{gutter} = expected: {expected}")?;
+            writeln!(f, "{gutter} = expected: {}", shown(expected))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "{gutter} = hint: {hint}")?;
+            writeln!(f, "{gutter} = hint: {}", shown(hint))?;
         }
         Ok(())
     }
+}
+
+/// A message as shown: escaped, each line cut.
+fn shown(text: &str) -> String {
+    escape(text)
+        .split('\n')
+        .map(|line| cut_line(line, MAX_MESSAGE_LINE_CHARS).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The part of `line` shown around `column`, escaped, with the caret's column and width in it.
+/// A line longer than [`MAX_LINE_CHARS`] is shown as a window around the column, marked `...`.
+fn excerpt(line: &str, column: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let at = column.saturating_sub(1).min(chars.len());
+    let width = token_width(line, column).min(MAX_LINE_CHARS / 2);
+    let start = if chars.len() <= MAX_LINE_CHARS {
+        0
+    } else {
+        at.saturating_sub(MAX_LINE_CHARS / 4)
+    };
+    let end = (start + MAX_LINE_CHARS).min(chars.len());
+    let visible = |range: &[char]| -> String {
+        let text: String = range.iter().collect();
+        escape_line(&text).into_owned()
+    };
+    let mut text = String::new();
+    if start > 0 {
+        text.push_str("...");
+    }
+    let before = visible(&chars[start..at]);
+    let caret_column = text.chars().count() + before.chars().count() + 1;
+    let token_end = (at + width).min(chars.len()).max(at);
+    let token = visible(&chars[at..token_end]);
+    text.push_str(&before);
+    text.push_str(&token);
+    text.push_str(&visible(&chars[token_end.min(end)..end]));
+    if end < chars.len() {
+        text.push_str("...");
+    }
+    (text, caret_column, token.chars().count().max(1))
 }
 
 /// Every problem found in one pass over the input, in file order.
@@ -224,6 +272,42 @@ mod tests {
             rendered,
             "error: unknown step `stop-all`\n --> rb.yaml:2:13\n  |\n2 |   - needs: [stop-all, x]\n  |             ^^^^^^^^\n  = expected: the id of a step in this runbook\n  = hint: did you mean `stop-members`?\n"
         );
+    }
+
+    #[test]
+    fn input_text_is_escaped_and_long_lines_are_cut_around_the_caret() {
+        let source = SourceFile::new("e\u{1b}.yaml", "steps: [\"\u{1b}[2Jx\u{202e}\"]\n");
+        let location = Some(Location { line: 1, column: 9 });
+        let rendered = Diagnostic::at(&source, location, "bad `\u{1b}[2J\u{7}`")
+            .hint("\u{202e}reversed")
+            .to_string();
+        assert!(
+            !rendered.contains('\u{1b}') && !rendered.contains('\u{202e}'),
+            "{rendered:?}"
+        );
+        assert!(rendered.contains("--> e\\u{1b}.yaml:1:9"), "{rendered}");
+        // The caret stays under the token, whose escapes widen it.
+        assert!(
+            rendered.contains(
+                "1 | steps: [\"\\u{1b}[2Jx\\u{202e}\"]\n  |         ^^^^^^^^^^^^^^^^^^^^\n"
+            ),
+            "{rendered}"
+        );
+
+        let long = format!("key: {}bad{}", "a ".repeat(5000), " z".repeat(5000));
+        let source = SourceFile::new("l.yaml", long.clone());
+        let column = long.find("bad").unwrap() + 1;
+        let rendered = Diagnostic::at(
+            &source,
+            Some(Location { line: 1, column }),
+            "x".repeat(10_000),
+        )
+        .to_string();
+        assert!(rendered.len() < 2000, "{} bytes", rendered.len());
+        let lines: Vec<&str> = rendered.lines().collect();
+        let shown = lines.iter().position(|l| l.contains("bad")).unwrap();
+        let caret = lines[shown + 1].find('^').unwrap();
+        assert_eq!(&lines[shown][caret..caret + 3], "bad", "{rendered}");
     }
 
     #[test]

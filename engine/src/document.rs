@@ -19,6 +19,20 @@ pub struct Document<T> {
 impl<T: DeserializeOwned> Document<T> {
     /// Parses `source` as YAML into `T`.
     pub fn parse(source: SourceFile) -> Result<Self, Diagnostics> {
+        if let Some(location) = crate::source::too_deep(source.text()) {
+            return Err(Diagnostic::at(
+                &source,
+                Some(location),
+                format!(
+                    "the YAML is nested deeper than {} levels",
+                    crate::source::MAX_DEPTH
+                ),
+            )
+            .hint(
+                "runbooks, inventories and drills nest a few levels; look for unclosed `{` or `[`",
+            )
+            .into());
+        }
         let map = SourceMap::build(source.text());
         match serde_yaml::from_str(source.text()) {
             Ok(value) => Ok(Self { value, source, map }),
@@ -105,6 +119,23 @@ mod tests {
     struct Sample {
         name: String,
         count: u32,
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_the_level_past_the_limit() {
+        let deep = format!("a: {}", "[".repeat(64 * 1024));
+        let err = Document::<serde_yaml::Value>::parse(SourceFile::new("d.yaml", deep))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nested deeper than 128 levels"), "{err}");
+        assert!(err.contains("--> d.yaml:1:"), "{err}");
+        assert!(
+            err.len() < 2048,
+            "{} bytes: the long line is cut",
+            err.len()
+        );
+        let fine = format!("a: {}{}", "[".repeat(100), "]".repeat(100));
+        assert!(Document::<serde_yaml::Value>::parse(SourceFile::new("f.yaml", fine)).is_ok());
     }
 
     #[test]

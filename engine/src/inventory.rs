@@ -328,6 +328,53 @@ impl Cluster {
     }
 }
 
+/// Refuses node paths that begin with `-`: `mv`, `cp`, `grep` and etcdutl would take them as
+/// options. Located at the node's own field, or at the default it inherited.
+fn refuse_option_like_paths(
+    document: &Document<Inventory>,
+    sink: &mut DiagnosticSink,
+    node: &YamlPath,
+    resolved: &NodeEtcd,
+) {
+    // Where each path is written, under a node or under `defaults`.
+    type Under = fn(YamlPath) -> YamlPath;
+    let mut paths: Vec<(&str, Under, &str)> = vec![
+        (
+            "data_dir",
+            |b| b.key("etcd").key("data_dir"),
+            &resolved.data_dir,
+        ),
+        (
+            "backup_dir",
+            |b| b.key("etcd").key("backup_dir"),
+            &resolved.backup_dir,
+        ),
+    ];
+    if let Management::StaticPod(spec) = &resolved.management {
+        fn pod(b: YamlPath) -> YamlPath {
+            b.key("etcd").key("management").key("static_pod")
+        }
+        paths.push(("manifest", |b| pod(b).key("manifest"), &spec.manifest));
+        paths.push(("parked_dir", |b| pod(b).key("parked_dir"), &spec.parked_dir));
+    }
+    for (field, under, value) in paths.into_iter().filter(|(_, _, v)| v.starts_with('-')) {
+        let own = under(node.clone());
+        let at = if document.map.key_exact(&own).is_some() {
+            own
+        } else {
+            under(YamlPath::root().key("defaults"))
+        };
+        sink.push(
+            document
+                .error_at(
+                    &at,
+                    format!("`{field}` is `{value}`, which begins with `-`: a command would take it as an option"),
+                )
+                .expected("an absolute path such as `/var/lib/etcd`"),
+        );
+    }
+}
+
 /// Formats an address for a URL, bracketing IPv6.
 fn url_host(address: &str) -> String {
     if address.contains(':') && !address.starts_with('[') {
@@ -450,6 +497,7 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
             ),
             process_name: pick(&etcd.process_name, &base.process_name, "etcd".into()),
         };
+        refuse_option_like_paths(document, sink, &path, &resolved);
         for (field, words) in [
             ("etcdctl", &resolved.etcdctl),
             ("etcdutl", &resolved.etcdutl),

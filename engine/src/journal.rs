@@ -410,6 +410,15 @@ pub enum JournalError {
         /// What was found instead.
         found: String,
     },
+    /// The records do not follow each other (a repeated or skipped sequence number), or the
+    /// journal is another run's: two controllers wrote it, or it was copied or edited.
+    #[error("journal {path} cannot be trusted: {problem}")]
+    Inconsistent {
+        /// The journal.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A record in the middle of the file does not parse: the file was edited or damaged.
     #[error("journal {path} is damaged at line {line}")]
     Damaged {
@@ -480,6 +489,21 @@ impl Journal {
                 }
             }
         }
+        if let Some((i, record)) = records
+            .iter()
+            .enumerate()
+            .find(|(i, record)| record.seq != *i as u64 + 1)
+        {
+            return Err(JournalError::Inconsistent {
+                path: path.to_owned(),
+                problem: format!(
+                    "line {} has sequence number {} where {} was due (records repeated or missing)",
+                    i + 2,
+                    record.seq,
+                    i + 1
+                ),
+            });
+        }
         Ok(Self {
             header,
             records,
@@ -532,10 +556,19 @@ impl JournalWriter {
         Ok(writer)
     }
 
-    /// Opens an existing journal to append to it, returning what it already holds. A torn last
-    /// line is cut off first so that the file stays valid JSON Lines.
-    pub fn resume(path: &Path) -> Result<(Self, Journal), JournalError> {
+    /// Opens an existing journal of run `run_id` to append to it, returning what it already
+    /// holds. A torn last line is cut off first so that the file stays valid JSON Lines.
+    pub fn resume(path: &Path, run_id: &str) -> Result<(Self, Journal), JournalError> {
         let journal = Journal::read(path)?;
+        if journal.header.run_id != run_id {
+            return Err(JournalError::Inconsistent {
+                path: path.to_owned(),
+                problem: format!(
+                    "its header names run `{}`, not `{run_id}` whose directory it is in",
+                    crate::shown::escape_line(&journal.header.run_id)
+                ),
+            });
+        }
         if journal.torn_tail {
             let whole = whole_lines_length(path).map_err(|source| JournalError::Write {
                 path: path.to_owned(),
@@ -838,7 +871,7 @@ mod tests {
         assert!(journal.torn_tail);
         assert_eq!(journal.records.len(), 1);
 
-        let (mut writer, before) = JournalWriter::resume(&path).unwrap();
+        let (mut writer, before) = JournalWriter::resume(&path, "run-1").unwrap();
         assert_eq!(before.records.len(), 1);
         writer
             .append(Event::RunResumed {
@@ -851,6 +884,50 @@ mod tests {
             after.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
             [1, 2]
         );
+    }
+
+    #[test]
+    fn repeated_or_skipped_sequence_numbers_and_another_runs_journal_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
+        for step in ["a", "b", "c"] {
+            writer
+                .append(Event::StepStarted {
+                    step: step.into(),
+                    attempt: 1,
+                })
+                .unwrap();
+        }
+        drop(writer);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+
+        // Two controllers appending at once: 1, 2, 3, 2.
+        let repeated = format!("{text}{}\n", lines[2]);
+        std::fs::write(&path, &repeated).unwrap();
+        let err = JournalWriter::resume(&path, "run-1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5 has sequence number 2 where 4 was due"),
+            "{err}"
+        );
+        let skipped = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        std::fs::write(&path, &skipped).unwrap();
+        let err = Journal::read(&path).unwrap_err().to_string();
+        assert!(err.contains("sequence number 3 where 2 was due"), "{err}");
+
+        // A journal copied in from another run.
+        std::fs::write(&path, &text).unwrap();
+        let err = JournalWriter::resume(&path, "run-2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its header names run `run-1`, not `run-2`"),
+            "{err}"
+        );
+        assert!(JournalWriter::resume(&path, "run-1").is_ok());
     }
 
     #[test]

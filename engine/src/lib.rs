@@ -24,6 +24,7 @@ pub mod runbook;
 pub mod sandbox;
 pub mod schedule;
 pub mod schema;
+pub mod shown;
 pub mod snapshot;
 pub mod source;
 pub mod textfile;

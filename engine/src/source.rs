@@ -27,9 +27,9 @@ impl SourceFile {
         }
     }
 
-    /// Reads a file from disk.
+    /// Reads a file from disk: a regular file of at most [`MAX_SOURCE_BYTES`].
     pub fn read(path: &Path) -> std::io::Result<Self> {
-        Ok(Self::new(path, std::fs::read_to_string(path)?))
+        Ok(Self::new(path, read_bounded(path, MAX_SOURCE_BYTES)?))
     }
 
     /// The path the file was read from.
@@ -45,6 +45,86 @@ impl SourceFile {
     /// The text of a 1-based line, without its line break.
     pub fn line(&self, line: usize) -> Option<&str> {
         self.text.lines().nth(line.checked_sub(1)?)
+    }
+}
+
+/// The largest runbook, inventory or drill file read: 8 MiB, some hundred times the largest
+/// real runbook. Anything bigger is a mistake or an attack, and is refused before it is read.
+pub const MAX_SOURCE_BYTES: u64 = 8 << 20;
+
+/// Reads the text of `path`, refusing before reading anything that is not a regular file (a
+/// FIFO or a device such as `/dev/zero` would block or never end) or that is larger than `max`
+/// bytes. The file is opened without blocking, so a FIFO swapped in cannot hang the read either.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let refuse = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(refuse(format!("not a regular file: it is {what}")));
+    }
+    let too_big = |size: u64| {
+        refuse(format!(
+            "larger than {} MiB ({size} bytes); etcdrill refuses input files this large",
+            max >> 20
+        ))
+    };
+    if metadata.len() > max {
+        return Err(too_big(metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // The size can change between the check and the read: never read more than the limit.
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+}
+
+/// The deepest nesting of YAML collections read, as serde_yaml's own limit. The source map's cost
+/// grows with the square of the depth, so deeper input is refused before it is built.
+pub const MAX_DEPTH: usize = 128;
+
+/// Where `text` first nests collections deeper than [`MAX_DEPTH`], if it does. One pass of the
+/// YAML event parser, stopping there; a syntax error ends the pass (serde_yaml reports it).
+/// serde_yaml stops at the same depth, but only after a scan whose time grows with the square
+/// of the nesting: 16 s for 64 KiB of `{`.
+pub fn too_deep(text: &str) -> Option<Location> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::SequenceStart(..) | Event::MappingStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(MapBuilder::location(mark));
+                }
+            }
+            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
+            // The scanner has a limit of its own on flow collections (`[[[[...`), met first.
+            Err(err) if err.info().contains("recursion limit") => {
+                return Some(MapBuilder::location(*err.marker()));
+            }
+            Ok((Event::StreamEnd, _)) | Err(_) => return None,
+            Ok(_) => {}
+        }
     }
 }
 

@@ -88,7 +88,9 @@ pub struct RunArgs {
     /// The inventory file of the cluster to run against.
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
-    /// A parameter value; repeat for several.
+    /// A parameter value; repeat for several. `NAME=@FILE` reads it from FILE, `NAME=@-` from
+    /// standard input (secrets stay out of the process list); `ETCDRILL_PARAM_<NAME>` in the
+    /// environment gives a parameter not given here.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// Check mode: probes run live against the cluster, actions are rendered and shown, not run.
@@ -113,7 +115,8 @@ pub struct RunArgs {
 pub struct RunRefArgs {
     /// The run: its directory, or its id under the work dir's `runs/`.
     pub run: String,
-    /// Secret parameter values again (they are never stored); other values come from the run.
+    /// Secret parameter values again (they are never stored), as `NAME=VALUE`, `NAME=@FILE` or
+    /// `NAME=@-`, or in `ETCDRILL_PARAM_<NAME>`; other values come from the run.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// Where the run's directory is (default: `.etcdrill`).
@@ -429,12 +432,29 @@ fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
         other => exec::ExecError::from(other).into(),
     })?;
     let record = dir.read_record().map_err(exec::ExecError::from)?;
-    let given = super::param_inputs(&args.params)?;
+    // Secrets are never stored: they come again with -p, or from the environment.
+    let secret_names = record
+        .params
+        .iter()
+        .filter(|p| p.value.is_none())
+        .map(|p| p.name.as_str());
+    let given = super::param_source::with_environment(
+        secret_names,
+        super::param_inputs(&args.params)?,
+        super::param_source::process_env,
+    );
+    // Files are read where run.json says (absolute), and named as the plan named them.
+    let named = |source: crate::source::SourceFile, path: &Path| {
+        crate::source::SourceFile::new(path, source.text())
+    };
     let runbook = match Builtin::at(&record.runbook) {
         Some(builtin) => Runbook::load(builtin.source())?,
-        None => Runbook::load(read(&record.runbook)?)?,
+        None => Runbook::load(named(read(&record.runbook)?, record.runbook_shown()))?,
     };
-    let mut cluster = Cluster::load(read_inventory(&record.inventory)?)?;
+    let mut cluster = Cluster::load(named(
+        read_inventory(&record.inventory)?,
+        record.inventory_shown(),
+    ))?;
     let mut inputs = Vec::new();
     for recorded in &record.params {
         match (
@@ -473,8 +493,11 @@ fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
             }
             (None, None) => {
                 return Err(exec::ExecError::Refused(format!(
-                    "secret parameter `{}` is never stored: give it again with `-p {}=...`",
-                    recorded.name, recorded.name
+                    "secret parameter `{}` is never stored: give it again with `-p {}=@FILE`, `-p {}=@-` or {}",
+                    recorded.name,
+                    recorded.name,
+                    recorded.name,
+                    super::param_source::env_name(&recorded.name)
                 ))
                 .into());
             }
@@ -590,25 +613,7 @@ fn reporter(progress: ProgressArgs, verbosity: Verbosity, terminal: &Terminal) -
 
 /// The values of secret parameters, given or defaulted, so that output can mask them.
 fn secret_values(runbook: &Document<Runbook>, inputs: &[ParamInput]) -> Vec<String> {
-    runbook
-        .value
-        .params
-        .iter()
-        .filter(|(_, spec)| spec.secret)
-        .filter_map(|(name, spec)| {
-            inputs
-                .iter()
-                .find(|i| &i.name == name)
-                .map(|i| i.value.clone())
-                .or_else(|| spec.default.clone())
-        })
-        .filter_map(|value| match value {
-            serde_yaml::Value::String(text) => Some(text),
-            other => serde_yaml::to_string(&other)
-                .ok()
-                .map(|t| t.trim().to_owned()),
-        })
-        .collect()
+    crate::redact::secret_values(&runbook.value, inputs)
 }
 
 /// Runs `body` on a runtime, with Ctrl-C and SIGTERM counted into a watch channel: the first

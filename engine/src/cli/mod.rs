@@ -12,6 +12,7 @@ mod docs;
 mod execute;
 mod inspect;
 mod output;
+mod param_source;
 
 use std::error::Error as _;
 use std::io::{self, Write};
@@ -402,7 +403,8 @@ impl CliError {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        text
+        // Paths, names and causes can carry text from input: nothing raw reaches the terminal.
+        crate::shown::escape(&text).into_owned()
     }
 
     /// What to do about the error, when etcdrill can tell.
@@ -502,7 +504,11 @@ pub(crate) fn load_with(
     let runbook = Runbook::load(runbook);
     let cluster = Cluster::load(read_inventory(inventory)?);
     match (runbook, cluster, inputs) {
-        (Ok(runbook), Ok(cluster), Ok(inputs)) => Ok((runbook, cluster, inputs)),
+        (Ok(runbook), Ok(cluster), Ok(inputs)) => {
+            let names = runbook.value.params.keys().map(String::as_str);
+            let inputs = param_source::with_environment(names, inputs, param_source::process_env);
+            Ok((runbook, cluster, inputs))
+        }
         (runbook, cluster, inputs) => {
             let problems = [runbook.err(), cluster.err(), inputs.err()];
             let all = problems
@@ -542,6 +548,7 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
     let mut sink = DiagnosticSink::default();
     let mut inputs = Vec::new();
     let mut column = 1;
+    let mut stdin_taken = false;
     for (param, shown) in params.iter().zip(&shown) {
         let location = Some(Location {
             line: 1,
@@ -549,12 +556,31 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
         });
         column += "-p ".len() + shown.chars().count() + 1;
         match param.split_once('=') {
-            Some((name, value)) if !name.is_empty() => inputs.push(ParamInput {
-                name: name.to_string(),
-                value: serde_yaml::Value::String(value.to_string()),
-                source: source.clone(),
-                location,
-            }),
+            Some((name, value)) if !name.is_empty() => {
+                let from = param_source::ValueSource::of(value);
+                if matches!(from, param_source::ValueSource::Stdin) {
+                    if stdin_taken {
+                        sink.push(
+                            Diagnostic::at(&source, location, "standard input is read once")
+                                .hint("give one parameter with `@-`; the others with `@FILE` or `ETCDRILL_PARAM_<NAME>`"),
+                        );
+                        continue;
+                    }
+                    stdin_taken = true;
+                }
+                match from.read(&mut io::stdin().lock()) {
+                    Ok(value) => inputs.push(ParamInput {
+                        name: name.to_string(),
+                        value: serde_yaml::Value::String(value),
+                        source: source.clone(),
+                        location,
+                    }),
+                    Err(problem) => sink.push(
+                        Diagnostic::at(&source, location, format!("parameter `{name}`: {problem}"))
+                            .hint("`-p NAME=@FILE` reads the value from FILE, `-p NAME=@-` from standard input; write `@@` for a value that begins with `@`"),
+                    ),
+                }
+            }
             Some(_) => sink.push(
                 Diagnostic::at(&source, location, "a parameter without a name")
                     .expected("NAME=VALUE"),

@@ -506,7 +506,7 @@ pub async fn run(
         cluster,
         params: &prepared.params,
         plan: &prepared.plan,
-        secrets: secret_values(prepared),
+        secrets: crate::redact::secret_values(&prepared.runbook.value, &prepared.params),
         prologue,
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
@@ -555,7 +555,9 @@ pub async fn run(
         verifications,
     };
     // The verdict goes into the run's journal, so that its report can always be made again.
-    let (mut journal, _) = JournalWriter::resume(&run.dir.journal()).map_err(ExecError::from)?;
+    // Still under the run's lock (held by `run` until the drill ends).
+    let (mut journal, _) =
+        JournalWriter::resume(&run.dir.journal(), &run.dir.id).map_err(ExecError::from)?;
     let record = journal
         .append(Event::Drill {
             stage: verified(&facts),
@@ -714,22 +716,6 @@ async fn seed(
         })?;
     }
     Ok(())
-}
-
-fn secret_values(prepared: &PreparedDrill) -> Vec<String> {
-    prepared
-        .params
-        .iter()
-        .filter(|p| {
-            prepared
-                .runbook
-                .value
-                .params
-                .get(&p.name)
-                .is_some_and(|s| s.secret)
-        })
-        .filter_map(|p| p.value.as_str().map(str::to_owned))
-        .collect()
 }
 
 #[cfg(test)]

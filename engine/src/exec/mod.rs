@@ -11,6 +11,7 @@ mod guard;
 mod no_return;
 pub mod progress;
 pub mod run_dir;
+pub mod run_lock;
 mod step_run;
 pub mod terminal;
 
@@ -94,6 +95,8 @@ pub struct RunSummary {
     pub dir: RunDir,
     /// How it ended.
     pub result: RunResult,
+    /// The run's lock, held until the summary is dropped (after the report is written).
+    pub lock: std::sync::Arc<run_lock::RunLock>,
 }
 
 /// Why a run could not start, or stopped without a result.
@@ -125,6 +128,9 @@ pub enum ExecError {
     /// The nodes' facts could not be gathered.
     #[error(transparent)]
     Facts(#[from] crate::facts::FactsError),
+    /// Another command holds the run.
+    #[error("nothing was run")]
+    Locked(#[from] run_lock::RunLockError),
 }
 
 /// Starts a new run of `inputs.plan` in a new directory under `work_dir`.
@@ -142,6 +148,7 @@ pub async fn run(
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
         .map_err(ExecError::Access)?;
     let dir = RunDir::create(work_dir, &inputs.plan.header.runbook)?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
     dir.write_record(&record(&dir))?;
     dir.write_plan(inputs.plan)?;
     let journal = JournalWriter::create(&dir.journal(), &dir.id, &inputs.plan.digest())?;
@@ -168,7 +175,11 @@ pub async fn run(
         }
     }
     let result = dispatcher.drive(prompter, shutdown).await?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 /// How long asking the members for their status may take (the cluster ID before and after a
@@ -194,7 +205,8 @@ pub async fn resume(
     dir: RunDir,
     shutdown: watch::Receiver<u32>,
 ) -> Result<RunSummary, ExecError> {
-    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
+    let (journal, before) = JournalWriter::resume(&dir.journal(), &dir.id)?;
     let digest = inputs.plan.digest();
     if before.header.plan_digest != digest {
         return Err(ExecError::Refused(format!(
@@ -217,7 +229,11 @@ pub async fn resume(
         previous_records: before.records.len() as u64,
     })?;
     let result = dispatcher.drive(prompter, shutdown).await?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 /// Undoes the completed steps of a stopped or failed run, newest first.
@@ -226,7 +242,8 @@ pub async fn rollback(
     reporter: &mut Reporter,
     dir: RunDir,
 ) -> Result<RunSummary, ExecError> {
-    let (journal, before) = JournalWriter::resume(&dir.journal())?;
+    let lock = run_lock::RunLock::acquire(&dir.path)?;
+    let (journal, before) = JournalWriter::resume(&dir.journal(), &dir.id)?;
     if before.header.plan_digest != inputs.plan.digest() {
         return Err(ExecError::Refused(format!(
             "the runbook, inventory or parameters changed since run {} started; rollback needs the same plan",
@@ -255,7 +272,11 @@ pub async fn rollback(
     dispatcher.emit(Event::RollbackRequested { previous })?;
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
-    Ok(RunSummary { dir, result })
+    Ok(RunSummary {
+        dir,
+        result,
+        lock: lock.into(),
+    })
 }
 
 fn short(digest: &str) -> &str {
@@ -962,6 +983,11 @@ impl<'a> Dispatcher<'a> {
                 if succeeded && !outputs.is_empty() {
                     self.values.outputs.insert(key.clone(), outputs.clone());
                 }
+                // Later steps get the real values; the journal and the reporter the masked ones.
+                let outputs = outputs
+                    .into_iter()
+                    .map(|(name, value)| (name, self.redactor.redact(&value).into_owned()))
+                    .collect();
                 self.emit(Event::StepFinished {
                     step: key,
                     attempt,

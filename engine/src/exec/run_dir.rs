@@ -41,7 +41,7 @@ pub enum RunDirError {
     NotFound(String),
 }
 
-/// A parameter as given to a run: its value, or for a secret only a salted digest of it.
+/// A parameter as given to a run: its value, or for a secret only a slow salted hash of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedParam {
     /// Name.
@@ -49,8 +49,14 @@ pub struct RecordedParam {
     /// The value as given, unless secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_yaml::Value>,
-    /// sha256 of the run id and the secret value, to tell whether the same secret is given again.
+    /// An Argon2id hash of the secret (PHC string, random salt), to tell whether the same secret
+    /// is given again. Slow and salted per run, so that run.json does not let anyone check
+    /// guesses of a weak secret quickly offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
+    /// What runs recorded before secret_hash: sha256 of the run id and the secret. Read, to
+    /// resume those runs; never written.
+    #[serde(default, skip_serializing)]
     pub secret_digest: Option<String>,
 }
 
@@ -63,10 +69,17 @@ pub struct RunRecord {
     pub version: u32,
     /// The run.
     pub run_id: String,
-    /// Runbook file as given.
+    /// Runbook file, absolute (or `builtin:NAME`), to read it again from any directory.
     pub runbook: PathBuf,
-    /// Inventory file as given.
+    /// Inventory file, absolute.
     pub inventory: PathBuf,
+    /// The runbook's path as given, when it differs: the plan names its files so, and a resumed
+    /// run must compile to the same plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_as_given: Option<PathBuf>,
+    /// The inventory's path as given, when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_as_given: Option<PathBuf>,
     /// Parameters given with `-p` (defaults are not recorded: they are in the runbook).
     pub params: Vec<RecordedParam>,
     /// Check mode.
@@ -74,14 +87,17 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// A record for a new run.
+    /// A record for a new run. Files are recorded by absolute path, so that `resume` and
+    /// `rollback` find them from any directory; names that are not files (`builtin:NAME`) as given.
     pub fn new(run_id: &str, runbook: &Path, inventory: &Path, check: bool) -> Self {
         Self {
             format: RECORD_FORMAT.into(),
             version: RECORD_VERSION,
             run_id: run_id.into(),
-            runbook: runbook.to_owned(),
-            inventory: inventory.to_owned(),
+            runbook: absolute_file(runbook),
+            inventory: absolute_file(inventory),
+            runbook_as_given: as_given(runbook),
+            inventory_as_given: as_given(inventory),
             params: Vec::new(),
             check,
         }
@@ -104,34 +120,106 @@ impl RunRecord {
         record
     }
 
-    /// Records a parameter; a secret one only as a salted digest.
+    /// Records a parameter; a secret one only as a slow salted hash.
     pub fn add_param(&mut self, name: &str, value: &serde_yaml::Value, secret: bool) {
         self.params.push(if secret {
             RecordedParam {
                 name: name.into(),
                 value: None,
-                secret_digest: Some(secret_digest(&self.run_id, value)),
+                secret_hash: Some(secret_hash(value)),
+                secret_digest: None,
             }
         } else {
             RecordedParam {
                 name: name.into(),
                 value: Some(value.clone()),
+                secret_hash: None,
                 secret_digest: None,
             }
         });
     }
 
+    /// The runbook's path as the plan names it.
+    pub fn runbook_shown(&self) -> &Path {
+        self.runbook_as_given.as_deref().unwrap_or(&self.runbook)
+    }
+
+    /// The inventory's path as the plan names it.
+    pub fn inventory_shown(&self) -> &Path {
+        self.inventory_as_given
+            .as_deref()
+            .unwrap_or(&self.inventory)
+    }
+
     /// Whether `value` is the secret recorded for `name`.
     pub fn secret_matches(&self, name: &str, value: &serde_yaml::Value) -> bool {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let text = secret_text(value);
         self.params.iter().any(|p| {
             p.name == name
-                && p.secret_digest.as_deref() == Some(&secret_digest(&self.run_id, value))
+                && match (&p.secret_hash, &p.secret_digest) {
+                    (Some(hash), _) => PasswordHash::new(hash).is_ok_and(|hash| {
+                        argon2::Argon2::default()
+                            .verify_password(text.as_bytes(), &hash)
+                            .is_ok()
+                    }),
+                    (None, Some(digest)) => *digest == legacy_digest(&self.run_id, &text),
+                    (None, None) => false,
+                }
         })
     }
 }
 
-fn secret_digest(run_id: &str, value: &serde_yaml::Value) -> String {
-    let text = serde_yaml::to_string(value).unwrap_or_default();
+/// `path` made absolute when it names a file; anything else as it is.
+fn absolute_file(path: &Path) -> PathBuf {
+    if path.is_file() {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
+    }
+}
+
+/// `path` when recording it absolute changes it.
+fn as_given(path: &Path) -> Option<PathBuf> {
+    (absolute_file(path) != path).then(|| path.to_owned())
+}
+
+/// The text a secret is hashed as.
+fn secret_text(value: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_default()
+}
+
+/// Argon2id with its default costs (19 MiB, 2 passes: OWASP's minimum for passwords) and a
+/// random salt, as a PHC string.
+fn secret_hash(value: &serde_yaml::Value) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
+    argon2::Argon2::default()
+        .hash_password(secret_text(value).as_bytes(), &salt)
+        .expect("argon2 hashes any input with its default parameters")
+        .to_string()
+}
+
+/// Random bytes from the kernel; a time-and-pid mix if /dev/urandom cannot be read (a salt
+/// needs to be unique, not secret).
+fn fill_random(bytes: &mut [u8]) {
+    use std::io::Read;
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes));
+    if read.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mixed = Sha256::digest(format!("{nanos}{}", std::process::id()).as_bytes());
+        for (byte, from) in bytes.iter_mut().zip(mixed.iter()) {
+            *byte = *from;
+        }
+    }
+}
+
+fn legacy_digest(run_id: &str, text: &str) -> String {
     let digest = Sha256::digest(format!("{run_id}\0{text}").as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -274,6 +362,41 @@ mod tests {
         assert_eq!(back, record);
         assert!(back.secret_matches("token", &"hunter2".into()));
         assert!(!back.secret_matches("token", &"hunter3".into()));
+        // Nothing in the record checks a guess quickly: no unsalted or fast digest of it.
+        let fast = legacy_digest(&run.id, &secret_text(&"hunter2".into()));
+        assert!(!text.contains(&fast), "{text}");
+        assert!(text.contains("$argon2id$"), "{text}");
+    }
+
+    #[test]
+    fn runs_recorded_with_the_old_digest_still_check_their_secret() {
+        let mut record = RunRecord::new("r1", Path::new("rb.yaml"), Path::new("i.yaml"), false);
+        record.params.push(RecordedParam {
+            name: "token".into(),
+            value: None,
+            secret_hash: None,
+            secret_digest: Some(legacy_digest("r1", &secret_text(&"hunter2".into()))),
+        });
+        assert!(record.secret_matches("token", &"hunter2".into()));
+        assert!(!record.secret_matches("token", &"hunter3".into()));
+    }
+
+    #[test]
+    fn files_are_recorded_absolute_with_the_path_as_given_beside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rb.yaml"), "").unwrap();
+        let relative = Path::new("rb.yaml");
+        let absolute = dir.path().join("rb.yaml");
+        let record = RunRecord::new("r", &absolute, Path::new("builtin:defrag"), false);
+        assert_eq!(record.runbook, absolute);
+        assert_eq!(record.runbook_as_given, None);
+        assert_eq!(record.inventory, Path::new("builtin:defrag"));
+        // A relative path is resolved against the working directory, and kept as given.
+        let cwd = std::env::current_dir().unwrap();
+        let here = cwd.join("Cargo.toml");
+        let record = RunRecord::new("r", Path::new("Cargo.toml"), relative, false);
+        assert_eq!(record.runbook, here);
+        assert_eq!(record.runbook_shown(), Path::new("Cargo.toml"));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub(crate) enum Message {
         attempt: u32,
         meter: Arc<TransferMeter>,
     },
-    /// An attempt ended; `last` when no further attempt follows.
+    /// An attempt ended; `last` when no further attempt follows. `outputs` hold real values,
+    /// secrets included; everything else is already redacted.
     Finished {
         index: NodeIndex,
         attempt: u32,
@@ -126,11 +127,8 @@ pub(crate) async fn run_step(
             result: redact_result(env.redactor, outcome.result),
             duration,
             exit_status: outcome.exit_status,
-            outputs: outcome
-                .outputs
-                .into_iter()
-                .map(|(k, v)| (k, env.redactor.redact(&v).into_owned()))
-                .collect(),
+            // Real values: later steps need them. The dispatcher masks what it journals.
+            outputs: outcome.outputs,
             output_tail: tail(&env.redactor.redact(&outcome.output), OUTPUT_TAIL_BYTES),
             last,
         });

@@ -263,8 +263,9 @@ pub(crate) fn summary(plan: &Plan) -> String {
 }
 
 /// `text` made safe for one line of a terminal or a document: control characters, line breaks
-/// included, are shown escaped (`\n`, `\u{1b}`), so a hostile name cannot move the cursor or
-/// fake a line of the plan.
+/// included, and bidirectional and zero-width characters are shown escaped (`\n`, `\u{1b}`,
+/// `\u{202e}`), so a hostile name cannot move the cursor, fake a line of the plan or read
+/// differently from what runs.
 pub(crate) fn one_line(text: &str) -> String {
     text.chars().map(escape_control).collect()
 }
@@ -283,7 +284,7 @@ pub(crate) fn block(text: &str) -> String {
 }
 
 fn escape_control(c: char) -> String {
-    if c.is_control() {
+    if crate::shown::is_control_or_invisible(c) {
         c.escape_default().to_string()
     } else {
         c.to_string()

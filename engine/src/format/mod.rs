@@ -34,7 +34,8 @@ impl Format {
         match self {
             Format::Text => text::render(plan),
             Format::Markdown => markdown::render(plan),
-            Format::Json => json::render(plan),
+            // serde_json escapes control characters; bidirectional and zero-width ones too here.
+            Format::Json => crate::shown::escape_json(&json::render(plan)).into_owned(),
             Format::Dot => dot::render(plan),
             Format::Mermaid => mermaid::render(plan),
         }

@@ -445,6 +445,7 @@ impl Action {
                     hint: err.hint.to_string(),
                 })
         };
+        self.check_operands()?;
         match self {
             Action::BackupShip(args) => destinations("to", &args.to),
             Action::BackupPrune(args) => {
@@ -456,6 +457,41 @@ impl Action {
                 })
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl Action {
+    /// The arguments that commands take as file operands, by field.
+    fn operands(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Action::EtcdSnapshotSave(args) => vec![("path", &args.path)],
+            Action::EtcdSnapshotVerify(args) => vec![("path", &args.path)],
+            Action::EtcdSnapshotRestore(args) => {
+                vec![("snapshot", &args.snapshot), ("data_dir", &args.data_dir)]
+            }
+            Action::EtcdDataDirReplace(args) => {
+                vec![("with", &args.with), ("keep_old_at", &args.keep_old_at)]
+            }
+            Action::FileCopy(args) => vec![("from", &args.from), ("to", &args.to)],
+            Action::BackupShip(args) => vec![("snapshot", &args.snapshot)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Refuses a file operand that begins with `-`: `etcdutl`, `mv`, `cp` would take it as an
+    /// option (`--skip-hash-check`, `-rf`). Checked on rendered values, so whatever a parameter,
+    /// the inventory or an earlier step's output put there is checked too.
+    fn check_operands(&self) -> Result<(), ValueProblem> {
+        match self.operands().into_iter().find(|(_, v)| v.starts_with('-')) {
+            None => Ok(()),
+            Some((field, value)) => Err(ValueProblem {
+                field,
+                message: format!(
+                    "`{field}` is `{value}`, which begins with `-`: a command would take it as an option"
+                ),
+                hint: "give an absolute path; check the parameter (-p) or inventory value this field is made from".into(),
+            }),
         }
     }
 }

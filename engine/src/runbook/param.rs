@@ -112,6 +112,11 @@ impl ParamSpec {
             },
             ParamType::Path | ParamType::Node => match text {
                 Some("") => Err(fail("an empty value".into())),
+                // A command would take it as an option (`--skip-hash-check`, `-rf`).
+                Some(text) if text.starts_with('-') => Err(fail(format!(
+                    "{} begins with `-`, so a command would take it as an option",
+                    shown()
+                ))),
                 Some(text) => Ok(text.into()),
                 None => Err(fail(format!("{} is not text", shown()))),
             },
@@ -213,6 +218,12 @@ mod tests {
                 Err("`c` is not one of the choices"),
             ),
             ("{type: path}", text(""), Err("an empty value")),
+            (
+                "{type: path}",
+                text("--skip-hash-check"),
+                Err("`--skip-hash-check` begins with `-`, so a command would take it as an option"),
+            ),
+            ("{type: path}", text("./-rf"), Ok("./-rf".into())),
             (
                 "{type: string}",
                 text("n1; rm -rf /"),

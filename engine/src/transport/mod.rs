@@ -16,10 +16,11 @@
 //! does the same in the background. Processes that leave the group (`setsid`, daemons started
 //! through systemd) are not touched.
 //!
-//! Known gap: a run dropped before its group line has been read (only a forced stop, a second
-//! Ctrl-C, drops runs that early) cannot be killed, because its group is not known yet. Timeouts
-//! are not affected: they wait for the group line. Sending the script only after the group line
-//! arrived would close the gap.
+//! A script is sent in two parts: the prologue alone, then, once its group line has been read,
+//! the script itself. So nothing of a script runs before its group is known, and a run dropped
+//! early (a forced stop, a second Ctrl-C) either is killed by group or never ran its script: its
+//! stdin closes after the prologue and the shell exits. (Copies keep their script on the command
+//! line; they only wait for data on stdin.)
 //!
 //! # What a script sees
 //!
@@ -197,20 +198,21 @@ impl Transport {
         let mut out = Capture::new(live.map(|l| (l, Stream::Stdout)));
         let mut err = Capture::new(live.map(|l| (l, Stream::Stderr)));
         let mut guard = KillOnDrop::new(self.killer(), &pgid, request.sudo, request.grace);
-        let script = wrap_script(request.script);
+        let body = script_body(request.script);
+        let stderr_ended = Notify::new();
         let (status, timed_out, note) = {
+            let (body, group, ended) = (&body, &pgid, &stderr_ended);
             let feed = async move {
-                // A script that exits early stops reading: a broken pipe is not an error here.
-                let _ = stdin.write_all(script.as_bytes()).await;
-                let _ = stdin.shutdown().await;
+                feed_after_group(&mut stdin, body, group, ended).await;
                 drop(stdin);
             };
+            let errors = async {
+                let result = pump(stderr, &mut err, Some(&pgid)).await;
+                stderr_ended.notify_one();
+                result
+            };
             let work = async {
-                let (_, r1, r2) = tokio::join!(
-                    feed,
-                    pump(stdout, &mut out, None),
-                    pump(stderr, &mut err, Some(&pgid))
-                );
+                let (_, r1, r2) = tokio::join!(feed, pump(stdout, &mut out, None), errors);
                 let status = exit.await;
                 r1.and(r2)
                     .map_err(|e| self.remote(format!("reading output failed: {e}")))?;
@@ -540,16 +542,37 @@ fn prologue() -> String {
     )
 }
 
-/// The script as `sh -s` receives it: prologue, then the script parsed whole, stdin empty.
-fn wrap_script(script: &str) -> String {
-    let mut text = prologue();
-    text.push_str("{\n");
+/// The script as `sh -s` receives it after the prologue: parsed whole, with stdin empty.
+fn script_body(script: &str) -> String {
+    let mut text = String::from("{\n");
     text.push_str(script);
     if !script.ends_with('\n') {
         text.push('\n');
     }
     text.push_str("} </dev/null\n");
     text
+}
+
+/// Feeds `sh -s`: the prologue, then `body` only once the group line has been read (`pgid` is
+/// set); if stderr ends first, the shell is gone and nothing more is sent. Closes stdin after.
+async fn feed_after_group<W: AsyncWrite + Unpin>(
+    stdin: &mut W,
+    body: &str,
+    pgid: &GroupId,
+    stderr_ended: &Notify,
+) {
+    // A shell that exits early stops reading: a broken pipe is not an error here.
+    if stdin.write_all(prologue().as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+        return;
+    }
+    let known = tokio::select! {
+        _ = pgid.wait() => true,
+        () = stderr_ended.notified() => pgid.get().is_some(),
+    };
+    if known {
+        let _ = stdin.write_all(body.as_bytes()).await;
+    }
+    let _ = stdin.shutdown().await;
 }
 
 /// The remote side of a push: data on stdin into `remote.WRITER.part`, checked, fsync'd, renamed;
@@ -664,18 +687,22 @@ impl GroupId {
 
     fn set(&self, group: i32) {
         if self.value.set(group).is_ok() {
-            // `notify_one` keeps a permit, so a waiter that starts later still wakes.
-            self.reported.notify_one();
+            // Every waiter wakes: the feed (to send the script) and the supervisor (to signal).
+            self.reported.notify_waiters();
         }
     }
 
-    /// Waits until the group is known.
+    /// Waits until the group is known; any number of tasks may wait.
     async fn wait(&self) -> i32 {
         loop {
+            // Registered before the value is checked, so a `set` in between still wakes it.
+            let notified = self.reported.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(group) = self.get() {
                 return group;
             }
-            self.reported.notified().await;
+            notified.await;
         }
     }
 }

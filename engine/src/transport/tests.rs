@@ -168,7 +168,7 @@ fn copy_scripts_quote_every_path() {
         ["sudo", "-n", "--", "sh", "-s"]
     );
     assert_eq!(with_sudo(false, &["sh", "-s"]), ["sh", "-s"]);
-    assert!(wrap_script("echo hi").ends_with("{\necho hi\n} </dev/null\n"));
+    assert_eq!(script_body("echo hi"), "{\necho hi\n} </dev/null\n");
 }
 
 #[test]
@@ -322,6 +322,75 @@ async fn local_timeout_escalates_to_kill() {
     assert!(output.timed_out);
     assert!(output.duration >= Duration::from_millis(500), "{output:?}");
     assert_ends(printed_pid(&output.stdout), Duration::from_secs(5)).await;
+}
+
+/// Reads what `reader` holds until `len` bytes came, driving `feed` meanwhile.
+async fn read_while_feeding(
+    reader: &mut tokio::io::DuplexStream,
+    feed: &mut Pin<&mut impl Future<Output = ()>>,
+    len: usize,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while got.len() < len {
+        tokio::select! {
+            () = feed.as_mut() => panic!("the feed ended before its group line was read"),
+            read = reader.read(&mut buffer) => got.extend_from_slice(&buffer[..read.unwrap()]),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn the_script_is_sent_only_after_its_group_line_was_read() {
+    use futures_util::FutureExt;
+    let (mut stdin, mut reader) = tokio::io::duplex(1 << 16);
+    let pgid = GroupId::default();
+    let stderr_ended = Notify::new();
+    let feed = feed_after_group(&mut stdin, "BODY\n", &pgid, &stderr_ended);
+    tokio::pin!(feed);
+    let prologue = prologue();
+    let got = read_while_feeding(&mut reader, &mut feed, prologue.len()).await;
+    assert_eq!(String::from_utf8(got).unwrap(), prologue);
+    // The feed is waiting for the group; nothing of the script is readable yet.
+    assert!(feed.as_mut().now_or_never().is_none());
+    let mut buffer = [0u8; 64];
+    assert!(
+        reader.read(&mut buffer).now_or_never().is_none(),
+        "the script was sent before the group line"
+    );
+    pgid.set(4242);
+    feed.await;
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).await.unwrap();
+    assert_eq!(rest, "BODY\n");
+}
+
+#[tokio::test]
+async fn every_waiter_learns_the_group() {
+    let pgid = GroupId::default();
+    let (first, second) = (pgid.wait(), pgid.wait());
+    tokio::pin!(first, second);
+    use futures_util::FutureExt;
+    assert!(first.as_mut().now_or_never().is_none());
+    assert!(second.as_mut().now_or_never().is_none());
+    pgid.set(77);
+    assert_eq!(tokio::join!(first, second), (77, 77));
+    assert_eq!(pgid.wait().await, 77);
+}
+
+#[tokio::test]
+async fn a_shell_that_never_reports_its_group_gets_no_script() {
+    let (mut stdin, mut reader) = tokio::io::duplex(1 << 16);
+    let pgid = GroupId::default();
+    let stderr_ended = Notify::new();
+    // The shell died (or never started) before printing its group: its stderr ended.
+    stderr_ended.notify_one();
+    feed_after_group(&mut stdin, "rm -rf /important\n", &pgid, &stderr_ended).await;
+    drop(stdin);
+    let mut sent = String::new();
+    reader.read_to_string(&mut sent).await.unwrap();
+    assert_eq!(sent, prologue());
 }
 
 #[tokio::test]
@@ -632,7 +701,7 @@ async fn a_dropped_ssh_run_stops_the_remote_group() {
     let pid_file = sshd.dir.join("pid");
     // `started` goes to standard error after the process group line, on the same stream: once it
     // is seen, the group is known and dropping the run must kill it. (A run dropped before its
-    // group line arrived cannot be killed: only a forced stop does that; see the module docs.)
+    // group line arrived never got its script: see the module docs.)
     let script = format!(
         "sleep 987656 &\necho $! > {}\necho started >&2\nwait",
         shell_quote(&pid_file.display().to_string())
