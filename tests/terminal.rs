@@ -433,6 +433,25 @@ fn ctrl_c_once_lets_the_running_step_finish_and_starts_no_other() {
         "{text}"
     );
     assert!(text.contains("etcdrill resume"), "{text}");
+    // And resuming does what it says: the step the stop skipped runs, nothing runs twice.
+    let runs = sandbox.work().join(".etcdrill/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let resumed = Command::new(binary())
+        .args(["resume", run.to_str().unwrap(), "--yes", "--work-dir"])
+        .arg(sandbox.work().join(".etcdrill"))
+        .current_dir(sandbox.work())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{shown}");
+    assert!(shown.contains("ok      after@m1"), "{shown}");
+    assert!(!shown.contains("slow@m1"), "{shown}");
 }
 
 #[test]

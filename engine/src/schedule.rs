@@ -171,6 +171,10 @@ impl<'p> Schedule<'p> {
                     let i = find(step)?;
                     schedule.settle(i, StepState::Skipped(reason.clone()));
                 }
+                // A stopped run (Ctrl-C, SIGTERM) is told to resume: its end is not final.
+                Event::RunFinished {
+                    result: RunResult::Interrupted,
+                } => {}
                 Event::RunFinished { result } => return Err(ResumeError::Finished(*result)),
                 _ => {}
             }
@@ -625,6 +629,39 @@ mod tests {
         ]);
         let mut schedule = Schedule::resume(&plan, &checking).unwrap();
         assert_eq!(keys(&plan, &schedule.decide()), ["run add"]);
+    }
+
+    #[test]
+    fn a_stopped_run_resumes_with_the_steps_the_stop_skipped() {
+        let plan = plan(
+            "  - {id: stop, title: S, on: each, action: etcd.stop_member}\n  - {id: start, title: St, on: each, action: etcd.start_member, needs: [stop]}\n",
+        );
+        // Ctrl-C while stop@a ran: it finished, start@a was skipped, the run ended interrupted.
+        let journal = journal(vec![
+            started("stop@a"),
+            started("stop@b"),
+            Event::Interrupted {
+                reason: "stop requested".into(),
+            },
+            succeeded("stop@a"),
+            succeeded("stop@b"),
+            Event::StepSkipped {
+                step: "start@a".into(),
+                reason: SkipReason::Interrupted,
+            },
+            Event::StepSkipped {
+                step: "start@b".into(),
+                reason: SkipReason::Interrupted,
+            },
+            Event::RunFinished {
+                result: RunResult::Interrupted,
+            },
+        ]);
+        let mut schedule = Schedule::resume(&plan, &journal).unwrap();
+        assert_eq!(
+            keys(&plan, &schedule.decide()),
+            ["run start@a", "run start@b"]
+        );
     }
 
     #[test]
