@@ -695,11 +695,17 @@ pub struct DrillRunArgs {
 /// `etcdrill drill run`.
 pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let DrillCommand::Run(args) = &args.command;
-    let prepared = crate::drill::prepare(&args.drill, args.work_dir.work_dir.as_deref())?;
+    let mut prepared = crate::drill::prepare(&args.drill, args.work_dir.work_dir.as_deref())?;
     let work_dir = work_dir(args.work_dir.work_dir.as_deref(), &prepared.cluster);
     let options = options(&args.exec, false);
     let terminal = Terminal::detect();
     let mut reporter = reporter(args.progress, verbosity, &terminal);
+    // The node is the truth for a drill too: the disaster is staged, and the runbook run, where
+    // each member really keeps its data.
+    prepared.facts = node_facts(&mut prepared.cluster, &prepared.plan, &mut reporter)?;
+    if !prepared.facts.is_empty() {
+        prepared.plan = compile(&prepared.runbook, &prepared.cluster, &prepared.params)?;
+    }
     let outcome = with_runtime(|shutdown| async {
         crate::drill::run(
             &prepared,

@@ -90,6 +90,9 @@ pub struct PreparedDrill {
     pub snapshot: Option<PathBuf>,
     /// The runbook and inventory paths, for the run record.
     pub paths: (PathBuf, PathBuf),
+    /// What the nodes said before the drill touched them, once gathered (the inventory is then
+    /// reconciled with them and the plan compiled again); journaled at the run's start.
+    pub facts: Vec<crate::facts::NodeFacts>,
 }
 
 /// How a drill ended.
@@ -192,6 +195,7 @@ pub fn prepare(drill_path: &Path, work_dir: Option<&Path>) -> Result<PreparedDri
         plan,
         snapshot,
         paths: (runbook_path, inventory_path),
+        facts: Vec::new(),
     })
 }
 
@@ -369,6 +373,11 @@ pub async fn run(
     let mut doomed = None;
     let expected_keys;
     let mut prologue = Vec::new();
+    if !prepared.facts.is_empty() {
+        prologue.push(Event::NodeFacts {
+            facts: prepared.facts.clone(),
+        });
+    }
     let seeded = |keys_before: i64| Event::Drill {
         stage: DrillStage::Seeded {
             drill: drill.name.clone(),
@@ -510,6 +519,9 @@ pub async fn run(
         prologue,
     };
     let record = |dir: &crate::exec::run_dir::RunDir| {
+        // Beside the plan they shaped, as `run` keeps them (best effort: the run does not depend
+        // on the copy; `report` reads it to compile the same plan again).
+        let _ = crate::facts::write(&dir.path, &prepared.facts);
         RunRecord::with_params(
             &dir.id,
             (&prepared.paths.0, &prepared.paths.1),
