@@ -275,45 +275,17 @@ fn a_quorum_recovery_drill_passes_when_the_majority_is_lost_for_good() {
     );
 }
 
-/// A restore drill on a cluster restored once by hand the documentation's way (the static pods'
-/// `etcd-data` hostPath moved to `/var/lib/etcd-restore-1`): the drill takes each member's data
-/// dir from its node, restores there, and its journal and report keep what the nodes said.
+/// The three stock drills one after the other on every real layout at once: every data dir on a
+/// disk of its own (a mount point), behind the `etcd-data` hostPath an earlier restore by hand
+/// moved to `/var/lib/etcd-restore-1`, and one backup dir shared by every node. Drills take each
+/// member's data dir from its node, and their journals and reports keep what the nodes said.
 #[test]
-fn a_restore_drill_passes_on_a_moved_host_path() {
-    let Some(bed) = bed(BedConfig::new(3).moved_host_path()) else {
-        return;
-    };
-    let report = drill(
-        &bed,
-        "restore-3-node.yaml",
-        "{bump_revision: 0, mark_compacted: false}",
-        "{restore: {}}",
-    );
-    assert_verified(
-        &report,
-        &["healthy", "3 voting members", "hash-kv", "key count"],
-    );
-    let facts = report["node_facts"]
-        .as_array()
-        .expect("the report has node facts");
-    assert_eq!(facts.len(), 3, "{facts:#?}");
-    for node in facts {
-        assert_eq!(
-            node["data_dir"]["path"], "/var/lib/etcd-restore-1",
-            "{node:#}"
-        );
-    }
-    for node in bed.nodes() {
-        node.exec_ok("ls -d /var/lib/etcd-restore-1/.etcdrill-before-restore-*/member")
-            .unwrap();
-    }
-}
-
-/// The three stock drills one after the other on the common production layout: every data dir
-/// on a disk of its own (a mount point) and one backup dir shared by every node.
-#[test]
-fn the_stock_drills_pass_on_mount_point_data_dirs_and_a_shared_backup_dir() {
-    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point().shared_backup_dir()) else {
+fn the_stock_drills_pass_on_every_real_layout_at_once() {
+    let Some(bed) = bed(BedConfig::new(3)
+        .data_dir_mount_point()
+        .moved_host_path()
+        .shared_backup_dir())
+    else {
         return;
     };
     let restored = drill(
@@ -326,6 +298,16 @@ fn the_stock_drills_pass_on_mount_point_data_dirs_and_a_shared_backup_dir() {
         &restored,
         &["healthy", "3 voting members", "hash-kv", "key count"],
     );
+    let facts = restored["node_facts"]
+        .as_array()
+        .expect("the report has node facts");
+    assert_eq!(facts.len(), 3, "{facts:#?}");
+    for node in facts {
+        assert_eq!(
+            node["data_dir"]["path"], "/var/lib/etcd-restore-1",
+            "{node:#}"
+        );
+    }
     for (runbook, params, disaster) in [
         (
             "replace-member.yaml",
@@ -342,6 +324,7 @@ fn the_stock_drills_pass_on_mount_point_data_dirs_and_a_shared_backup_dir() {
         assert_verified(&report, &["healthy", "hash-kv", "no key was lost"]);
     }
     for node in bed.nodes() {
-        node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
+        node.exec_ok("mountpoint -q /var/lib/etcd-restore-1")
+            .unwrap();
     }
 }

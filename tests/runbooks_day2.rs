@@ -391,17 +391,25 @@ fn wait_healthy_on(bed: &Bed, nodes: &[usize]) {
 
 #[test]
 fn scale_grows_three_members_to_five_and_back_to_three() {
-    scale(BedConfig::new(5));
+    scale(BedConfig::new(5), "/var/lib/etcd");
 }
 
-/// The same on data dirs that are mount points: the shrink sets the removed members' data
-/// aside inside their data dirs.
+/// The same on every real layout at once: data dirs that are mount points behind a hostPath moved
+/// by an earlier restore, and one backup dir for every node. The shrink sets the removed members'
+/// data aside inside their real data dirs.
 #[test]
-fn scale_on_mount_point_data_dirs() {
-    scale(BedConfig::new(5).data_dir_mount_point());
+fn scale_on_every_real_layout_at_once() {
+    scale(
+        BedConfig::new(5)
+            .data_dir_mount_point()
+            .moved_host_path()
+            .shared_backup_dir(),
+        "/var/lib/etcd-restore-1",
+    );
 }
 
-fn scale(config: BedConfig) {
+/// Scales from three to five and back on a bed whose members keep their data in `data_dir`.
+fn scale(config: BedConfig, data_dir: &str) {
     let Some(bed) = bed(config) else {
         return;
     };
@@ -430,8 +438,10 @@ fn scale(config: BedConfig) {
         .unwrap();
         bed.stop_member(node).unwrap();
         // Emptied, not removed: the data dir may be a mount point.
-        node.exec_ok("find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +")
-            .unwrap();
+        node.exec_ok(&format!(
+            "find {data_dir} -mindepth 1 -maxdepth 1 -exec rm -rf -- {{}} +"
+        ))
+        .unwrap();
     }
     wait_healthy_on(&bed, &[0, 1, 2]);
     assert_eq!(voting(&bed), ["node1", "node2", "node3"]);
@@ -528,9 +538,9 @@ fn scale(config: BedConfig) {
             "{} stopped",
             node.name()
         );
-        node.exec_ok(
-            "ls -d /var/lib/etcd/.etcdrill-removed-*/member && test ! -e /var/lib/etcd/member",
-        )
+        node.exec_ok(&format!(
+            "ls -d {data_dir}/.etcdrill-removed-*/member && test ! -e {data_dir}/member"
+        ))
         .unwrap();
     }
     assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
@@ -761,11 +771,16 @@ fn raise_corrupt(bed: &Bed) {
     });
 }
 
-/// compact and defrag-rolling on the common production layout (data dirs on disks of their own,
-/// one backup dir for every node): they gather the nodes' facts and change no data dir.
+/// compact, defrag-rolling and backup on every real layout at once: data dirs on disks of their
+/// own, behind an `etcd-data` hostPath moved by an earlier restore done by hand, and one backup dir
+/// for every node. They take the data dirs from the nodes and change none of them.
 #[test]
-fn compact_and_defrag_rolling_on_mount_point_data_dirs() {
-    let Some(bed) = bed(BedConfig::new(3).data_dir_mount_point().shared_backup_dir()) else {
+fn compact_defrag_rolling_and_backup_on_every_real_layout_at_once() {
+    let Some(bed) = bed(BedConfig::new(3)
+        .data_dir_mount_point()
+        .shared_backup_dir()
+        .moved_host_path())
+    else {
         return;
     };
     bed.seed(200, 256).unwrap();
@@ -778,9 +793,38 @@ fn compact_and_defrag_rolling_on_mount_point_data_dirs() {
         "the facts show the layout: {}",
         run.outcome.stderr()
     );
+    assert!(
+        run.outcome
+            .stderr()
+            .contains("data_dir = /var/lib/etcd-restore-1 (from manifest"),
+        "the facts found the moved hostPath: {}",
+        run.outcome.stderr()
+    );
+    let saved = tempfile::tempdir().unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    Run::stock(
+        &bed,
+        "backup",
+        &[
+            &format!("dir={}", saved.path().display()),
+            &format!("copy_to={}", copies.path().display()),
+        ],
+        inventory_yaml,
+    )
+    .expect_success(&bed);
+    assert!(
+        std::fs::read_dir(copies.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".db")),
+        "the backup was shipped"
+    );
     for node in bed.nodes() {
-        node.exec_ok("mountpoint -q /var/lib/etcd && test -d /var/lib/etcd/member")
-            .unwrap();
+        node.exec_ok(
+            "mountpoint -q /var/lib/etcd-restore-1 && test -d /var/lib/etcd-restore-1/member",
+        )
+        .unwrap();
     }
     assert_eq!(bed.get(&canary.key).unwrap(), Some(canary.value));
 }

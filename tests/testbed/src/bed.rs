@@ -162,7 +162,13 @@ impl Bed {
             let host_dir = dir.join("nodes").join(&member.name);
             let mut mounts = Vec::new();
             if config.data_dir_mount_point {
-                mounts.push((paths::DATA_DIR, host_dir.join("etcd-disk")));
+                // The disk holds the data etcd really uses: the moved hostPath, when it moved.
+                let data_dir = if config.moved_host_path {
+                    paths::MOVED_DATA_DIR
+                } else {
+                    paths::DATA_DIR
+                };
+                mounts.push((data_dir, host_dir.join("etcd-disk")));
             }
             if config.shared_backup_dir {
                 mounts.push((paths::BACKUP_DIR, shared_backups.clone()));
