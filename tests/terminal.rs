@@ -49,7 +49,14 @@ fn etcd_available() -> bool {
 struct Pty {
     child: Box<dyn Child + Send + Sync>,
     writer: Box<dyn Write + Send>,
-    screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    screen: Arc<(Mutex<Screen>, Condvar)>,
+}
+
+/// What the terminal received, and whether its output has ended (every writer closed it).
+#[derive(Default)]
+struct Screen {
+    bytes: Vec<u8>,
+    ended: bool,
 }
 
 /// How a program on a pty is started.
@@ -102,20 +109,20 @@ impl PtyCommand {
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("a pty reader");
         let writer = pair.master.take_writer().expect("a pty writer");
-        let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let screen = Arc::new((Mutex::new(Screen::default()), Condvar::new()));
         let sink = Arc::clone(&screen);
         std::thread::spawn(move || {
             // Keeps the master (and so the terminal) alive as long as the program may print.
             let _master = pair.master;
             let mut buffer = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                let (bytes, changed) = &*sink;
-                bytes.lock().unwrap().extend_from_slice(&buffer[..n]);
+            let (screen, changed) = &*sink;
+            // The read fails (EIO) or ends once no process holds the terminal any more.
+            while let Ok(n @ 1..) = reader.read(&mut buffer) {
+                screen.lock().unwrap().bytes.extend_from_slice(&buffer[..n]);
                 changed.notify_all();
             }
+            screen.lock().unwrap().ended = true;
+            changed.notify_all();
         });
         Pty {
             child,
@@ -128,7 +135,7 @@ impl PtyCommand {
 impl Pty {
     /// Everything printed so far, as bytes.
     fn raw(&self) -> Vec<u8> {
-        self.screen.0.lock().unwrap().clone()
+        self.screen.0.lock().unwrap().bytes.clone()
     }
 
     /// Everything printed so far, without escape sequences.
@@ -140,10 +147,11 @@ impl Pty {
     #[track_caller]
     fn expect(&mut self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
-        let (bytes, changed) = &*self.screen;
-        let mut guard = bytes.lock().unwrap();
+        let (screen, changed) = &*self.screen;
+        let mut guard = screen.lock().unwrap();
         loop {
-            let text = String::from_utf8_lossy(&strip_ansi_escapes::strip(&*guard)).into_owned();
+            let text =
+                String::from_utf8_lossy(&strip_ansi_escapes::strip(&guard.bytes)).into_owned();
             if text.contains(needle) {
                 return;
             }
@@ -177,6 +185,7 @@ impl Pty {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait works") {
+                self.drained(deadline);
                 return status.exit_code();
             }
             if Instant::now() >= deadline {
@@ -188,6 +197,22 @@ impl Pty {
             }
             // Polling a child's exit: there is no condition to wait on across a pty.
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Pty {
+    /// Waits, until `deadline` at the most, for everything the program printed to be read: its
+    /// exit can come before the last bytes are through the terminal.
+    fn drained(&self, deadline: Instant) {
+        let (screen, changed) = &*self.screen;
+        let mut guard = screen.lock().unwrap();
+        while !guard.ended {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            guard = changed.wait_timeout(guard, deadline - now).unwrap().0;
         }
     }
 }
@@ -561,6 +586,7 @@ fn a_drill_on_a_terminal_asks_and_finishes_with_its_verdict() {
     let mut answered = 0;
     let code = loop {
         if let Some(status) = pty.child.try_wait().unwrap() {
+            pty.drained(deadline);
             break status.exit_code();
         }
         let asked = pty.text().matches("Go on? [y/N]").count();
