@@ -325,6 +325,16 @@ impl Journal {
         for line in BufReader::new(file).lines() {
             lines.push(line.map_err(read_error)?);
         }
+        Self::from_lines(path, &lines)
+    }
+
+    /// Parses the text of a journal read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, JournalError> {
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        Self::from_lines(path, &lines)
+    }
+
+    fn from_lines(path: &Path, lines: &[String]) -> Result<Self, JournalError> {
         let format_error = |found: String| JournalError::Format {
             path: path.to_owned(),
             found,
