@@ -455,6 +455,16 @@ impl Journal {
         for line in BufReader::new(file).lines() {
             lines.push(line.map_err(read_error)?);
         }
+        Self::from_lines(path, &lines)
+    }
+
+    /// Parses the text of a journal read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, JournalError> {
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        Self::from_lines(path, &lines)
+    }
+
+    fn from_lines(path: &Path, lines: &[String]) -> Result<Self, JournalError> {
         let format_error = |found: String| JournalError::Format {
             path: path.to_owned(),
             found,
@@ -610,6 +620,7 @@ impl JournalWriter {
         };
         self.write_line(&serde_json::to_string(&record).expect("a record serialises"))?;
         self.next_seq += 1;
+        crash_point(&record);
         Ok(record)
     }
 
@@ -624,6 +635,29 @@ impl JournalWriter {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+/// The variable that names a deterministic crash point: the process kills itself with SIGKILL
+/// right after a record is durable, as a controller killed between two records would be. `N`
+/// names record N; `finished:STEP` the record that ends step instance STEP (whatever its number,
+/// which parallel steps make vary). For the crash-point tests (tests/crash_points.rs); unset, it
+/// costs one environment lookup per record.
+pub const CRASH_AFTER_RECORD: &str = "ETCDRILL_CRASH_AFTER_RECORD";
+
+fn crash_point(record: &Record) {
+    let Ok(wanted) = std::env::var(CRASH_AFTER_RECORD) else {
+        return;
+    };
+    let here = match wanted.strip_prefix("finished:") {
+        Some(step) => matches!(&record.event, Event::StepFinished { step: s, .. } if s == step),
+        None => wanted.parse::<u64>().is_ok_and(|seq| seq == record.seq),
+    };
+    if here {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
     }
 }
 

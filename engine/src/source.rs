@@ -216,30 +216,39 @@ impl fmt::Display for YamlPath {
 pub struct SourceMap {
     values: HashMap<YamlPath, Location>,
     keys: HashMap<YamlPath, Location>,
+    /// The indexing parser stopped early: what it did not reach falls back to the file's start.
+    incomplete: bool,
 }
 
 impl SourceMap {
-    /// Indexes a YAML text. A text that does not parse yields an empty map: serde_yaml reports
-    /// the syntax error itself, with its location.
+    /// Indexes a YAML text. A text that does not parse yields what was mapped before the error
+    /// (serde_yaml reports the syntax error itself, with its location).
     pub fn build(text: &str) -> Self {
         let mut builder = MapBuilder::default();
-        if Parser::new_from_str(text)
+        // serde_yaml (libyaml) and yaml_rust2 differ at the edges: a text this parser refuses can
+        // still load. What was mapped before the error is kept, so that later problems are
+        // located at the nearest node mapped rather than nowhere (found by the runbook fuzzer).
+        let stopped = Parser::new_from_str(text)
             .load(&mut builder, false)
-            .is_err()
-        {
-            return Self::default();
-        }
-        builder.map
+            .is_err();
+        let mut map = builder.map;
+        map.incomplete = stopped;
+        map
     }
 
-    /// Where the value at `path` starts; falls back to the nearest enclosing node.
+    /// Where the value at `path` starts; falls back to the nearest enclosing node, and in a map
+    /// the indexing parser could not finish, to the start of the file.
     pub fn value(&self, path: &YamlPath) -> Option<Location> {
         let mut path = path.clone();
         loop {
             if let Some(location) = self.values.get(&path) {
                 return Some(*location);
             }
-            path = path.parent()?;
+            match path.parent() {
+                Some(parent) => path = parent,
+                None if self.incomplete => return Some(Location { line: 1, column: 1 }),
+                None => return None,
+            }
         }
     }
 
@@ -410,8 +419,19 @@ steps:
     }
 
     #[test]
-    fn broken_yaml_gives_an_empty_map() {
-        let map = SourceMap::build("a: [1, 2\nb: c");
-        assert_eq!(map.value(&YamlPath::root().key("a")), None);
+    fn broken_yaml_keeps_what_was_mapped_before_the_break() {
+        let map = SourceMap::build("x: 1\na: [1, 2\nb: c");
+        assert_eq!(
+            map.value(&YamlPath::root().key("x")),
+            Some(Location { line: 1, column: 4 })
+        );
+        // Past the break, the nearest mapped node stands in.
+        assert!(map.value(&YamlPath::root().key("b")).is_some());
+        // A text refused before anything was mapped: the start of the file.
+        let map = SourceMap::build("name:\t\t\ttoken\nsteps: []\n");
+        assert_eq!(
+            map.value(&YamlPath::root().key("steps").index(0).key("id")),
+            Some(Location { line: 1, column: 1 })
+        );
     }
 }

@@ -181,6 +181,17 @@ pub fn status(path: &Path) -> Result<SnapshotStatus, SnapshotError> {
     })
 }
 
+/// [`status`] of a snapshot held in memory, as text when it is not sound, with the sha256 trailer
+/// checked as [`verify`] checks it (so both passes run): what etcdrill would say of a file with
+/// these bytes. For the fuzz targets.
+pub fn status_of_bytes(bytes: &[u8]) -> Result<SnapshotStatus, String> {
+    let examined =
+        status::examine(bytes, bytes.len() as u64, true).map_err(|err| err.to_string())?;
+    examined
+        .structure
+        .map_err(|corruption| corruption.to_string())
+}
+
 /// [`status`], and the file must be a sound snapshot: a sha256 trailer that matches the data, and
 /// a sound bbolt structure. A trailer problem is reported first (it is the stronger evidence);
 /// the message says "corrupt" or "no sha256 trailer".
