@@ -57,13 +57,7 @@ pub async fn collect(
     } else {
         None
     };
-    let ctx = Ctx {
-        access,
-        cluster,
-        endpoints: &target.endpoints,
-        timeout: options.timeout,
-        meter: None,
-    };
+    let ctx = Ctx::new(access, cluster, &target.endpoints, options.timeout);
     let mut endpoints = probe_all(
         &ctx,
         &target.endpoints,

@@ -25,7 +25,23 @@ pub(crate) struct Ctx<'a> {
     pub(crate) meter: Option<&'a TransferMeter>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for calls that move no bulk bytes (no transfer meter).
+    pub(crate) fn new(
+        access: &'a EtcdAccess,
+        cluster: &'a Cluster,
+        endpoints: &'a [String],
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            access,
+            cluster,
+            endpoints,
+            timeout,
+            meter: None,
+        }
+    }
+
     /// A client for a cluster-wide call: the first endpoint, in the order given, that answers a
     /// status request (asked of all at once). A dead member is skipped rather than failing the
     /// call, which a balanced client does when it picks the dead one.
@@ -208,13 +224,7 @@ async fn answering_statuses(
     timeout: Duration,
 ) -> Vec<StatusResponse> {
     let endpoints = cluster.client_urls();
-    let ctx = Ctx {
-        access,
-        cluster,
-        endpoints: &endpoints,
-        timeout,
-        meter: None,
-    };
+    let ctx = Ctx::new(access, cluster, &endpoints, timeout);
     join_all(
         endpoints
             .iter()

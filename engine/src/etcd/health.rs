@@ -183,13 +183,7 @@ pub async fn roles(
     timeout: Duration,
 ) -> Result<Roles, EtcdError> {
     let endpoints: Vec<String> = cluster.client_urls();
-    let ctx = Ctx {
-        access,
-        cluster,
-        endpoints: &endpoints,
-        timeout,
-        meter: None,
-    };
+    let ctx = Ctx::new(access, cluster, &endpoints, timeout);
     let what = format!("roles from {}", endpoints.join(","));
     let work = async {
         let results = join_all(
@@ -255,13 +249,7 @@ pub async fn current_member_health(
     timeout: Duration,
 ) -> Vec<(String, Result<(), String>)> {
     let endpoints: Vec<String> = cluster.client_urls();
-    let ctx = Ctx {
-        access,
-        cluster,
-        endpoints: &endpoints,
-        timeout,
-        meter: None,
-    };
+    let ctx = Ctx::new(access, cluster, &endpoints, timeout);
     let health = member_health(access, cluster, timeout).await;
     let Ok(Ok(members)) = tokio::time::timeout(timeout, members::list_any(&ctx)).await else {
         return health;
@@ -284,13 +272,7 @@ pub async fn member_health(
     timeout: Duration,
 ) -> Vec<(String, Result<(), String>)> {
     let endpoints: Vec<String> = cluster.client_urls();
-    let ctx = Ctx {
-        access,
-        cluster,
-        endpoints: &endpoints,
-        timeout,
-        meter: None,
-    };
+    let ctx = Ctx::new(access, cluster, &endpoints, timeout);
     let results = check_all(&ctx).await;
     cluster
         .nodes
