@@ -27,7 +27,8 @@ pub trait Prompter {
 }
 
 /// Asks on the terminal: the question on standard error, the answer from standard input. A
-/// signal while it waits (Ctrl-C, SIGTERM) is a no.
+/// signal while it waits (Ctrl-C, SIGTERM) is [`Answer::Interrupted`]: the run stops, and the
+/// question is asked again on resume.
 pub struct TerminalPrompter {
     terminal: Terminal,
     stop: watch::Receiver<u32>,

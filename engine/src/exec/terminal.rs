@@ -42,15 +42,6 @@ impl Terminal {
         let bars = io::stderr()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Self::with_bars(bars)
-    }
-
-    /// Plain lines only, whatever standard error is.
-    pub fn plain() -> Self {
-        Self::with_bars(None)
-    }
-
-    fn with_bars(bars: Option<MultiProgress>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 bars,
@@ -118,7 +109,10 @@ impl Terminal {
                 let _ = writeln!(stderr, "\n(end of input: taken as no)");
             }
             Answer::Interrupted => {
-                let _ = writeln!(stderr, "\n(interrupted: taken as no)");
+                let _ = writeln!(
+                    stderr,
+                    "\n(interrupted: nothing more starts; resume asks again)"
+                );
             }
             Answer::Yes | Answer::No => {}
         }
