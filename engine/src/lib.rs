@@ -1,32 +1,23 @@
 //! etcdrill: a declarative runbook engine for etcd operations and restore drills.
 //!
 //! The data flow is `YAML -> Runbook -> Plan -> Journal -> Report`; each stage is a value that can
-//! be printed and tested. The stages up to the Plan are pure: they never touch a network or a node.
+//! be printed and tested. The pure stages live in [`etcdrill_core`] (re-exported here under their
+//! own names); this crate runs plans: transports, etcd calls, node facts, backups, the executor,
+//! drills, diagnosis, the sandbox and the CLI.
+
+pub use etcdrill_core::{
+    diagnostic, document, format, human_duration, humanize, inventory, journal, plan, redact,
+    render, report, runbook, schedule, schema, shown, source, textfile,
+};
 
 pub mod backup;
 pub mod cli;
 pub mod diagnose;
-pub mod diagnostic;
-pub mod document;
 pub mod drill;
 pub mod etcd;
 pub mod exec;
 pub mod facts;
-pub mod format;
-pub mod human_duration;
-pub mod inventory;
-pub mod journal;
-pub mod plan;
-pub mod redact;
-pub mod render;
-pub mod report;
-pub mod runbook;
 pub mod sandbox;
-pub mod schedule;
-pub mod schema;
-pub mod shown;
 pub mod snapshot;
-pub mod source;
-pub mod textfile;
 pub mod transfer;
 pub mod transport;

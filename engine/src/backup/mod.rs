@@ -6,9 +6,8 @@
 //! [`RetentionPolicy`](retention::RetentionPolicy) per cluster within one destination, counting
 //! only copies whose listing is whole and never deleting the newest.
 
-pub mod destination;
+pub use etcdrill_core::backup::{destination, retention};
 mod dir_store;
-pub mod retention;
 mod s3_store;
 mod ssh_store;
 pub mod step;

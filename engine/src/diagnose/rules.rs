@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use super::facts::{BackupRecord, EndpointFacts, Facts, MemberFacts, StatusFacts};
 use super::findings::{Finding, RunbookSuggestion, Severity};
+use crate::humanize::bytes;
+use crate::inventory::same_url;
 
 /// etcd's default `--quota-backend-bytes` (2 GiB), used when a member does not export
 /// `etcd_server_quota_backend_bytes`.
@@ -216,27 +218,6 @@ fn member_urls(facts: &Facts, member: &MemberFacts) -> Vec<String> {
         urls.push(node.client_url.clone());
     }
     urls
-}
-
-fn same_url(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
-}
-
-/// Bytes for people, binary units: `12.0 MiB`.
-pub fn bytes(value: f64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = value;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
 }
 
 fn millis(seconds: f64) -> String {

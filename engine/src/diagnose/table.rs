@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::facts::{EndpointFacts, Facts};
 use super::findings::{Finding, exit_code, worst};
-use super::rules::bytes;
+use crate::humanize::bytes;
 
 /// Columns aligned with two spaces between them; the last column is not padded.
 pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -7,7 +7,7 @@
 //! it, or lose a member, or lose the majority); declare the disaster (RTO starts); run the runbook
 //! through the executor; verify until everything holds or the settle time runs out (RTO ends).
 
-mod spec;
+use etcdrill_core::drill as spec;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

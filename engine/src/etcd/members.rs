@@ -9,11 +9,7 @@ use super::{CallOutcome, join_all};
 use crate::inventory::{Cluster, Node};
 use crate::runbook::action::{MemberAddArgs, MemberNameArgs, VerifyMemberCountArgs};
 
-/// Normalises a URL for comparison: no trailing slash, lowercase.
-pub(crate) fn same_url(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
-}
+pub(crate) use crate::inventory::same_url;
 
 /// The inventory node a member runs on: the node whose member name is the member's name, else the
 /// node whose peer URL the member advertises.

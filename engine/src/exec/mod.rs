@@ -10,7 +10,7 @@
 mod guard;
 mod no_return;
 pub mod progress;
-pub mod run_dir;
+pub use etcdrill_core::run_dir;
 pub mod run_lock;
 mod step_run;
 pub mod terminal;

@@ -338,21 +338,7 @@ fn called(result: Result<crate::etcd::CallOutcome, String>) -> Attempt {
     }
 }
 
-/// An error and its causes on one line. A cause whose text is already shown (some libraries'
-/// messages repeat their source's) is not shown again.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use crate::humanize::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::run_dir::RunRecord;
 use crate::journal::{DrillStage, RollbackSkip, SkipReason, StepResult, Timestamp};
+use crate::run_dir::RunRecord;
 
 /// The `format` field of every report.
 pub const REPORT_FORMAT: &str = "etcdrill-report";
@@ -733,7 +733,7 @@ impl FactsRow {
             };
             let free = dir
                 .free_bytes
-                .map(|bytes| format!(", {} free", indicatif::HumanBytes(bytes)))
+                .map(|bytes| format!(", {} free", crate::humanize::bytes(bytes as f64)))
                 .unwrap_or_default();
             format!("{}{mount}{free}", dir.filesystem)
         });

@@ -13,28 +13,28 @@ use crate::runbook::step::Outcome;
 
 /// How a format shows values taken from users' files.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Style {
+pub struct Style {
     /// A key or an expression, shown as code: `` `x` `` in text and Markdown.
-    pub(crate) code: fn(&str) -> String,
+    pub code: fn(&str) -> String,
     /// A name, path or free text, shown as it is, but safely.
-    pub(crate) plain: fn(&str) -> String,
+    pub plain: fn(&str) -> String,
 }
 
 /// The legend shown when some values are only known at run time.
-pub(crate) const PLACEHOLDER_LEGEND: &str = "`⟨…⟩` marks a value known only at run time (a step output or a run value); it is filled in when the step runs.";
+pub const PLACEHOLDER_LEGEND: &str = "`⟨…⟩` marks a value known only at run time (a step output or a run value); it is filled in when the step runs.";
 
 /// What an irreversible step means for the person running the plan.
-pub(crate) const IRREVERSIBLE: &str = "IRREVERSIBLE: a failure after this step needs a person";
+pub const IRREVERSIBLE: &str = "IRREVERSIBLE: a failure after this step needs a person";
 
 /// Whether any step of the plan holds a run-time placeholder.
-pub(crate) fn has_placeholders(plan: &Plan) -> bool {
+pub fn has_placeholders(plan: &Plan) -> bool {
     plan.graph
         .node_weights()
         .any(|step| step.template.is_some())
 }
 
 /// `PROBE` or `ACTION`.
-pub(crate) fn nature(step: &PlanStep) -> &'static str {
+pub fn nature(step: &PlanStep) -> &'static str {
     match step.nature {
         Nature::Probe => "PROBE",
         Nature::Action => "ACTION",
@@ -42,7 +42,7 @@ pub(crate) fn nature(step: &PlanStep) -> &'static str {
 }
 
 /// Where a step runs: a node name, `the controller` or `the cluster`.
-pub(crate) fn host(style: &Style, host: &Host) -> String {
+pub fn host(style: &Style, host: &Host) -> String {
     match host {
         Host::Controller => "the controller".into(),
         Host::Cluster => "the cluster".into(),
@@ -51,7 +51,7 @@ pub(crate) fn host(style: &Style, host: &Host) -> String {
 }
 
 /// The run-time role guard of a per-node instance, in words.
-pub(crate) fn role(style: &Style, step: &PlanStep) -> Option<String> {
+pub fn role(style: &Style, step: &PlanStep) -> Option<String> {
     let what = match step.role? {
         RoleGuard::Leader => "the leader",
         RoleGuard::Follower => "a follower",
@@ -63,7 +63,7 @@ pub(crate) fn role(style: &Style, step: &PlanStep) -> Option<String> {
 }
 
 /// The step's condition, in words, when it has one.
-pub(crate) fn condition(style: &Style, step: &PlanStep) -> Option<String> {
+pub fn condition(style: &Style, step: &PlanStep) -> Option<String> {
     match &step.when {
         Condition::Always => None,
         Condition::AtRunTime(expression) => Some(format!(
@@ -77,7 +77,7 @@ pub(crate) fn condition(style: &Style, step: &PlanStep) -> Option<String> {
 }
 
 /// Which part of the run a steady-state probe belongs to; nothing for main steps.
-pub(crate) fn phase(step: &PlanStep) -> Option<&'static str> {
+pub fn phase(step: &PlanStep) -> Option<&'static str> {
     match step.phase {
         Phase::SteadyBefore => Some("steady state, checked before the first step"),
         Phase::SteadyAfter => Some("steady state, checked after the last step"),
@@ -86,7 +86,7 @@ pub(crate) fn phase(step: &PlanStep) -> Option<&'static str> {
 }
 
 /// Timeout and retries, e.g. `timeout 2m, 3 retries (backoff 1s, at most 30s)`.
-pub(crate) fn limits(step: &PlanStep) -> String {
+pub fn limits(step: &PlanStep) -> String {
     let retries = &step.retries;
     match retries.attempts {
         0 => format!("timeout {}", step.timeout),
@@ -101,7 +101,7 @@ pub(crate) fn limits(step: &PlanStep) -> String {
 }
 
 /// What a step waits for, one phrase per outcome waited for, e.g. ``waits for `a`, `b` ``.
-pub(crate) fn waits(style: &Style, plan: &Plan, index: NodeIndex) -> Vec<String> {
+pub fn waits(style: &Style, plan: &Plan, index: NodeIndex) -> Vec<String> {
     let needs = plan.needs(index);
     let keys = |outcome: Outcome| -> Option<String> {
         let keys: Vec<String> = needs
@@ -123,7 +123,7 @@ pub(crate) fn waits(style: &Style, plan: &Plan, index: NodeIndex) -> Vec<String>
 }
 
 /// Output names a step makes available, with their capture for `shell` steps.
-pub(crate) fn outputs(style: &Style, step: &PlanStep) -> Option<String> {
+pub fn outputs(style: &Style, step: &PlanStep) -> Option<String> {
     if step.outputs.is_empty() {
         return None;
     }
@@ -144,17 +144,17 @@ pub(crate) fn outputs(style: &Style, step: &PlanStep) -> Option<String> {
 
 /// An operation broken into what a format lays out: a headline, arguments and a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OperationView {
+pub struct OperationView {
     /// One line saying what runs where.
-    pub(crate) headline: String,
+    pub headline: String,
     /// `name: value` arguments of a typed call, values as JSON text.
-    pub(crate) args: Vec<(String, String)>,
+    pub args: Vec<(String, String)>,
     /// The script of a shell operation, as rendered (not escaped).
-    pub(crate) script: Option<String>,
+    pub script: Option<String>,
 }
 
 /// Describes an operation run on `host`.
-pub(crate) fn operation(style: &Style, operation: &Operation, host: &Host) -> OperationView {
+pub fn operation(style: &Style, operation: &Operation, host: &Host) -> OperationView {
     let plain = style.plain;
     let view = |headline: String, args: Vec<(String, String)>| OperationView {
         headline,
@@ -215,7 +215,7 @@ fn args(call: &Action) -> Vec<(String, String)> {
 
 /// What undoes a step: a sentence, or an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RollbackView {
+pub enum RollbackView {
     /// Nothing runs; this sentence says why.
     Sentence(&'static str),
     /// This operation runs.
@@ -223,7 +223,7 @@ pub(crate) enum RollbackView {
 }
 
 /// Describes a step's rollback.
-pub(crate) fn rollback(style: &Style, step: &PlanStep) -> RollbackView {
+pub fn rollback(style: &Style, step: &PlanStep) -> RollbackView {
     match &step.rollback {
         Rollback::NotNeeded => RollbackView::Sentence("not needed"),
         Rollback::Irreversible => RollbackView::Sentence(IRREVERSIBLE),
@@ -233,7 +233,7 @@ pub(crate) fn rollback(style: &Style, step: &PlanStep) -> RollbackView {
 }
 
 /// A short rollback summary for tables: `not needed`, `IRREVERSIBLE`, `none`, or what runs.
-pub(crate) fn rollback_summary(step: &PlanStep) -> &'static str {
+pub fn rollback_summary(step: &PlanStep) -> &'static str {
     match &step.rollback {
         Rollback::NotNeeded => "not needed",
         Rollback::Irreversible => "IRREVERSIBLE",
@@ -248,7 +248,7 @@ pub(crate) fn rollback_summary(step: &PlanStep) -> &'static str {
 }
 
 /// The plan's closing line, e.g. `13 steps (4 probes, 1 destructive) on 3 nodes in 7 waves`.
-pub(crate) fn summary(plan: &Plan) -> String {
+pub fn summary(plan: &Plan) -> String {
     let summary = plan.summary();
     let count =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -266,12 +266,12 @@ pub(crate) fn summary(plan: &Plan) -> String {
 /// included, and bidirectional and zero-width characters are shown escaped (`\n`, `\u{1b}`,
 /// `\u{202e}`), so a hostile name cannot move the cursor, fake a line of the plan or read
 /// differently from what runs.
-pub(crate) fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.chars().map(escape_control).collect()
 }
 
 /// Like [`one_line`], but keeps line breaks and tabs: for scripts.
-pub(crate) fn block(text: &str) -> String {
+pub fn block(text: &str) -> String {
     text.chars()
         .map(|c| {
             if matches!(c, '\n' | '\t') {
@@ -292,7 +292,7 @@ fn escape_control(c: char) -> String {
 }
 
 /// The first 12 hex digits of a digest.
-pub(crate) fn short_digest(sha256: &str) -> &str {
+pub fn short_digest(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
 }
 

@@ -3,7 +3,7 @@
 //! `text` is for a terminal, `markdown` for a pull-request review, `json` for tools, `dot` and
 //! `mermaid` for pictures of the graph. None of them does I/O.
 
-pub(crate) mod describe;
+pub mod describe;
 pub mod dot;
 pub mod json;
 pub mod markdown;
@@ -13,7 +13,8 @@ pub mod text;
 use crate::plan::{Host, Operation, Plan};
 
 /// A plan output format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
     /// Plain text for a terminal: the plan in waves, every operation rendered.
     #[default]

@@ -130,7 +130,7 @@ pub(crate) fn preflight(action: &Action, node: &Node) -> Option<String> {
 
 /// Shell lines that fail unless the file system that will hold `target` (its nearest existing
 /// ancestor's) has room for `need` bytes: shell text, a number or a command substitution.
-pub(crate) fn room_check(target: &str, need: &str) -> String {
+pub fn room_check(target: &str, need: &str) -> String {
     format!(
         "dir={}\nwhile [ ! -d \"$dir\" ]; do dir=$(dirname -- \"$dir\"); done\nneed={}\nfree=$(($(df -P -k -- \"$dir\" | awk 'NR == 2 {{ print $4 }}') * 1024))\n[ \"$free\" -ge \"$need\" ] || {{ echo \"no room: $dir has $free bytes free, $need needed\" >&2; exit 1; }}\necho \"$dir: $free bytes free, $need needed\"\n",
         q(target),

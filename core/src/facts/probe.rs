@@ -49,7 +49,7 @@ pub struct ProcessFacts {
 
 /// Everything one run of the probe script reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Probed {
+pub struct Probed {
     pub uid: Option<u32>,
     pub manifest: Option<(String, String)>,
     pub env_file: Option<String>,
@@ -74,7 +74,7 @@ measure() {
 }"#;
 
 /// The script that gathers `node`'s facts in one round trip.
-pub(crate) fn script(node: &Node) -> String {
+pub fn script(node: &Node) -> String {
     let etcd = &node.etcd;
     let mut script = format!("set -u\n{MEASURE}\nfact uid \"$(id -u)\"\n");
     match &etcd.management {
@@ -131,7 +131,7 @@ fi
 }
 
 /// The script that measures directories found only once the configuration was read.
-pub(crate) fn measure_script(dirs: &[&str]) -> String {
+pub fn measure_script(dirs: &[&str]) -> String {
     let mut script = format!("set -u\n{MEASURE}\n");
     for dir in dirs {
         script.push_str(&format!("measure {}\n", q(dir)));
@@ -147,7 +147,7 @@ fn decode(text: &str) -> Option<String> {
 }
 
 /// Reads the script's output; lines it does not know are ignored.
-pub(crate) fn parse(stdout: &str) -> Probed {
+pub fn parse(stdout: &str) -> Probed {
     let mut probed = Probed::default();
     let mut seen = BTreeMap::new();
     for line in stdout.lines() {

@@ -1102,7 +1102,7 @@ impl<'a> Compiler<'a> {
 }
 
 /// The step ids a template text refers to as `steps.<id>`.
-pub(crate) fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
+pub fn referenced_step_ids(text: &str) -> BTreeSet<&str> {
     text.match_indices("steps.")
         .filter(|(at, _)| {
             text[..*at]

@@ -573,6 +573,12 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
     nodes
 }
 
+/// Whether two URLs are the same endpoint: compared without a trailing slash, ignoring case.
+pub fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

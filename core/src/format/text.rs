@@ -142,7 +142,7 @@ fn step(out: &mut String, plan: &Plan, index: NodeIndex) -> Result {
 }
 
 /// One operation as the text plan shows it, e.g. for check mode's "shown, not run".
-pub(crate) fn describe_operation(op: &Operation, host: &Host) -> String {
+pub fn describe_operation(op: &Operation, host: &Host) -> String {
     let mut out = String::new();
     operation(
         &mut out,

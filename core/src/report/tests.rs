@@ -1408,12 +1408,12 @@ fn node_facts_rows_say_where_the_data_is_and_what_uses_it() {
     let cases = [
         (
             facts(Some(dir(true)), Some(process.clone()), Some(true)),
-            "xfs, its own mount point, 3.00 GiB free",
+            "xfs, its own mount point, 3.0 GiB free",
             "pid 42, on this data dir",
         ),
         (
             facts(Some(dir(false)), Some(process), Some(false)),
-            "xfs, 3.00 GiB free",
+            "xfs, 3.0 GiB free",
             "pid 42, on ANOTHER data dir",
         ),
         (facts(None, None, None), "", "not running"),

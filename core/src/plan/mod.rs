@@ -14,10 +14,10 @@ use crate::human_duration::HumanDuration;
 use crate::runbook::action::{Action, ActionKind, CopyDirection, Nature};
 use crate::runbook::step::{Outcome, OutputCapture, Retries};
 
-pub(crate) use compiler::referenced_step_ids;
+pub use compiler::referenced_step_ids;
 pub use compiler::{ParamInput, compile, compile_for_run};
 pub use context::RunValues;
-pub(crate) use node_script::room_check;
+pub use node_script::room_check;
 
 /// A compiled runbook, ready to review or run.
 #[derive(Debug, Clone)]
