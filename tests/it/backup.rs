@@ -5,8 +5,6 @@
 //! that fails fails the run loudly: exit code, journal and metrics textfile. These tests need
 //! root (the test bed) and moto (`.ci/setup` installs it into `.cache/moto`).
 
-use crate::support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use etcdrill_testbed::{Bed, BedConfig, wait_until};
-use support::{
+
+use crate::support;
+use crate::support::{
     Etcdrill, Outcome, bed, inventory_yaml, journal, step_outputs, step_result, stock_runbook,
     write,
 };
@@ -31,7 +31,7 @@ impl S3Server {
     fn start() -> Option<S3Server> {
         let dir = std::env::var_os("ETCDRILL_MOTO_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/moto"));
+            .unwrap_or_else(|| support::repo().join(".cache/moto"));
         if !dir.join("moto").is_dir() {
             assert!(
                 std::env::var_os("ETCDRILL_TESTBED_REQUIRED").is_none(),
@@ -253,7 +253,7 @@ fn backup_runbook_ships_verified_copies_everywhere_and_prunes() {
     for _ in 0..3 {
         let (outcome, run) = backups.run(&destinations, 2);
         let journal = journal(&run);
-        assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+        assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
         let save = step_outputs(&journal, "save");
         let path = PathBuf::from(&save["path"]);
         saved.push(path.file_name().unwrap().to_string_lossy().into_owned());
@@ -279,7 +279,7 @@ fn backup_runbook_ships_verified_copies_everywhere_and_prunes() {
     // Retention kept the newest two everywhere, and one on the controller.
     for destination in &destinations {
         let (outcome, names) = backups.list(destination, true);
-        assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+        assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
         assert_eq!(
             names,
             vec![saved[2].clone(), saved[1].clone()],
@@ -324,7 +324,7 @@ fn backup_runbook_ships_verified_copies_everywhere_and_prunes() {
     ))
     .unwrap();
     let (outcome, _) = backups.list(&backups.ssh_destination(), true);
-    assert_eq!(outcome.0.status.code(), Some(1), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(1), "{}", outcome.shown());
     assert!(outcome.stdout().contains("damaged"), "{}", outcome.shown());
 }
 
@@ -335,7 +335,7 @@ fn a_failed_destination_fails_the_backup_loudly() {
     };
     let good = backups.dir_destination();
     let (outcome, _) = backups.run(std::slice::from_ref(&good), 3);
-    assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
     let before = std::fs::read_to_string(backups.metrics()).unwrap();
     let last_good = metric(&before, "etcdrill_backup_last_success_timestamp_seconds")
         .expect("a last good backup");
@@ -343,7 +343,7 @@ fn a_failed_destination_fails_the_backup_loudly() {
     // No such bucket: the S3 copy fails, the directory copy is still made.
     let missing = backups.s3.destination("no-such-bucket");
     let (outcome, run) = backups.run(&[good.clone(), missing], 3);
-    assert_ne!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+    assert_ne!(outcome.code(), Some(0), "{}", outcome.shown());
     let journal = journal(&run);
     assert_eq!(
         step_result(&journal, "ship").as_deref(),

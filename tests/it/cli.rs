@@ -1,6 +1,6 @@
-//! Drives the real `etcdrill` binary through a small builder, in the style of just's tests:
-//! `Test::new().file(..).args([..]).run().success()`. Outputs are pinned with insta snapshots
-//! after temp paths and file digests are redacted.
+//! Drives the real `etcdrill` binary through the tests' builder, in the style of just's tests:
+//! `Etcdrill::in_temp_dir().file(..).args([..]).run().success()`. Outputs are pinned with insta
+//! snapshots after temp paths and file digests are redacted.
 //!
 //! Also plans every stock runbook in `runbooks/` against every inventory in
 //! `drills/inventories/`, so the examples are always compiled by CI.
@@ -12,124 +12,8 @@ use etcdrill::inventory::Cluster;
 use etcdrill::runbook::Runbook;
 use etcdrill::runbook::param::ParamType;
 use etcdrill::source::SourceFile;
-use tempfile::TempDir;
 
-/// One run of the binary, being set up.
-struct Test {
-    dir: TempDir,
-    current_dir: Option<PathBuf>,
-    args: Vec<String>,
-}
-
-/// What a run produced.
-struct Output {
-    status: i32,
-    stdout: String,
-    stderr: String,
-    dir: TempDir,
-}
-
-impl Test {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temp dir"),
-            current_dir: None,
-            args: Vec::new(),
-        }
-    }
-
-    /// Writes a file into the run's temp dir (the working directory by default).
-    fn file(self, name: &str, text: &str) -> Self {
-        let path = self.dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(path, text).unwrap();
-        self
-    }
-
-    /// Runs in `dir` instead of the temp dir.
-    fn current_dir(mut self, dir: &Path) -> Self {
-        self.current_dir = Some(dir.to_owned());
-        self
-    }
-
-    fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
-        self
-    }
-
-    fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_string());
-        self
-    }
-
-    /// Asks for `--help` (the long form, with examples).
-    fn arg_help(self) -> Self {
-        self.arg("--help")
-    }
-
-    fn run(self) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_etcdrill"))
-            .args(&self.args)
-            .current_dir(self.current_dir.as_deref().unwrap_or(self.dir.path()))
-            .output()
-            .expect("etcdrill runs");
-        Output {
-            status: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-            dir: self.dir,
-        }
-    }
-}
-
-impl Output {
-    #[track_caller]
-    fn status(self, expected: i32) -> Self {
-        assert_eq!(
-            self.status, expected,
-            "exit status\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn success(self) -> Self {
-        self.status(0)
-    }
-
-    #[track_caller]
-    fn failure(self) -> Self {
-        self.status(1)
-    }
-
-    /// Status, stdout and stderr in one text, with the temp dir redacted.
-    fn snapshot(&self) -> String {
-        redact(
-            &format!(
-                "status: {}\n--- stdout\n{}--- stderr\n{}",
-                self.status, self.stdout, self.stderr
-            ),
-            self.dir.path(),
-        )
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
-    }
-}
-
-/// Replaces the temp dir with `[TEMP]`.
-fn redact(text: &str, dir: &Path) -> String {
-    let dir = dir.display().to_string();
-    let canonical = std::fs::canonicalize(&dir)
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    text.replace(&canonical, "[TEMP]").replace(&dir, "[TEMP]")
-}
+use crate::support::{Etcdrill, repo};
 
 /// Digests change with every comment; the plan is what is reviewed.
 macro_rules! assert_plan_snapshot {
@@ -175,8 +59,8 @@ nodes:
   - {name: cp3, address: 10.0.0.3}
 ";
 
-fn planned() -> Test {
-    Test::new()
+fn planned() -> Etcdrill {
+    Etcdrill::in_temp_dir()
         .file("rb.yaml", RUNBOOK)
         .file("inv.yaml", INVENTORY)
 }
@@ -194,7 +78,7 @@ fn plan_prints_text_by_default() {
         ])
         .run()
         .success();
-    assert!(output.stderr.is_empty(), "{}", output.stderr);
+    assert!(output.stderr().is_empty(), "{}", output.stderr());
     assert_plan_snapshot!("plan_text", output.snapshot());
 }
 
@@ -233,14 +117,14 @@ fn every_format_renders_and_can_go_to_a_file() {
             format,
         ];
         let printed = planned().args(args).run().success();
-        assert!(check(&printed.stdout), "{format}:\n{}", printed.stdout);
+        assert!(check(&printed.stdout()), "{format}:\n{}", printed.stdout());
         let written = planned()
             .args(args)
             .args(["--out", "plan.out"])
             .run()
             .success();
-        assert_eq!(written.stdout, "", "{format}");
-        assert_eq!(written.read("plan.out"), printed.stdout, "{format}");
+        assert_eq!(written.stdout(), "", "{format}");
+        assert_eq!(written.read("plan.out"), printed.stdout(), "{format}");
     }
 }
 
@@ -249,13 +133,13 @@ fn unknown_formats_are_usage_errors() {
     let output = planned()
         .args(["plan", "rb.yaml", "-i", "inv.yaml", "--format", "yaml"])
         .run()
-        .status(2);
+        .expect_code(2);
     assert!(
         output
-            .stderr
+            .stderr()
             .contains("invalid value 'yaml' for '--format <FORMAT>'"),
         "{}",
-        output.stderr
+        output.stderr()
     );
 }
 
@@ -299,7 +183,7 @@ fn bad_param_values_are_located_on_the_command_line() {
 
 #[test]
 fn problems_in_both_files_are_reported_together() {
-    let output = Test::new()
+    let output = Etcdrill::in_temp_dir()
         .file(
             "rb.yaml",
             &RUNBOOK.replace("needs: [check]", "needs: [chek]"),
@@ -318,7 +202,7 @@ fn a_missing_file_names_the_file_and_the_cause() {
         .run()
         .failure();
     assert_eq!(
-        output.stderr,
+        output.stderr(),
         "error: failed to read `nope.yaml`\n  caused by: No such file or directory (os error 2)\n"
     );
 }
@@ -350,9 +234,12 @@ fn validate_fails_when_any_file_fails() {
 
 #[test]
 fn schema_writes_the_checked_in_schemas() {
-    let output = Test::new().args(["schema", "--out", "out"]).run().success();
+    let output = Etcdrill::in_temp_dir()
+        .args(["schema", "--out", "out"])
+        .run()
+        .success();
     assert_eq!(
-        output.stdout,
+        output.stdout(),
         "wrote out/runbook.schema.json\nwrote out/inventory.schema.json\nwrote out/drill.schema.json\n"
     );
     for name in [
@@ -361,7 +248,7 @@ fn schema_writes_the_checked_in_schemas() {
         "drill.schema.json",
     ] {
         let checked_in =
-            std::fs::read_to_string(repo_root().join("schemas").join(name)).unwrap_or_default();
+            std::fs::read_to_string(repo().join("schemas").join(name)).unwrap_or_default();
         assert!(
             output.read(&format!("out/{name}")) == checked_in,
             "schemas/{name} is out of date; run `cargo run -- schema` at the repository root"
@@ -369,16 +256,9 @@ fn schema_writes_the_checked_in_schemas() {
     }
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
 /// The `.yaml` files of a directory of the repository, sorted; none if it does not exist.
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(repo_root().join(dir)) else {
+    let Ok(entries) = std::fs::read_dir(repo().join(dir)) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
@@ -430,7 +310,7 @@ fn fits(runbook: &Runbook, members: usize) -> bool {
 
 #[test]
 fn stock_runbooks_plan_against_every_inventory() {
-    let root = repo_root();
+    let root = repo();
     let mut planned = 0;
     for runbook_path in yaml_files("runbooks") {
         let runbook = Runbook::load(SourceFile::read(&root.join(&runbook_path)).unwrap())
@@ -444,7 +324,7 @@ fn stock_runbooks_plan_against_every_inventory() {
             }
             let params = placeholder_params(&runbook, &cluster);
             for format in ["text", "markdown"] {
-                let output = Test::new()
+                let output = Etcdrill::in_temp_dir()
                     .current_dir(&root)
                     .args([
                         "plan",
@@ -463,7 +343,9 @@ fn stock_runbooks_plan_against_every_inventory() {
                 );
                 assert_plan_snapshot!(
                     name,
-                    output.stdout.replace(&root.display().to_string(), "[ROOT]")
+                    output
+                        .stdout()
+                        .replace(&root.display().to_string(), "[ROOT]")
                 );
             }
             planned += 1;
@@ -493,17 +375,20 @@ fn subcommand_paths() -> Vec<Vec<String>> {
 
 #[test]
 fn the_bash_completion_script_loads_and_names_every_subcommand() {
-    let output = Test::new().args(["completions", "bash"]).run().success();
+    let output = Etcdrill::in_temp_dir()
+        .args(["completions", "bash"])
+        .run()
+        .success();
     for path in subcommand_paths() {
         let name = path.last().unwrap();
         assert!(
-            output.stdout.contains(name.as_str()),
+            output.stdout().contains(name.as_str()),
             "{name} is not completed:\n{}",
-            output.stdout
+            output.stdout()
         );
     }
-    let script = output.dir.path().join("etcdrill.bash");
-    std::fs::write(&script, &output.stdout).unwrap();
+    let script = output.dir().join("etcdrill.bash");
+    std::fs::write(&script, output.stdout()).unwrap();
     let loaded = Command::new("bash")
         .arg("-c")
         .arg(format!(
@@ -517,15 +402,18 @@ fn the_bash_completion_script_loads_and_names_every_subcommand() {
         "{loaded:?}"
     );
     for shell in ["zsh", "fish"] {
-        let output = Test::new().args(["completions", shell]).run().success();
-        assert!(output.stdout.contains("move-leader"), "{shell}");
+        let output = Etcdrill::in_temp_dir()
+            .args(["completions", shell])
+            .run()
+            .success();
+        assert!(output.stdout().contains("move-leader"), "{shell}");
     }
 }
 
 #[test]
 fn the_man_pages_render_and_name_every_subcommand() {
-    let output = Test::new().args(["man"]).run().success();
-    assert!(output.stdout.starts_with(".ie"), "{}", output.stdout);
+    let output = Etcdrill::in_temp_dir().args(["man"]).run().success();
+    assert!(output.stdout().starts_with(".ie"), "{}", output.stdout());
     // Rendered as a person reads it, when groff is there.
     let rendered = Command::new("groff")
         .args(["-man", "-Tutf8"])
@@ -540,7 +428,7 @@ fn the_man_pages_render_and_name_every_subcommand() {
                 .stdin
                 .take()
                 .unwrap()
-                .write_all(output.stdout.as_bytes())
+                .write_all(output.stdout().as_bytes())
                 .unwrap();
             child.wait_with_output().unwrap()
         });
@@ -553,7 +441,7 @@ fn the_man_pages_render_and_name_every_subcommand() {
             );
             String::from_utf8_lossy(&done.stdout).into_owned()
         }
-        _ => output.stdout.clone(),
+        _ => output.stdout(),
     };
     for path in subcommand_paths().iter().filter(|p| p.len() == 1) {
         assert!(
@@ -564,19 +452,22 @@ fn the_man_pages_render_and_name_every_subcommand() {
     }
     assert!(page.contains("Exit codes"), "{page}");
 
-    let written = Test::new().args(["man", "--out", "man"]).run().success();
+    let written = Etcdrill::in_temp_dir()
+        .args(["man", "--out", "man"])
+        .run()
+        .success();
     for path in subcommand_paths() {
         let name = format!("man/etcdrill-{}.1", path.join("-"));
         assert!(
-            written.dir.path().join(&name).is_file(),
+            written.dir().join(&name).is_file(),
             "{name} not written:\n{}",
-            written.stdout
+            written.stdout()
         );
     }
     assert!(
-        written.stdout.contains("wrote man/etcdrill.1\n"),
+        written.stdout().contains("wrote man/etcdrill.1\n"),
         "{}",
-        written.stdout
+        written.stdout()
     );
 }
 
@@ -587,21 +478,29 @@ fn every_command_shows_examples_in_its_help() {
         if path.last().unwrap() == "help" {
             continue;
         }
-        let output = Test::new().args(&path).arg_help().run().success();
+        let output = Etcdrill::in_temp_dir()
+            .args(&path)
+            .arg("--help")
+            .run()
+            .success();
         assert!(
-            output.stdout.contains("Examples:\n  etcdrill "),
+            output.stdout().contains("Examples:\n  etcdrill "),
             "`etcdrill {} --help` shows no examples:\n{}",
             path.join(" "),
-            output.stdout
+            output.stdout()
         );
     }
 }
 
 #[test]
 fn the_exit_codes_are_in_the_help_and_in_the_readme() {
-    let help = Test::new().args(["--help"]).run().success().stdout;
+    let help = Etcdrill::in_temp_dir()
+        .args(["--help"])
+        .run()
+        .success()
+        .stdout();
     assert!(help.contains(etcdrill::cli::EXIT_CODES), "{help}");
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     for line in etcdrill::cli::EXIT_CODES.lines().skip(1) {
         let (code, meaning) = line.trim().split_once("  ").unwrap();
         let row = format!("| {code} | {} |", meaning.trim());
@@ -625,12 +524,12 @@ fn a_flag_a_subcommand_does_not_use_is_a_usage_error() {
         &["--quiet", "--verbose", "health"],
     ];
     for args in cases {
-        let output = Test::new().args(*args).run().status(2);
+        let output = Etcdrill::in_temp_dir().args(*args).run().expect_code(2);
         assert!(
-            output.stderr.contains("error: unexpected argument")
-                || output.stderr.contains("cannot be used with"),
+            output.stderr().contains("error: unexpected argument")
+                || output.stderr().contains("cannot be used with"),
             "{args:?}: {}",
-            output.stderr
+            output.stderr()
         );
     }
 }
@@ -652,7 +551,12 @@ fn every_read_command_takes_the_same_output_option() {
         &["sandbox", "status"],
     ];
     for path in read_commands {
-        let help = Test::new().args(*path).arg_help().run().success().stdout;
+        let help = Etcdrill::in_temp_dir()
+            .args(*path)
+            .arg("--help")
+            .run()
+            .success()
+            .stdout();
         assert!(
             help.contains("-o, --output <FORMAT>")
                 && help.contains("[aliases: -w, --write-out]")
@@ -662,9 +566,19 @@ fn every_read_command_takes_the_same_output_option() {
             "{path:?}:\n{help}"
         );
     }
-    let plan = Test::new().args(["plan"]).arg_help().run().success().stdout;
+    let plan = Etcdrill::in_temp_dir()
+        .args(["plan"])
+        .arg("--help")
+        .run()
+        .success()
+        .stdout();
     assert!(plan.contains("-o, --format <FORMAT>"), "{plan}");
-    let run = Test::new().args(["run"]).arg_help().run().success().stdout;
+    let run = Etcdrill::in_temp_dir()
+        .args(["run"])
+        .arg("--help")
+        .run()
+        .success()
+        .stdout();
     assert!(run.contains("-o, --output <FORMAT>"), "{run}");
 }
 
@@ -675,25 +589,25 @@ fn a_missing_inventory_says_what_an_inventory_is() {
         .run()
         .failure();
     insta::assert_snapshot!("missing_inventory", output.snapshot());
-    let output = Test::new()
+    let output = Etcdrill::in_temp_dir()
         .args(["defrag", "cp1", "-i", "nope.yaml"])
         .run()
         .failure();
     assert!(
-        output.stderr.contains("hint: -i names the inventory"),
+        output.stderr().contains("hint: -i names the inventory"),
         "{}",
-        output.stderr
+        output.stderr()
     );
 }
 
 #[test]
 fn a_missing_run_lists_the_newest_runs() {
-    let output = Test::new()
+    let output = Etcdrill::in_temp_dir()
         .args(["report", "20261126T001500Z-restore-3-node-1a2b3c"])
         .run()
         .failure();
     insta::assert_snapshot!("missing_run_none_there", output.snapshot());
-    let output = Test::new()
+    let output = Etcdrill::in_temp_dir()
         .file(
             ".etcdrill/runs/20261201T101500Z-defrag-aaaaaa/run.json",
             "{}",
@@ -729,11 +643,11 @@ fn the_builtin_runbooks_plan_on_one_and_three_nodes() {
             ("move-leader", &["-p", "node=cp1"][..]),
             ("alarm-disarm", &[][..]),
         ] {
-            let output = Test::new()
+            let output = Etcdrill::in_temp_dir()
                 .file("inv.yaml", &inventory)
                 .args([
                     "plan",
-                    &repo_root()
+                    &repo()
                         .join(format!("runbooks/builtin/{runbook}.yaml"))
                         .display()
                         .to_string(),
@@ -746,8 +660,8 @@ fn the_builtin_runbooks_plan_on_one_and_three_nodes() {
             assert_plan_snapshot!(
                 format!("builtin__{runbook}__{nodes}_nodes"),
                 output
-                    .stdout
-                    .replace(&repo_root().display().to_string(), "[ROOT]")
+                    .stdout()
+                    .replace(&repo().display().to_string(), "[ROOT]")
             );
         }
     }
@@ -782,17 +696,21 @@ fn quiet_shows_failures_and_the_result_and_verbose_shows_operations_and_output()
             .run()
     };
     let normal = run(&[], false).success();
-    assert!(normal.stderr.contains("ok      hello"), "{}", normal.stderr);
+    assert!(
+        normal.stderr().contains("ok      hello"),
+        "{}",
+        normal.stderr()
+    );
     // Without a terminal a step's start is a line of its own; only verbose adds the operation.
     assert!(
-        normal.stderr.contains("start   hello: Say hello"),
+        normal.stderr().contains("start   hello: Say hello"),
         "{}",
-        normal.stderr
+        normal.stderr()
     );
     assert!(
-        !normal.stderr.contains("shell script on the controller"),
+        !normal.stderr().contains("shell script on the controller"),
         "{}",
-        normal.stderr
+        normal.stderr()
     );
 
     let verbose = run(&["--verbose"], false).success();
@@ -803,35 +721,35 @@ fn quiet_shows_failures_and_the_result_and_verbose_shows_operations_and_output()
         "\n        hello from the controller",
     ] {
         assert!(
-            verbose.stderr.contains(shown),
+            verbose.stderr().contains(shown),
             "{shown}:\n{}",
-            verbose.stderr
+            verbose.stderr()
         );
     }
 
     let quiet = run(&["-q"], false).success();
-    assert!(!quiet.stderr.contains("hello"), "{}", quiet.stderr);
+    assert!(!quiet.stderr().contains("hello"), "{}", quiet.stderr());
     assert!(
-        quiet.stderr.contains("result: SUCCEEDED"),
+        quiet.stderr().contains("result: SUCCEEDED"),
         "{}",
-        quiet.stderr
+        quiet.stderr()
     );
 
     let failed = run(&["--quiet"], true).failure();
     assert!(
-        !failed.stderr.contains("ok      hello"),
+        !failed.stderr().contains("ok      hello"),
         "{}",
-        failed.stderr
+        failed.stderr()
     );
     assert!(
-        failed.stderr.contains("FAILED  broken"),
+        failed.stderr().contains("FAILED  broken"),
         "{}",
-        failed.stderr
+        failed.stderr()
     );
-    assert!(failed.stderr.contains("it broke"), "{}", failed.stderr);
+    assert!(failed.stderr().contains("it broke"), "{}", failed.stderr());
     assert!(
-        failed.stderr.contains("result: FAILED"),
+        failed.stderr().contains("result: FAILED"),
         "{}",
-        failed.stderr
+        failed.stderr()
     );
 }

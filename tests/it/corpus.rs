@@ -5,16 +5,12 @@
 //! says what its error must contain (`# expect: ...`); a `# params: a=b c=d` line gives `-p`
 //! values. The whole rendered error is pinned by a snapshot.
 
-use std::path::{Path, PathBuf};
-
 use etcdrill::inventory::Cluster;
 use etcdrill::plan::{ParamInput, compile};
 use etcdrill::runbook::Runbook;
 use etcdrill::source::{Location, SourceFile};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::support::repo;
 
 /// Reads a corpus file under the path it is shown with: relative to the repository root.
 fn source(relative: &str) -> SourceFile {

@@ -9,13 +9,13 @@
 //! subset of `DEFAULT_POINTS` of them; `ETCDRILL_CRASH_POINTS=all` takes every one (slow: a full
 //! restore per point).
 
-use crate::support;
-
 use std::time::Duration;
 
 use etcdrill::journal::{CRASH_AFTER_RECORD, Event, RunResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary};
-use support::{Etcdrill, inventory_yaml, journal, only_run, stock_runbook, write};
+
+use crate::support;
+use crate::support::{Etcdrill, inventory_yaml, journal, only_run, stock_runbook, write};
 
 /// How many step boundaries are exercised unless `ETCDRILL_CRASH_POINTS=all`.
 const DEFAULT_POINTS: usize = 3;
@@ -89,7 +89,7 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
     // A run without a crash says where the step boundaries are.
     let lost = bed.put_canary("after-the-snapshot").unwrap();
     let (reference, outcome) = start(&bed, &snapshot, None);
-    assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
     check_restored(&bed, &kept, &lost).unwrap();
     let records = journal(&only_run(reference.path())).records;
     let boundaries: Vec<String> = records

@@ -3,15 +3,9 @@
 //! the CronJob's own inventory), so a renamed parameter or flag breaks this test, not a night's
 //! backup. Needs no root.
 
-use crate::support;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-
-use support::{Etcdrill, write};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::support::{Etcdrill, repo, write};
 
 /// `args` with the deployed runbook and inventory paths replaced by the repository's runbook and
 /// `inventory`, and the flags that only matter for a real run (`run` becomes `plan`) dropped.

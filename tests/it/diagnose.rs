@@ -3,16 +3,14 @@
 //! one condition and checks that diagnose finds it, says what to do, and exits with the code of
 //! its worst finding. These tests need root; see `etcdrill_testbed::require`.
 
-use crate::support;
-
-use support::bed;
-
 use std::path::Path;
 use std::time::Duration;
 
 use etcdrill_testbed::{Bed, BedConfig, SEED_PREFIX, wait_until};
 use serde_json::Value;
-use support::{Etcdrill, Outcome, inventory_yaml, write};
+
+use crate::support;
+use crate::support::{Etcdrill, Outcome, bed, inventory_yaml, write};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -38,7 +36,7 @@ fn diagnose(work: &Path, inventory: &str, extra: &[&str]) -> (Outcome, Value) {
     // The exit code is the worst finding's.
     let expected = json["exit_code"].as_i64().unwrap() as i32;
     assert_eq!(
-        outcome.0.status.code(),
+        outcome.code(),
         Some(expected),
         "exit code vs the worst finding:\n{}",
         outcome.shown()
@@ -94,7 +92,7 @@ fn a_member_down_is_urgent_and_names_replace_member_for_its_node() {
         "{:?}",
         codes(&json)
     );
-    assert_eq!(outcome.0.status.code(), Some(4), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(4), "{}", outcome.shown());
 
     // The table says the same to a person.
     let table = Etcdrill::new(work.path())
@@ -162,7 +160,7 @@ fn a_nospace_alarm_is_critical_and_names_compact_defrag_and_disarm() {
     assert!(at("compact") < at("defragment") && at("defragment") < at("disarm"));
     assert_eq!(nospace["runbook"]["runbook"], "compact");
     assert_eq!(nospace["then"][0]["runbook"], "defrag-rolling");
-    assert_eq!(outcome.0.status.code(), Some(5), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(5), "{}", outcome.shown());
     // Health fails too: an active alarm makes an endpoint unhealthy.
     let health = Etcdrill::new(work.path())
         .args(["health", "-i", &inventory])

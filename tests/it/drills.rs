@@ -1,14 +1,12 @@
 //! Restore drills end to end on the test bed: `etcdrill drill run` stages the disaster, runs the
 //! stock runbook, verifies the recovery and writes a report with RTO, RPO and every check.
 
-use crate::support;
-
-use support::bed;
-
 use std::path::Path;
 
 use etcdrill_testbed::{Bed, BedConfig, EtcdVersion};
-use support::{Etcdrill, inventory_yaml, write};
+
+use crate::support;
+use crate::support::{Etcdrill, bed, inventory_yaml, write};
 
 /// Writes a drill of `runbook` with `disaster` against `bed` and runs it; returns the report JSON.
 fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::Value {
@@ -18,9 +16,7 @@ fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::
         "inventory.yaml",
         &inventory_yaml(bed, work.path()),
     );
-    let runbook = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../runbooks")
-        .join(runbook);
+    let runbook = support::repo().join("runbooks").join(runbook);
     let drill = write(
         work.path(),
         "drill.yaml",
@@ -51,7 +47,7 @@ fn drill(bed: &Bed, runbook: &str, params: &str, disaster: &str) -> serde_json::
     )
     .unwrap();
     assert_eq!(
-        outcome.0.status.code(),
+        outcome.code(),
         Some(0),
         "{}\n{}",
         outcome.shown(),
@@ -213,7 +209,7 @@ fn a_restore_drill_passes_on_static_pods_with_etcd_3_4() {
 /// and its runbook compiles against its inventory.
 #[test]
 fn the_stock_drills_validate() {
-    let drills = Path::new(env!("CARGO_MANIFEST_DIR")).join("../drills");
+    let drills = support::repo().join("drills");
     let mut checked = 0;
     for entry in std::fs::read_dir(&drills).unwrap() {
         let path = entry.unwrap().path();

@@ -1,13 +1,13 @@
 //! The executor against real nodes: the test bed's namespaces, sshd and etcd with mutual TLS,
 //! driven through the real `etcdrill` binary. These tests need root; see `etcdrill_testbed::require`.
 
-use crate::support;
-
 use std::time::Duration;
 
 use etcdrill::journal::{Event, RollbackSkip, RunResult, SkipReason, StepResult};
 use etcdrill_testbed::{Bed, BedConfig};
-use support::{
+
+use crate::support;
+use crate::support::{
     Etcdrill, inventory_with, inventory_yaml, journal, no_runs, only_run, step_outputs,
     step_result, wait_for_record, write,
 };
@@ -315,12 +315,7 @@ fn rollback_of_a_succeeded_run_reports_what_it_did_and_did_not_undo() {
         .exec_ok("test ! -e /var/backups/etcd/undo-mark && test -e /var/backups/etcd/undo-note")
         .unwrap();
     // Asked for and done: not a failure, and not reported as one.
-    assert_eq!(
-        rolled_back.0.status.code(),
-        Some(0),
-        "{}",
-        rolled_back.shown()
-    );
+    assert_eq!(rolled_back.code(), Some(0), "{}", rolled_back.shown());
     assert!(
         rolled_back
             .stderr()
@@ -892,8 +887,7 @@ fn the_stock_restore_runbook_restores_a_static_pod_cluster() {
         "inventory.yaml",
         &inventory_yaml(&bed, work.path()),
     );
-    let runbook =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/restore-3-node.yaml");
+    let runbook = support::stock_runbook("restore-3-node");
     let outcome = Etcdrill::new(work.path())
         .args([
             "run",

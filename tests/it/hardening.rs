@@ -2,13 +2,13 @@
 //! (no test bed needed): one owner per run, secrets that never leak, bounded inputs, escaped
 //! output and values that cannot become options.
 
-use crate::support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use etcdrill::journal::Event;
-use support::{Etcdrill, journal, only_run, wait_for_record, write};
+
+use crate::support;
+use crate::support::{Etcdrill, journal, only_run, wait_for_record, write};
 
 /// An inventory of one node reached without SSH, on this machine.
 fn local_inventory(dir: &Path) -> PathBuf {
@@ -243,7 +243,7 @@ fn secrets_come_from_a_file_stdin_or_the_environment_and_run_json_cannot_be_gues
         ])
         .env("ETCDRILL_PARAM_OTHER", "from-env")
         .run();
-    assert_eq!(outcome.0.status.code(), Some(0), "{}", outcome.shown());
+    assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "hunter2|from-env");
 
     // run.json holds nothing that checks a guess offline: no unkeyed digest of the secret.

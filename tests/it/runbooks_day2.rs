@@ -4,10 +4,6 @@
 //! checks what etcd itself reports afterwards. These tests need root; see
 //! `etcdrill_testbed::require`.
 
-use crate::support;
-
-use support::{Run, bed};
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, Journal, StepResult};
 use etcdrill_testbed::{Bed, BedConfig};
-use support::{inventory_parking_at, inventory_yaml, step_result};
+
+use crate::support;
+use crate::support::{Run, bed, inventory_parking_at, inventory_yaml, step_result};
 
 /// Where the bed's `stop_member` parks a static pod's manifest.
 const HAND_PARKED_DIR: &str = "/etc/kubernetes";
@@ -337,7 +335,7 @@ fn compact_keeps_the_window_and_refuses_a_revision_inside_it() {
         &["keep_revisions=10", &inside],
         inventory_yaml,
     );
-    assert_ne!(refused.outcome.0.status.code(), Some(0));
+    assert_ne!(refused.outcome.code(), Some(0));
     let error = failure(&refused.journal(), "compact-to");
     assert!(error.contains("refusing to compact"), "{error}");
     assert!(get_at(current - 30).success(), "nothing was compacted");
@@ -456,7 +454,7 @@ fn scale(config: BedConfig, data_dir: &str) {
         &["direction=grow", "first=node3", "second=node4"],
         parked,
     );
-    assert_ne!(wrong.outcome.0.status.code(), Some(0));
+    assert_ne!(wrong.outcome.code(), Some(0));
     let error = failure(&wrong.journal(), "grow-membership");
     assert!(error.contains("node3 is already a member"), "{error}");
     assert_eq!(voting(&bed), ["node1", "node2", "node3"]);

@@ -3,17 +3,15 @@
 //! the cluster etcd itself reports afterwards. These tests need root; see
 //! `etcdrill_testbed::require`.
 
-use crate::support;
-
-use support::{Run, bed};
-
 use std::time::Duration;
 
 use etcdrill::journal::{Event, SkipReason, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, Canary, EtcdVersion, Management, Node};
-use support::{
-    Etcdrill, inventory_parking_at, inventory_yaml, journal, only_run, step_result, stock_runbook,
-    wait_for_record, write,
+
+use crate::support;
+use crate::support::{
+    Etcdrill, Run, bed, inventory_parking_at, inventory_yaml, journal, only_run, step_result,
+    stock_runbook, wait_for_record, write,
 };
 
 /// Where an administrator parks a static pod's manifest to stop the member by hand (kubeadm's
@@ -259,7 +257,7 @@ fn restore_3_node_takes_the_data_dir_from_a_moved_host_path() {
     };
     let refused = Run::stock(&bed, "restore-3-node", &params, stale_dir);
     assert_eq!(
-        refused.outcome.0.status.code(),
+        refused.outcome.code(),
         Some(1),
         "{}",
         refused.diagnosis(&bed)
@@ -379,7 +377,7 @@ fn a_restore_killed_during_the_downtime_resumes_and_verifies_on_a_mount_point() 
         .run();
     let journal = journal(&run);
     assert_eq!(
-        resumed.0.status.code(),
+        resumed.code(),
         Some(0),
         "{}",
         support::diagnosis(&resumed, work.path())
@@ -444,7 +442,7 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
         ];
         let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
         assert_ne!(
-            run.outcome.0.status.code(),
+            run.outcome.code(),
             Some(0),
             "{bad}: {}",
             run.diagnosis(&bed)
@@ -689,12 +687,7 @@ fn a_quorum_recovery_failing_after_force_new_cluster_leaves_the_survivor_serving
         &[format!("survivor={}", survivor.name())],
         |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
     );
-    assert_eq!(
-        run.outcome.0.status.code(),
-        Some(1),
-        "{}",
-        run.diagnosis(&bed)
-    );
+    assert_eq!(run.outcome.code(), Some(1), "{}", run.diagnosis(&bed));
     let journal = journal(&run.dir());
     assert_eq!(
         step_result(&journal, &format!("force-new-cluster@{}", survivor.name())).as_deref(),
@@ -1003,12 +996,7 @@ fn check_mode_fails_naming_a_node_without_etcdutl() {
         &[&snapshot, "bump_revision=0", "mark_compacted=false"],
         inventory_yaml,
     );
-    assert_ne!(
-        run.outcome.0.status.code(),
-        Some(0),
-        "{}",
-        run.diagnosis(&bed)
-    );
+    assert_ne!(run.outcome.code(), Some(0), "{}", run.diagnosis(&bed));
     let failed = format!("restore@{}", second.name());
     assert_eq!(
         support::step_finished(&run.journal(), &failed).map(|(result, _)| result),
@@ -1045,12 +1033,7 @@ fn check_mode_fails_naming_a_node_without_etcdutl() {
         ],
         inventory_yaml,
     );
-    assert_ne!(
-        run.outcome.0.status.code(),
-        Some(0),
-        "{}",
-        run.diagnosis(&bed)
-    );
+    assert_ne!(run.outcome.code(), Some(0), "{}", run.diagnosis(&bed));
     let error = match support::step_finished(&run.journal(), "ship") {
         Some((StepResult::Failed { error }, _)) => error,
         other => panic!("{other:?}\n{}", run.diagnosis(&bed)),

@@ -21,19 +21,14 @@ use etcdrill::source::SourceFile;
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 
+use crate::support::repo;
+
 const RUNBOOK_MODELINE: &str = "# yaml-language-server: $schema=../schemas/runbook.schema.json";
 const INVENTORY_MODELINE: &str =
     "# yaml-language-server: $schema=../../schemas/inventory.schema.json";
 const SNAPSHOT: &str = "/srv/etcd/snapshots/2024-05-01T03-00.db";
 const HOSTILE: &str = "n1; rm -rf /";
 const HOSTILE_DIR: &str = "/srv/etcd data; rm -rf ~";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))

@@ -8,23 +8,16 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{Child, CommandBuilder, PtySize, native_pty_system};
 use tempfile::TempDir;
 
+use crate::support::{Etcdrill, binary, repo};
+
 /// Longest a whole command may take before the test calls it a hang.
 const HANG: Duration = Duration::from_secs(90);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_etcdrill")
-}
 
 fn required() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -238,17 +231,11 @@ impl Sandbox {
             .tempdir()
             .unwrap();
         let sandbox = Self { tmp };
-        let output = Command::new(binary())
+        Etcdrill::new(sandbox.tmp.path())
             .args(["sandbox", "up", "--dir"])
             .arg(sandbox.dir())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "sandbox up: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .run()
+            .success();
         Some(sandbox)
     }
 
@@ -299,11 +286,10 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = Command::new(binary())
+        Etcdrill::new(self.tmp.path())
             .args(["sandbox", "down", "--dir"])
             .arg(self.dir())
-            .stdin(Stdio::null())
-            .output();
+            .run();
     }
 }
 
@@ -469,15 +455,12 @@ fn ctrl_c_once_lets_the_running_step_finish_and_starts_no_other() {
         .unwrap()
         .unwrap()
         .path();
-    let resumed = Command::new(binary())
+    let resumed = Etcdrill::new(&sandbox.work())
         .args(["resume", run.to_str().unwrap(), "--yes", "--work-dir"])
         .arg(sandbox.work().join(".etcdrill"))
-        .current_dir(sandbox.work())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&resumed.stderr);
-    assert!(resumed.status.success(), "{shown}");
+        .run()
+        .success();
+    let shown = resumed.stderr();
     assert!(shown.contains("ok      after@m1"), "{shown}");
     assert!(!shown.contains("slow@m1"), "{shown}");
 }

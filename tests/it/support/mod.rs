@@ -1,12 +1,25 @@
-//! Support shared by the integration tests that run etcdrill against the test bed: an inventory
-//! describing a bed, and a small builder that runs the real `etcdrill` binary.
+//! Support shared by the integration tests: the one builder that runs the real `etcdrill` binary
+//! ([`Etcdrill`], in `command.rs`), the repository's root, and what the tests against the test bed
+//! share (an inventory describing a bed, a run of a stock runbook, the journal's records).
+
+mod command;
+
+pub use command::{Etcdrill, Outcome, binary};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use etcdrill::journal::{Event, Journal, Record, StepResult};
 use etcdrill_testbed::{Bed, BedConfig, require};
+
+/// The repository's root (the parent of the `engine` crate), where `runbooks/`, `drills/`,
+/// `deploy/` and `tests/corpus/` are.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the engine crate is in the repository")
+        .to_owned()
+}
 
 /// Starts a bed, or returns `None` where beds cannot run (the test then passes as skipped, except
 /// on CI, where `require` fails it).
@@ -25,80 +38,6 @@ pub fn inventory_yaml(bed: &Bed, work_dir: &Path) -> String {
 /// An inventory for `bed` that trusts the host keys in `known_hosts`.
 pub fn inventory_with(bed: &Bed, work_dir: &Path, known_hosts: &Path) -> String {
     bed.etcdrill_inventory(work_dir, known_hosts)
-}
-
-/// The `etcdrill` binary under test.
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_etcdrill"))
-}
-
-/// A command line for `etcdrill`, run without a terminal.
-pub struct Etcdrill {
-    command: Command,
-}
-
-impl Etcdrill {
-    /// `etcdrill ARGS...`, in `dir`.
-    pub fn new(dir: &Path) -> Self {
-        let mut command = Command::new(binary());
-        command.current_dir(dir).stdin(Stdio::null());
-        Self { command }
-    }
-
-    /// Adds arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
-        self.command.args(args);
-        self
-    }
-
-    /// Sets an environment variable.
-    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.command.env(name, value);
-        self
-    }
-
-    /// Runs to the end.
-    pub fn run(mut self) -> Outcome {
-        let output = self.command.output().expect("etcdrill runs");
-        Outcome(output)
-    }
-
-    /// Starts it and returns the child, for tests that kill it.
-    pub fn spawn(mut self) -> std::process::Child {
-        self.command.stdout(Stdio::null()).stderr(Stdio::piped());
-        self.command.spawn().expect("etcdrill starts")
-    }
-}
-
-/// What an `etcdrill` run printed and how it exited.
-pub struct Outcome(pub Output);
-
-impl Outcome {
-    /// Standard output.
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-
-    /// Standard error.
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-
-    /// Everything printed, for assertion messages.
-    pub fn shown(&self) -> String {
-        format!(
-            "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.0.status.code(),
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    /// Panics unless the run exited with `code`.
-    pub fn expect_code(self, code: i32) -> Self {
-        assert_eq!(self.0.status.code(), Some(code), "{}", self.shown());
-        self
-    }
 }
 
 /// The only run directory under `work_dir`.
@@ -203,7 +142,7 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// The path of a stock runbook, `runbooks/NAME.yaml`.
 pub fn stock_runbook(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../runbooks/{name}.yaml"))
+    repo().join("runbooks").join(format!("{name}.yaml"))
 }
 
 /// An inventory for `bed` whose static pods park their manifests in `parked_dir` (where the
@@ -303,12 +242,7 @@ impl Run {
 
     /// Panics with the diagnosis unless the run succeeded.
     pub fn expect_success(&self, bed: &Bed) {
-        assert_eq!(
-            self.outcome.0.status.code(),
-            Some(0),
-            "{}",
-            self.diagnosis(bed)
-        );
+        assert_eq!(self.outcome.code(), Some(0), "{}", self.diagnosis(bed));
     }
 
     /// The run's directory.
