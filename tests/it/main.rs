@@ -18,6 +18,7 @@ mod diagnose;
 mod drills;
 mod exec;
 mod hardening;
+mod local_run;
 mod runbooks_day2;
 mod runbooks_live;
 mod stock_runbooks;
