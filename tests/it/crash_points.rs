@@ -7,7 +7,8 @@
 //!
 //! Which boundaries: the records that end a step (`step_finished`). By default an evenly spread
 //! subset of `DEFAULT_POINTS` of them; `ETCDRILL_CRASH_POINTS=all` takes every one (slow: a full
-//! restore per point).
+//! restore per point): `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
+//! 'test(/^crash_points::/)'`, as root with the bed's variables of `.ci/test`.
 
 use std::time::Duration;
 
