@@ -6,6 +6,7 @@
 //! that the tail was torn. Resume and reports are computed from the plan and these records.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -213,6 +214,9 @@ pub enum Event {
         /// How.
         result: RunResult,
     },
+    /// An event type of a newer minor version of the format: read, kept, and not acted on.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Event {
@@ -377,6 +381,87 @@ pub enum RunResult {
     RollbackFailed,
     /// Stopped before the end.
     Interrupted,
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunResult::Succeeded => "succeeded",
+            RunResult::Failed => "failed",
+            RunResult::RolledBack => "rolled back",
+            RunResult::RollbackFailed => "rollback failed",
+            RunResult::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Condition { expression } => {
+                write!(f, "condition `{expression}` was false")
+            }
+            SkipReason::Role { wanted } => write!(f, "the node was not the {wanted}"),
+            SkipReason::Dependency { dependency } => {
+                write!(
+                    f,
+                    "dependency `{dependency}` did not end as this step waits for"
+                )
+            }
+            SkipReason::Declined => f.write_str("a person answered no at its confirmation"),
+            SkipReason::Interrupted => f.write_str("the run was stopped first"),
+            SkipReason::FailFast => f.write_str("an earlier step failed (fail-fast)"),
+            SkipReason::CheckMode { dependency } => {
+                write!(f, "not run in check mode: depends on `{dependency}`")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RollbackSkip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RollbackSkip::NothingToUndo => "nothing to undo",
+            RollbackSkip::Declined => "the runbook does not undo this step",
+        })
+    }
+}
+
+impl fmt::Display for DrillStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DrillStage::Seeded {
+                drill,
+                keys,
+                keys_before,
+                ..
+            } => write!(
+                f,
+                "`{drill}`: {keys} keys and a canary written ({keys_before} keys in all)"
+            ),
+            DrillStage::SnapshotSaved { path, bytes, .. } => match bytes {
+                Some(bytes) => write!(
+                    f,
+                    "snapshot saved to {path} ({bytes} bytes), then written past"
+                ),
+                None => write!(f, "snapshot saved to {path}, then written past"),
+            },
+            DrillStage::DisasterStaged { lost, run } => {
+                write!(f, "lost {} (staged by run {run})", lost.join(", "))
+            }
+            DrillStage::Declared { disaster } => {
+                write!(f, "disaster `{disaster}` declared; the recovery clock runs")
+            }
+            DrillStage::Verified { rto_ms, checks, .. } => {
+                let held = checks.iter().filter(|c| c.passed).count();
+                write!(f, "{held} of {} checks held", checks.len())?;
+                match rto_ms {
+                    Some(ms) => write!(f, ", RTO {}", crate::humanize::human_ms(*ms)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 /// Why a journal could not be written or read.
