@@ -525,6 +525,7 @@ mod tests {
             header: crate::journal::JournalHeader {
                 format: crate::journal::JOURNAL_FORMAT.into(),
                 version: crate::journal::JOURNAL_VERSION,
+                minor: 0,
                 run_id: "r".into(),
                 plan_digest: "d".into(),
                 created_at: Timestamp::now(),
