@@ -1,4 +1,5 @@
-//! Text for people: byte counts in binary units and errors with their causes on one line.
+//! Text for people: byte counts in binary units, durations, and errors with their causes on one
+//! line.
 
 /// Bytes for people, binary units: `512 B`, `12.0 MiB`.
 pub fn bytes(value: f64) -> String {
@@ -13,6 +14,19 @@ pub fn bytes(value: f64) -> String {
         format!("{value:.0} B")
     } else {
         format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// A duration as people read it: `450 ms`, `4.7 s`, `2 min 03 s`, `1 h 05 min`.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!("{} h {:02} min", ms / 3_600_000, (ms % 3_600_000) / 60_000)
     }
 }
 

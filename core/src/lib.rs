@@ -19,6 +19,7 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod run_dir;
+pub mod run_state;
 pub mod runbook;
 pub mod schedule;
 pub mod schema;

@@ -19,14 +19,13 @@
 //! - a failure that no edge waits for (with `failure` or `always`) fails the run: no new step
 //!   starts (fail-fast), and steps already running finish.
 
-use std::collections::HashMap;
-
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
-use crate::journal::{Event, Journal, RunResult, SkipReason, StepResult};
+use crate::journal::{RunResult, SkipReason, StepResult};
 use crate::plan::Plan;
+use crate::run_state::RunState;
 use crate::runbook::step::Outcome;
 
 /// Where a step stands in a run.
@@ -125,68 +124,46 @@ impl<'p> Schedule<'p> {
         }
     }
 
-    /// The state of an interrupted run, rebuilt from its journal. A step that started without a
+    /// The state of an interrupted run, from its journal's replay. A step that started without a
     /// recorded end is run again if it is idempotent; otherwise resuming is refused.
-    pub fn resume(plan: &'p Plan, journal: &Journal) -> Result<Self, ResumeError> {
+    pub fn resume(plan: &'p Plan, run: &RunState) -> Result<Self, ResumeError> {
+        if let Some(result) = run.finished.filter(|r| *r != RunResult::Interrupted) {
+            // A stopped run (Ctrl-C, SIGTERM) is told to resume: its end is not final.
+            return Err(ResumeError::Finished(result));
+        }
         let mut schedule = Self::new(plan);
-        let index: HashMap<&str, NodeIndex> = plan
-            .graph
-            .node_indices()
-            .map(|i| (plan.graph[i].key.as_str(), i))
-            .collect();
-        let find = |step: &str| {
-            index
-                .get(step)
-                .copied()
-                .ok_or_else(|| ResumeError::UnknownStep(step.to_owned()))
-        };
-        let mut started: HashMap<NodeIndex, u32> = HashMap::new();
-        // A check run changed nothing: its probes and preflights only read, so any may run again.
-        let mut check = false;
-        for record in &journal.records {
-            match &record.event {
-                Event::RunStarted { check: c, .. } => check |= *c,
-                Event::StepStarted { step, attempt } => {
-                    started.insert(find(step)?, *attempt);
-                }
-                Event::StepFinished {
-                    step,
-                    attempt,
-                    result,
-                    ..
-                } => {
-                    let i = find(step)?;
-                    started.remove(&i);
-                    let last_attempt = plan.graph[i].retries.attempts + 1;
-                    match result {
-                        StepResult::Succeeded | StepResult::Shown => {
-                            schedule.settle(i, StepState::Succeeded)
-                        }
-                        _ if *attempt >= last_attempt => schedule.settle(i, StepState::Failed),
-                        // A failed attempt with retries left: the step runs again.
-                        _ => {}
+        let mut in_doubt = Vec::new();
+        for (key, history) in &run.steps {
+            let i = plan
+                .find(key)
+                .ok_or_else(|| ResumeError::UnknownStep(key.clone()))?;
+            if let Some(reason) = &history.skip {
+                schedule.settle(i, StepState::Skipped(reason.clone()));
+            } else if let Some(attempt) = history.in_doubt() {
+                in_doubt.push((i, attempt));
+            } else if let Some(result) = history.last_attempt().and_then(|a| a.result.as_ref()) {
+                let last_attempt = plan.graph[i].retries.attempts + 1;
+                let attempt = history.last_attempt().map_or(0, |a| a.number);
+                match result {
+                    StepResult::Succeeded | StepResult::Shown => {
+                        schedule.settle(i, StepState::Succeeded)
                     }
+                    _ if attempt >= last_attempt => schedule.settle(i, StepState::Failed),
+                    // A failed attempt with retries left: the step runs again.
+                    _ => {}
                 }
-                Event::StepSkipped { step, reason } => {
-                    let i = find(step)?;
-                    schedule.settle(i, StepState::Skipped(reason.clone()));
-                }
-                // A stopped run (Ctrl-C, SIGTERM) is told to resume: its end is not final.
-                Event::RunFinished {
-                    result: RunResult::Interrupted,
-                } => {}
-                Event::RunFinished { result } => return Err(ResumeError::Finished(*result)),
-                _ => {}
             }
         }
-        if let Some((&i, &attempt)) = started.iter().min_by_key(|(i, _)| **i) {
-            let step = &plan.graph[i];
-            if !step.idempotent && !check {
-                return Err(ResumeError::InDoubt {
-                    step: step.key.clone(),
-                    attempt,
-                });
-            }
+        // A check run changed nothing: its probes and preflights only read, so any may run again.
+        in_doubt.sort_unstable();
+        if let Some(&(i, attempt)) = in_doubt
+            .iter()
+            .find(|(i, _)| !plan.graph[*i].idempotent && !run.check)
+        {
+            return Err(ResumeError::InDoubt {
+                step: plan.graph[i].key.clone(),
+                attempt,
+            });
         }
         // Steps skipped because the run was stopped, or by fail-fast, get their chance again.
         for state in &mut schedule.states {
@@ -352,7 +329,7 @@ impl<'p> Schedule<'p> {
 mod tests {
     use super::*;
     use crate::inventory::Cluster;
-    use crate::journal::{Record, Timestamp};
+    use crate::journal::{Event, Journal, Record, Timestamp};
     use crate::plan::compile;
     use crate::runbook::Runbook;
     use crate::source::SourceFile;
@@ -548,6 +525,7 @@ mod tests {
             header: crate::journal::JournalHeader {
                 format: crate::journal::JOURNAL_FORMAT.into(),
                 version: crate::journal::JOURNAL_VERSION,
+                minor: 0,
                 run_id: "r".into(),
                 plan_digest: "d".into(),
                 created_at: Timestamp::now(),
@@ -595,7 +573,7 @@ mod tests {
             started("stop@b"),
             succeeded("stop@a"),
         ]);
-        let mut schedule = Schedule::resume(&plan, &journal).unwrap();
+        let mut schedule = Schedule::resume(&plan, &RunState::replay(&journal)).unwrap();
         assert_eq!(
             keys(&plan, &schedule.decide()),
             ["run stop@b", "run start@a"]
@@ -608,7 +586,7 @@ mod tests {
             "  - {id: add, title: A, on: cluster, action: etcd.member.add, with: {name: x, peer_url: 'https://10.0.0.9:2380'}}\n",
         );
         let journal = journal(vec![started("add")]);
-        let err = Schedule::resume(&plan, &journal).unwrap_err();
+        let err = Schedule::resume(&plan, &RunState::replay(&journal)).unwrap_err();
         assert_eq!(
             err,
             ResumeError::InDoubt {
@@ -627,7 +605,7 @@ mod tests {
             },
             started("add"),
         ]);
-        let mut schedule = Schedule::resume(&plan, &checking).unwrap();
+        let mut schedule = Schedule::resume(&plan, &RunState::replay(&checking)).unwrap();
         assert_eq!(keys(&plan, &schedule.decide()), ["run add"]);
     }
 
@@ -657,7 +635,7 @@ mod tests {
                 result: RunResult::Interrupted,
             },
         ]);
-        let mut schedule = Schedule::resume(&plan, &journal).unwrap();
+        let mut schedule = Schedule::resume(&plan, &RunState::replay(&journal)).unwrap();
         assert_eq!(
             keys(&plan, &schedule.decide()),
             ["run start@a", "run start@b"]
@@ -671,12 +649,12 @@ mod tests {
             result: RunResult::Succeeded,
         }]);
         assert_eq!(
-            Schedule::resume(&plan, &done).unwrap_err(),
+            Schedule::resume(&plan, &RunState::replay(&done)).unwrap_err(),
             ResumeError::Finished(RunResult::Succeeded)
         );
         let other = journal(vec![started("zz")]);
         assert_eq!(
-            Schedule::resume(&plan, &other).unwrap_err(),
+            Schedule::resume(&plan, &RunState::replay(&other)).unwrap_err(),
             ResumeError::UnknownStep("zz".into())
         );
     }

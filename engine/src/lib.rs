@@ -7,7 +7,7 @@
 
 pub use etcdrill_core::{
     diagnostic, document, format, human_duration, humanize, inventory, journal, plan, redact,
-    render, report, runbook, schedule, schema, shown, source, textfile,
+    render, report, run_state, runbook, schedule, schema, shown, source, textfile,
 };
 
 pub mod backup;

@@ -1,13 +1,14 @@
 //! Folds a plan and its journal into a [`Report`]: per-step attempts and results, the verdict,
 //! downtime, findings and where the time went.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::journal::{
-    DrillStage, Event, Journal, RollbackSkip, RunResult, SkipReason, StepResult, Timestamp,
+    DrillStage, Journal, RollbackSkip, RunResult, SkipReason, StepResult, Timestamp,
 };
 use crate::plan::{Host, Operation, Phase, Plan, PlanStep, Rollback};
 use crate::redact::{MASK, Redactor};
+use crate::run_state::{MilestoneKind, RunState, StepHistory};
 use crate::runbook::action::{ActionKind, Nature};
 
 use super::{
@@ -23,214 +24,46 @@ const SLOWEST: usize = 3;
 /// What the downtime window measures.
 pub(super) const DOWNTIME_LABEL: &str = "downtime (first member stop to healthy)";
 
-/// What the journal says about one step.
-#[derive(Default)]
-struct Seen {
-    attempts: Vec<Attempt>,
-    /// The index in `attempts` of an attempt with no end yet.
-    open: Option<usize>,
-    skip: Option<SkipReason>,
-    output_tail: String,
-    rollback: Option<RollbackReport>,
-    rollback_skipped: Option<RollbackSkip>,
-    /// Offset of the end of the last attempt that ended with a failure, to order failures.
-    failed_at: Option<u64>,
-}
-
 pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> Report {
-    let origin = journal
-        .records
-        .iter()
-        .map(|r| r.at)
-        .min()
-        .unwrap_or(journal.header.created_at);
-    let last = journal.records.iter().map(|r| r.at).max().unwrap_or(origin);
+    let state = RunState::replay(journal);
+    let (origin, last) = state
+        .span
+        .unwrap_or((journal.header.created_at, journal.header.created_at));
     let off = |at: Timestamp| at.since(origin).as_millis() as u64;
-
-    let mut seen: HashMap<String, Seen> = HashMap::new();
-    let mut markers = Vec::new();
-    let mut sessions = 0u32;
-    let mut check = false;
-    let mut etcdrill = None;
-    let mut finished: Option<RunResult> = None;
-    let mut interruption: Option<String> = None;
-    // `Some(previous)` once `etcdrill rollback` was asked to undo the run.
-    let mut rollback_requested: Option<Option<RunResult>> = None;
-    // The drill's measurements, from its stages in the journal.
-    let mut journal_drill: Option<super::DrillFacts> = None;
-    // What the nodes said before the run touched them (the latest gathering, after a resume).
-    let mut node_facts: Vec<crate::facts::NodeFacts> = Vec::new();
-    let mut previous_at = origin;
-    // Attempts and rollbacks still open when a session ends last until its last record.
-    let close_open = |seen: &mut HashMap<String, Seen>, until: u64| {
-        for state in seen.values_mut() {
-            if let Some(i) = state.open.take() {
-                let attempt = &mut state.attempts[i];
-                attempt.duration_ms = until.saturating_sub(attempt.start_ms);
-            }
-            if let Some(rollback) = &mut state.rollback {
-                if rollback.result.is_none() && rollback.duration_ms == 0 {
-                    rollback.duration_ms = until.saturating_sub(rollback.start_ms);
-                }
-            }
-        }
-    };
-    for record in &journal.records {
-        let at = off(record.at);
-        match &record.event {
-            Event::RunStarted {
-                check: c,
-                etcdrill: version,
-                ..
-            } => {
-                sessions += 1;
-                check = *c;
-                etcdrill = Some(version.clone());
-                markers.push(marker(at, MarkerKind::Started, "run started".into()));
-            }
-            Event::RunResumed { previous_records } => {
-                sessions += 1;
-                close_open(&mut seen, off(previous_at));
-                markers.push(marker(
-                    at,
+    let total_ms = off(last);
+    let markers = state
+        .milestones
+        .iter()
+        .map(|m| {
+            let (kind, label) = match &m.kind {
+                MilestoneKind::Started => (MarkerKind::Started, "run started".to_string()),
+                MilestoneKind::Resumed { previous_records } => (
                     MarkerKind::Resumed,
                     format!("resumed after {previous_records} records"),
-                ));
-            }
-            Event::RolesResolved { .. } | Event::Confirmed { .. } => {}
-            Event::StepStarted { step, attempt } => {
-                let state = seen.entry(step.clone()).or_default();
-                state.attempts.push(Attempt {
-                    number: *attempt,
-                    start_ms: at,
-                    duration_ms: 0,
-                    result: None,
-                    exit_status: None,
-                });
-                state.open = Some(state.attempts.len() - 1);
-            }
-            Event::StepFinished {
-                step,
-                attempt,
-                result,
-                duration_ms,
-                exit_status,
-                output_tail,
-                ..
-            } => {
-                let state = seen.entry(step.clone()).or_default();
-                let index = match state.open.take() {
-                    Some(i) if state.attempts[i].number == *attempt => i,
-                    _ => {
-                        // An end without a recorded start: place it by its duration.
-                        state.attempts.push(Attempt {
-                            number: *attempt,
-                            start_ms: at.saturating_sub(*duration_ms),
-                            duration_ms: 0,
-                            result: None,
-                            exit_status: None,
-                        });
-                        state.attempts.len() - 1
-                    }
-                };
-                let entry = &mut state.attempts[index];
-                entry.duration_ms = *duration_ms;
-                entry.result = Some(result.clone());
-                entry.exit_status = *exit_status;
-                state.output_tail = output_tail.clone();
-                if matches!(result, StepResult::Failed { .. } | StepResult::TimedOut) {
-                    state.failed_at = Some(at);
+                ),
+                MilestoneKind::Interrupted { reason } => {
+                    (MarkerKind::Interrupted, format!("interrupted: {reason}"))
                 }
-            }
-            Event::StepSkipped { step, reason } => {
-                seen.entry(step.clone()).or_default().skip = Some(reason.clone());
-            }
-            Event::RollbackStarted { step } => {
-                seen.entry(step.clone()).or_default().rollback = Some(RollbackReport {
-                    start_ms: at,
-                    duration_ms: 0,
-                    result: None,
-                    operation: None,
-                    output_tail: String::new(),
-                });
-            }
-            Event::RollbackFinished {
-                step,
-                result,
-                duration_ms,
-                output_tail,
-            } => {
-                let state = seen.entry(step.clone()).or_default();
-                let rollback = state.rollback.get_or_insert_with(|| RollbackReport {
-                    start_ms: at.saturating_sub(*duration_ms),
-                    duration_ms: 0,
-                    result: None,
-                    operation: None,
-                    output_tail: String::new(),
-                });
-                rollback.duration_ms = *duration_ms;
-                rollback.result = Some(result.clone());
-                rollback.output_tail = output_tail.clone();
-            }
-            Event::RollbackRequested { previous } => {
-                rollback_requested = Some(*previous);
-            }
-            Event::RollbackSkipped { step, reason } => {
-                seen.entry(step.clone()).or_default().rollback_skipped = Some(*reason);
-            }
-            Event::Drill { stage } => {
-                let facts = journal_drill.get_or_insert_with(Default::default);
-                if let DrillStage::Verified {
-                    rto_ms,
-                    rpo,
-                    checks,
-                } = stage
-                {
-                    facts.rto = rto_ms.map(std::time::Duration::from_millis);
-                    facts.rpo = rpo.as_ref().map(|rpo| super::RpoFacts {
-                        snapshot_age: std::time::Duration::from_millis(rpo.snapshot_age_ms),
-                        revisions_lost: rpo.revisions_lost,
-                    });
-                    facts.verifications = checks
-                        .iter()
-                        .map(|check| super::Verification {
-                            name: check.name.clone(),
-                            passed: check.passed,
-                            detail: check.detail.clone(),
-                        })
-                        .collect();
+                MilestoneKind::Finished { result } => {
+                    (MarkerKind::Finished, format!("finished: {result}"))
                 }
+            };
+            Marker {
+                at_ms: off(m.at),
+                kind,
+                label,
             }
-            Event::NodeFacts { facts } => node_facts.clone_from(facts),
-            Event::ClusterIdentified { .. } | Event::ClusterIdChanged { .. } => {}
-            Event::Interrupted { reason } => {
-                interruption = Some(reason.clone());
-                markers.push(marker(
-                    at,
-                    MarkerKind::Interrupted,
-                    format!("interrupted: {reason}"),
-                ));
-            }
-            Event::RunFinished { result } => {
-                finished = Some(*result);
-                markers.push(marker(
-                    at,
-                    MarkerKind::Finished,
-                    format!("finished: {}", run_result_words(*result)),
-                ));
-            }
-        }
-        previous_at = record.at;
-    }
-    close_open(&mut seen, off(last));
-    let total_ms = off(last);
+        })
+        .collect();
+    let check = state.check;
+    let journal_drill = drill_facts(&state.drill);
+    let mut histories = state.steps;
 
     let steps: Vec<StepReport> = plan
         .steps()
-        .map(|(_, step)| step_report(step, seen.remove(&step.key).unwrap_or_default()))
+        .map(|(_, step)| step_report(step, histories.remove(&step.key).unwrap_or_default(), &off))
         .collect();
-    let mut unknown: Vec<String> = seen.into_keys().collect();
-    unknown.sort();
+    let unknown: Vec<String> = histories.into_keys().collect();
 
     let lanes = lanes(plan);
     let drill = context.drill.clone().or(journal_drill);
@@ -242,7 +75,7 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
         inventory: plan.header.inventory.clone(),
         production: plan.header.production,
         check,
-        etcdrill,
+        etcdrill: state.etcdrill,
         plan_digest: journal.header.plan_digest.clone(),
         plan_matches: journal.header.plan_digest == plan_digest,
         runbook_file: plan.header.runbook_file.path.clone(),
@@ -257,11 +90,11 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
     }
     let verdict = verdict(
         &steps,
-        finished,
-        interruption,
+        state.finished,
+        state.interruption,
         check,
         drill.as_ref(),
-        rollback_requested,
+        state.rollback_requested,
     );
     let findings = findings(&steps, &run, drill.as_ref(), total_ms, &unknown);
     let report = Report {
@@ -276,10 +109,10 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
             started_at: origin,
             ended_at: last,
             total_ms,
-            sessions: sessions.max(1),
+            sessions: state.sessions.max(1),
         },
         drill,
-        node_facts,
+        node_facts: state.node_facts,
         findings,
         lanes,
         markers,
@@ -288,18 +121,35 @@ pub(super) fn build(plan: &Plan, journal: &Journal, context: ReportContext) -> R
     redact(report, &Redactor::new(context.secrets))
 }
 
-fn marker(at_ms: u64, kind: MarkerKind, label: String) -> Marker {
-    Marker { at_ms, kind, label }
-}
-
-fn run_result_words(result: RunResult) -> &'static str {
-    match result {
-        RunResult::Succeeded => "succeeded",
-        RunResult::Failed => "failed",
-        RunResult::RolledBack => "rolled back",
-        RunResult::RollbackFailed => "rollback failed",
-        RunResult::Interrupted => "interrupted",
+/// The drill's measurements, from its stages in the journal; `None` when it has none.
+fn drill_facts(stages: &[DrillStage]) -> Option<super::DrillFacts> {
+    if stages.is_empty() {
+        return None;
     }
+    let mut facts = super::DrillFacts::default();
+    for stage in stages {
+        if let DrillStage::Verified {
+            rto_ms,
+            rpo,
+            checks,
+        } = stage
+        {
+            facts.rto = rto_ms.map(std::time::Duration::from_millis);
+            facts.rpo = rpo.as_ref().map(|rpo| super::RpoFacts {
+                snapshot_age: std::time::Duration::from_millis(rpo.snapshot_age_ms),
+                revisions_lost: rpo.revisions_lost,
+            });
+            facts.verifications = checks
+                .iter()
+                .map(|check| super::Verification {
+                    name: check.name.clone(),
+                    passed: check.passed,
+                    detail: check.detail.clone(),
+                })
+                .collect();
+        }
+    }
+    Some(facts)
 }
 
 fn summary(operation: &Operation, host: &Host) -> OperationSummary {
@@ -314,8 +164,19 @@ fn summary(operation: &Operation, host: &Host) -> OperationSummary {
     }
 }
 
-fn step_report(step: &PlanStep, seen: Seen) -> StepReport {
-    let last = seen.attempts.last();
+fn step_report(step: &PlanStep, seen: StepHistory, off: &impl Fn(Timestamp) -> u64) -> StepReport {
+    let attempts: Vec<Attempt> = seen
+        .attempts
+        .iter()
+        .map(|a| Attempt {
+            number: a.number,
+            start_ms: off(a.started),
+            duration_ms: a.duration_ms,
+            result: a.result.clone(),
+            exit_status: a.exit_status,
+        })
+        .collect();
+    let last = attempts.last();
     let status = if seen.skip.is_some() {
         StepStatus::Skipped
     } else {
@@ -335,13 +196,15 @@ fn step_report(step: &PlanStep, seen: Seen) -> StepReport {
         }
         _ => None,
     };
-    let start_ms = seen.attempts.iter().map(|a| a.start_ms).min();
-    let end_ms = seen
-        .attempts
-        .iter()
-        .map(|a| a.start_ms + a.duration_ms)
-        .max();
-    let mut rollback = seen.rollback;
+    let start_ms = attempts.iter().map(|a| a.start_ms).min();
+    let end_ms = attempts.iter().map(|a| a.start_ms + a.duration_ms).max();
+    let mut rollback = seen.rollback.map(|r| RollbackReport {
+        start_ms: off(r.started),
+        duration_ms: r.duration_ms,
+        result: r.result,
+        operation: None,
+        output_tail: r.output_tail,
+    });
     if let (Some(rollback), Rollback::Run { operation }) = (&mut rollback, &step.rollback) {
         rollback.operation = Some(summary(operation, &step.host));
     }
@@ -364,7 +227,7 @@ fn step_report(step: &PlanStep, seen: Seen) -> StepReport {
         start_ms,
         end_ms,
         duration_ms: start_ms.zip(end_ms).map(|(s, e)| e - s),
-        attempts: seen.attempts,
+        attempts,
         operation: summary(&step.operation, &step.host),
         output_tail: seen.output_tail,
         rollback,
@@ -553,11 +416,9 @@ fn rollback_words(steps: &[StepReport]) -> String {
                 s.key,
                 super::result_words(r.result.as_ref())
             )),
-            (None, Some(RollbackSkip::Declined)) => Some(format!(
-                "`{}` ({})",
-                s.key,
-                super::rollback_skip_words(RollbackSkip::Declined)
-            )),
+            (None, Some(RollbackSkip::Declined)) => {
+                Some(format!("`{}` ({})", s.key, RollbackSkip::Declined))
+            }
             _ => None,
         })
         .collect();

@@ -10,7 +10,7 @@ use std::fmt::{Result, Write};
 
 use super::{
     FactsRow, Marker, MarkerKind, OperationSummary, Report, StepReport, StepStatus, TimeShare,
-    human_ms, offset_ms, result_words, skip_words, timestamp_text,
+    human_ms, offset_ms, result_words, timestamp_text,
 };
 use crate::journal::StepResult;
 
@@ -624,7 +624,7 @@ fn status_pill(step: &StepReport) -> String {
 
 fn status_detail(step: &StepReport) -> String {
     match (&step.error, &step.skip) {
-        (_, Some(reason)) => rich(&skip_words(reason)),
+        (_, Some(reason)) => rich(&reason.to_string()),
         (Some(error), _) => esc(error),
         _ => String::new(),
     }
@@ -798,7 +798,7 @@ fn steps(out: &mut String, report: &Report) -> Result {
             write!(
                 detail,
                 " left as it was by the rollback: {}",
-                esc(super::rollback_skip_words(skip))
+                esc(&skip.to_string())
             )?;
         }
         if !step.output_tail.is_empty() {

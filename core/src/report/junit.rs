@@ -5,7 +5,7 @@
 
 use std::fmt::{Result, Write};
 
-use super::{Report, StepReport, StepStatus, human_ms, result_words, skip_words};
+use super::{Report, StepReport, StepStatus, human_ms, result_words};
 use crate::journal::StepResult;
 
 /// Renders `report` as JUnit XML.
@@ -98,7 +98,10 @@ fn step_case(step: &StepReport) -> Case {
             message: "started and has no recorded end".into(),
         },
         StepStatus::Skipped => Case::Skipped {
-            message: step.skip.as_ref().map_or("skipped".into(), skip_words),
+            message: step
+                .skip
+                .as_ref()
+                .map_or("skipped".into(), ToString::to_string),
         },
         StepStatus::NotRun => Case::Skipped {
             message: "not run: the run ended first".into(),

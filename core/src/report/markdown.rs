@@ -8,7 +8,6 @@ use std::fmt::{Result, Write};
 
 use super::{
     FactsRow, OperationSummary, Report, StepReport, StepStatus, human_ms, offset_ms, result_words,
-    skip_words,
 };
 use crate::format::markdown::{code_span, fenced_block, plain_text, table_row};
 
@@ -221,7 +220,7 @@ fn verification(out: &mut String, report: &Report) -> Result {
 /// A step's status with its error or skip reason, escaped.
 fn status_text(step: &StepReport) -> String {
     let text = match (&step.status, &step.error, &step.skip) {
-        (StepStatus::Skipped, _, Some(reason)) => format!("skipped: {}", skip_words(reason)),
+        (StepStatus::Skipped, _, Some(reason)) => format!("skipped: {reason}"),
         (StepStatus::Failed, Some(error), _) => format!("failed: {error}"),
         (_, Some(error), _) => error.clone(),
         (status, _, _) => status.words().to_string(),
@@ -382,10 +381,7 @@ fn timeline(out: &mut String, report: &Report) -> Result {
                 ));
             }
             if let Some(skip) = step.rollback_skipped {
-                result.push_str(&format!(
-                    "; left as it was by the rollback: {}",
-                    crate::report::rollback_skip_words(skip)
-                ));
+                result.push_str(&format!("; left as it was by the rollback: {}", skip));
             }
             table_row(
                 out,

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{DrillStage, RollbackSkip, SkipReason, StepResult, Timestamp};
+pub use crate::humanize::human_ms;
+use crate::journal::{RollbackSkip, SkipReason, StepResult, Timestamp};
 use crate::run_dir::RunRecord;
 
 /// The `format` field of every report.
@@ -562,19 +563,6 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportErro
     Ok(written)
 }
 
-/// A duration as people read it: `450 ms`, `4.7 s`, `2 min 03 s`, `1 h 05 min`.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else if ms < 3_600_000 {
-        format!("{} min {:02} s", ms / 60_000, (ms % 60_000) / 1000)
-    } else {
-        format!("{} h {:02} min", ms / 3_600_000, (ms % 3_600_000) / 60_000)
-    }
-}
-
 /// An offset from the run's start as a clock: `+0:04.2`, `+1:02:03.0`.
 pub fn offset_ms(ms: u64) -> String {
     let tenths = (ms % 1000) / 100;
@@ -590,61 +578,6 @@ pub fn offset_ms(ms: u64) -> String {
 /// An instant as RFC 3339 in UTC with milliseconds, as the journal writes it.
 pub fn timestamp_text(at: Timestamp) -> String {
     humantime::format_rfc3339_millis(at.0).to_string()
-}
-
-/// A skip reason in words.
-pub fn skip_words(reason: &SkipReason) -> String {
-    match reason {
-        SkipReason::Condition { expression } => format!("condition `{expression}` was false"),
-        SkipReason::Role { wanted } => format!("the node was not the {wanted}"),
-        SkipReason::Dependency { dependency } => {
-            format!("dependency `{dependency}` did not end as this step waits for")
-        }
-        SkipReason::Declined => "a person answered no at its confirmation".into(),
-        SkipReason::Interrupted => "the run was stopped first".into(),
-        SkipReason::FailFast => "an earlier step failed (fail-fast)".into(),
-        SkipReason::CheckMode { dependency } => {
-            format!("not run in check mode: depends on `{dependency}`")
-        }
-    }
-}
-
-/// Why a rollback left a step as it was, in words.
-pub fn rollback_skip_words(reason: RollbackSkip) -> &'static str {
-    match reason {
-        RollbackSkip::NothingToUndo => "nothing to undo",
-        RollbackSkip::Declined => "the runbook does not undo this step",
-    }
-}
-
-/// A drill stage in words, for progress lines.
-pub fn drill_stage_words(stage: &DrillStage) -> String {
-    match stage {
-        DrillStage::Seeded {
-            drill,
-            keys,
-            keys_before,
-            ..
-        } => format!("`{drill}`: {keys} keys and a canary written ({keys_before} keys in all)"),
-        DrillStage::SnapshotSaved { path, bytes, .. } => match bytes {
-            Some(bytes) => format!("snapshot saved to {path} ({bytes} bytes), then written past"),
-            None => format!("snapshot saved to {path}, then written past"),
-        },
-        DrillStage::DisasterStaged { lost, run } => {
-            format!("lost {} (staged by run {run})", lost.join(", "))
-        }
-        DrillStage::Declared { disaster } => {
-            format!("disaster `{disaster}` declared; the recovery clock runs")
-        }
-        DrillStage::Verified { rto_ms, checks, .. } => format!(
-            "{} of {} checks held{}",
-            checks.iter().filter(|c| c.passed).count(),
-            checks.len(),
-            rto_ms
-                .map(|ms| format!(", RTO {}", human_ms(ms)))
-                .unwrap_or_default()
-        ),
-    }
 }
 
 /// A step or rollback result in words: `succeeded`, `failed: <error>`, `timed out`, `shown`.

@@ -191,6 +191,7 @@ impl Script {
             header: JournalHeader {
                 format: JOURNAL_FORMAT.into(),
                 version: JOURNAL_VERSION,
+                minor: 0,
                 run_id: RUN_ID.into(),
                 plan_digest: plan.digest(),
                 created_at: ts(0),

@@ -28,14 +28,14 @@ use crate::document::Document;
 use crate::etcd::{self, EtcdAccess, Roles};
 use crate::inventory::Cluster;
 use crate::journal::{
-    Event, Journal, JournalError, JournalWriter, Record, RollbackSkip, RunResult, SkipReason,
-    StepResult,
+    Event, JournalError, JournalWriter, Record, RollbackSkip, RunResult, SkipReason, StepResult,
 };
 use crate::plan::{
     Condition, Host, Operation, ParamInput, Plan, PlanStep, RoleGuard, Rollback, RunValues,
     compile_for_run,
 };
 use crate::redact::Redactor;
+use crate::run_state::RunState;
 use crate::runbook::Runbook;
 use crate::runbook::action::{Action, Nature};
 use crate::schedule::{Decision, ResumeError, Schedule, StepState};
@@ -216,7 +216,8 @@ pub async fn resume(
             short(&digest)
         )));
     }
-    let schedule = Schedule::resume(inputs.plan, &before)?;
+    let state = RunState::replay(&before);
+    let schedule = Schedule::resume(inputs.plan, &state)?;
     guard::consent(inputs.plan, inputs.cluster, &options, prompter).await?;
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
@@ -224,9 +225,9 @@ pub async fn resume(
     let mut dispatcher = Dispatcher::new(
         &inputs, &options, &dir, journal, schedule, transports, access, reporter,
     );
-    dispatcher.restore(&before);
+    dispatcher.restore(&state);
     dispatcher.emit(Event::RunResumed {
-        previous_records: before.records.len() as u64,
+        previous_records: state.records,
     })?;
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary {
@@ -250,10 +251,8 @@ pub async fn rollback(
             dir.id
         )));
     }
-    let previous = before.records.iter().rev().find_map(|r| match r.event {
-        Event::RunFinished { result } => Some(result),
-        _ => None,
-    });
+    let state = RunState::replay(&before);
+    let previous = state.finished;
     let schedule = Schedule::new(inputs.plan);
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
@@ -268,7 +267,7 @@ pub async fn rollback(
     let mut dispatcher = Dispatcher::new(
         &inputs, &options, &dir, journal, schedule, transports, access, reporter,
     );
-    dispatcher.restore(&before);
+    dispatcher.restore(&state);
     dispatcher.emit(Event::RollbackRequested { previous })?;
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
@@ -386,49 +385,40 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Takes back what an earlier controller recorded: outputs, roles, completed steps.
-    fn restore(&mut self, before: &Journal) {
+    fn restore(&mut self, before: &RunState) {
         let plan = self.inputs.plan;
-        for record in &before.records {
-            match &record.event {
-                Event::StepFinished {
-                    step,
-                    result: StepResult::Succeeded,
-                    outputs,
-                    ..
-                } => {
-                    if !outputs.is_empty() {
-                        self.values
-                            .outputs
-                            .insert(step.clone(), outputs.clone().into_iter().collect());
-                    }
-                    if let Some(index) = plan.find(step) {
-                        self.completed.push((index, Rollback::NotNeeded));
-                    }
-                }
-                Event::StepFinished {
-                    step,
-                    result: StepResult::Shown,
-                    ..
-                } => {
-                    if let Some(index) = plan.find(step) {
-                        self.shown.insert(index);
-                    }
-                }
-                Event::ClusterIdentified { cluster_id } => {
-                    self.cluster_id_before = Some(cluster_id.clone());
-                }
-                Event::RolesResolved { leader, followers } => {
-                    self.roles = Some(Roles {
-                        leader: leader.clone(),
-                        followers: followers.clone(),
-                    });
-                }
-                Event::RunStarted { .. } => {
-                    let started = humantime::format_rfc3339_seconds(record.at.0).to_string();
-                    self.values.run.insert("started_at".into(), started);
-                }
-                _ => {}
+        for (step, outputs) in before.outputs() {
+            let outputs = outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.values.outputs.insert(step.to_owned(), outputs);
+        }
+        self.completed.extend(
+            before
+                .completed
+                .iter()
+                .filter_map(|step| plan.find(step))
+                .map(|index| (index, Rollback::NotNeeded)),
+        );
+        for (step, history) in &before.steps {
+            let shown = history.last_attempt().and_then(|a| a.result.as_ref());
+            if shown == Some(&StepResult::Shown)
+                && let Some(index) = plan.find(step)
+            {
+                self.shown.insert(index);
             }
+        }
+        self.cluster_id_before.clone_from(&before.cluster_id_before);
+        if let Some((leader, followers)) = &before.roles {
+            self.roles = Some(Roles {
+                leader: leader.clone(),
+                followers: followers.clone(),
+            });
+        }
+        if let Some(started) = before.started_at {
+            let started = humantime::format_rfc3339_seconds(started.0).to_string();
+            self.values.run.insert("started_at".into(), started);
         }
         // Rollbacks of steps an earlier controller completed are rendered again now, with the
         // outputs it recorded.

@@ -372,8 +372,8 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
         Event::StepSkipped {
             step,
             reason: reason @ SkipReason::CheckMode { .. },
-        } => format!("NOT RUN {step}: {}", skip_reason(reason)),
-        Event::StepSkipped { step, reason } => format!("skipped {step}: {}", skip_reason(reason)),
+        } => format!("NOT RUN {step}: {}", reason),
+        Event::StepSkipped { step, reason } => format!("skipped {step}: {}", reason),
         Event::Confirmed { step, answer, by } => {
             format!(
                 "{} {step} ({by})",
@@ -395,13 +395,12 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
             StepResult::Shown => format!("undo of {step} shown"),
         },
         Event::RollbackRequested { .. } => "undoing the run's completed steps, newest first".into(),
-        Event::RollbackSkipped { step, reason } => format!(
-            "left as it was {step}: {}",
-            crate::report::rollback_skip_words(*reason)
-        ),
-        Event::Drill { stage } => format!("drill: {}", crate::report::drill_stage_words(stage)),
+        Event::RollbackSkipped { step, reason } => format!("left as it was {step}: {reason}"),
+        Event::Drill { stage } => format!("drill: {stage}"),
         // Shown as they were gathered, before the run began.
         Event::ClusterIdentified { .. } | Event::NodeFacts { .. } => return None,
+        // This build wrote the journal: no event of a newer format reaches the terminal.
+        Event::Unknown => return None,
         Event::ClusterIdChanged { from, to } => {
             format!("the cluster ID changed from {from} to {to} (a new cluster from a snapshot)")
         }
@@ -444,20 +443,6 @@ fn planned(plan: &Plan, key: &str) -> String {
             .flat_map(|s| s.lines().map(|l| format!("  {l}"))),
     );
     indent(&lines.join("\n"))
-}
-
-fn skip_reason(reason: &SkipReason) -> String {
-    match reason {
-        SkipReason::Condition { expression } => format!("`{expression}` is false"),
-        SkipReason::Role { wanted } => format!("this node is not the {wanted}"),
-        SkipReason::Dependency { dependency } => {
-            format!("`{dependency}` did not end the way this step waits for")
-        }
-        SkipReason::Declined => "declined at its confirmation gate".into(),
-        SkipReason::Interrupted => "the run was stopped".into(),
-        SkipReason::FailFast => "an earlier step failed".into(),
-        SkipReason::CheckMode { .. } => crate::report::skip_words(reason),
-    }
 }
 
 fn indent(text: &str) -> String {

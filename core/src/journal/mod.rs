@@ -3,9 +3,24 @@
 //! The first line is a header naming the format, its version, the run and the digest of the plan
 //! it ran. Every following line is a [`Record`]. A controller killed in the middle of a write
 //! leaves at most one torn last line; [`Journal::read`] keeps every whole record before it and says
-//! that the tail was torn. Resume and reports are computed from the plan and these records.
+//! that the tail was torn. Resume and reports are computed from the plan and these records, through
+//! one replay ([`crate::run_state::RunState`]).
+//!
+//! ## Versions
+//! The header's `version` is the format's major version and `minor` its minor version. A reader
+//! reads every minor version of the majors it knows, newer ones included:
+//! - a **minor** version may add event types (older readers keep them as [`Event::Unknown`]) and
+//!   optional fields (older readers ignore them);
+//! - anything else is a new **major** version: removing or renaming an event or a field, changing
+//!   what one means, or adding a kind to a nested enum ([`StepResult`], [`SkipReason`],
+//!   [`DrillStage`]...). A reader refuses majors it does not know.
+//!
+//! Version 1 is read as it is: version 2 only added events to it (under this rule, a minor).
+//! `fixtures/` pins one line per event type as this build writes it, and journals of version 1
+//! and of a newer minor version; the tests read them and write them back byte for byte.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +30,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The `format` field of every journal header.
 pub const JOURNAL_FORMAT: &str = "etcdrill-journal";
-/// The journal version this build writes.
+/// The journal major version this build writes.
 pub const JOURNAL_VERSION: u32 = 2;
-/// The oldest journal version this build reads: version 2 only added events to version 1.
+/// The journal minor version this build writes.
+pub const JOURNAL_MINOR: u32 = 0;
+/// The oldest major version this build reads: version 2 only added events to version 1.
 pub const JOURNAL_OLDEST_READABLE: u32 = 1;
 /// The most bytes of a step's output kept in the journal (its end, where errors are).
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
@@ -58,8 +75,11 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub struct JournalHeader {
     /// Always [`JOURNAL_FORMAT`].
     pub format: String,
-    /// The format version; readers refuse versions they do not know.
+    /// The format's major version; readers refuse majors they do not know.
     pub version: u32,
+    /// The format's minor version (0 when absent); readers read every minor of a known major.
+    #[serde(default)]
+    pub minor: u32,
     /// The run.
     pub run_id: String,
     /// The digest of the plan this run executes ([`crate::plan::Plan::digest`]).
@@ -213,6 +233,9 @@ pub enum Event {
         /// How.
         result: RunResult,
     },
+    /// An event type of a newer minor version of the format: read, kept, and not acted on.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Event {
@@ -379,6 +402,87 @@ pub enum RunResult {
     Interrupted,
 }
 
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunResult::Succeeded => "succeeded",
+            RunResult::Failed => "failed",
+            RunResult::RolledBack => "rolled back",
+            RunResult::RollbackFailed => "rollback failed",
+            RunResult::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Condition { expression } => {
+                write!(f, "condition `{expression}` was false")
+            }
+            SkipReason::Role { wanted } => write!(f, "the node was not the {wanted}"),
+            SkipReason::Dependency { dependency } => {
+                write!(
+                    f,
+                    "dependency `{dependency}` did not end as this step waits for"
+                )
+            }
+            SkipReason::Declined => f.write_str("a person answered no at its confirmation"),
+            SkipReason::Interrupted => f.write_str("the run was stopped first"),
+            SkipReason::FailFast => f.write_str("an earlier step failed (fail-fast)"),
+            SkipReason::CheckMode { dependency } => {
+                write!(f, "not run in check mode: depends on `{dependency}`")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RollbackSkip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RollbackSkip::NothingToUndo => "nothing to undo",
+            RollbackSkip::Declined => "the runbook does not undo this step",
+        })
+    }
+}
+
+impl fmt::Display for DrillStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DrillStage::Seeded {
+                drill,
+                keys,
+                keys_before,
+                ..
+            } => write!(
+                f,
+                "`{drill}`: {keys} keys and a canary written ({keys_before} keys in all)"
+            ),
+            DrillStage::SnapshotSaved { path, bytes, .. } => match bytes {
+                Some(bytes) => write!(
+                    f,
+                    "snapshot saved to {path} ({bytes} bytes), then written past"
+                ),
+                None => write!(f, "snapshot saved to {path}, then written past"),
+            },
+            DrillStage::DisasterStaged { lost, run } => {
+                write!(f, "lost {} (staged by run {run})", lost.join(", "))
+            }
+            DrillStage::Declared { disaster } => {
+                write!(f, "disaster `{disaster}` declared; the recovery clock runs")
+            }
+            DrillStage::Verified { rto_ms, checks, .. } => {
+                let held = checks.iter().filter(|c| c.passed).count();
+                write!(f, "{held} of {} checks held", checks.len())?;
+                match rto_ms {
+                    Some(ms) => write!(f, ", RTO {}", crate::humanize::human_ms(*ms)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 /// Why a journal could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -402,7 +506,7 @@ pub enum JournalError {
     },
     /// The file is not an etcdrill journal, or a version this build does not know.
     #[error(
-        "{path} is not an etcdrill journal of version {JOURNAL_OLDEST_READABLE} to {JOURNAL_VERSION} ({found})"
+        "{path} is not an etcdrill journal of major version {JOURNAL_OLDEST_READABLE} to {JOURNAL_VERSION}, any minor ({found})"
     )]
     Format {
         /// The journal.
@@ -478,8 +582,8 @@ impl Journal {
             || !(JOURNAL_OLDEST_READABLE..=JOURNAL_VERSION).contains(&header.version)
         {
             return Err(format_error(format!(
-                "format `{}` version {}",
-                header.format, header.version
+                "format `{}` version {}.{}",
+                header.format, header.version, header.minor
             )));
         }
         let mut records = Vec::new();
@@ -536,6 +640,7 @@ impl JournalWriter {
         let header = JournalHeader {
             format: JOURNAL_FORMAT.into(),
             version: JOURNAL_VERSION,
+            minor: JOURNAL_MINOR,
             run_id: run_id.into(),
             plan_digest: plan_digest.into(),
             created_at: Timestamp::now(),
@@ -683,333 +788,4 @@ pub fn tail(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finished(step: &str) -> Event {
-        Event::StepFinished {
-            step: step.into(),
-            attempt: 1,
-            result: StepResult::Failed {
-                error: "exit 3".into(),
-            },
-            duration_ms: 1500,
-            exit_status: Some(3),
-            outputs: [("leader".to_string(), "cp1".to_string())].into(),
-            output_tail: "boom".into(),
-        }
-    }
-
-    #[test]
-    fn events_round_trip_through_json() {
-        let events = vec![
-            Event::RunStarted {
-                runbook: "r".into(),
-                inventory: "i".into(),
-                check: false,
-                etcdrill: "0.1.0".into(),
-            },
-            Event::RunResumed {
-                previous_records: 4,
-            },
-            Event::RolesResolved {
-                leader: Some("cp1".into()),
-                followers: vec!["cp2".into()],
-            },
-            Event::StepStarted {
-                step: "stop@cp1".into(),
-                attempt: 2,
-            },
-            finished("stop@cp1"),
-            Event::StepSkipped {
-                step: "a".into(),
-                reason: SkipReason::Condition {
-                    expression: "params.x".into(),
-                },
-            },
-            Event::StepSkipped {
-                step: "b".into(),
-                reason: SkipReason::Dependency {
-                    dependency: "a".into(),
-                },
-            },
-            Event::Confirmed {
-                step: "c".into(),
-                answer: true,
-                by: "--yes".into(),
-            },
-            Event::RollbackStarted { step: "c".into() },
-            Event::RollbackFinished {
-                step: "c".into(),
-                result: StepResult::TimedOut,
-                duration_ms: 3,
-                output_tail: String::new(),
-            },
-            Event::Interrupted {
-                reason: "SIGINT".into(),
-            },
-            Event::StepSkipped {
-                step: "verify-copies@cp1".into(),
-                reason: SkipReason::CheckMode {
-                    dependency: "copy-snapshot".into(),
-                },
-            },
-            Event::RollbackRequested {
-                previous: Some(RunResult::Succeeded),
-            },
-            Event::RollbackRequested { previous: None },
-            Event::RollbackSkipped {
-                step: "chown@cp1".into(),
-                reason: RollbackSkip::Declined,
-            },
-            Event::RollbackSkipped {
-                step: "copy@cp1".into(),
-                reason: RollbackSkip::NothingToUndo,
-            },
-            Event::Drill {
-                stage: DrillStage::Seeded {
-                    drill: "d".into(),
-                    keys: 200,
-                    canary: "/etcdrill/drill/1/canary".into(),
-                    keys_before: 306,
-                },
-            },
-            Event::Drill {
-                stage: DrillStage::SnapshotSaved {
-                    path: "/w/drills/d.db".into(),
-                    bytes: Some(20512),
-                    revision: None,
-                },
-            },
-            Event::Drill {
-                stage: DrillStage::DisasterStaged {
-                    lost: vec!["cp2".into(), "cp3".into()],
-                    run: "/w/runs/r1".into(),
-                },
-            },
-            Event::Drill {
-                stage: DrillStage::Declared {
-                    disaster: "restore".into(),
-                },
-            },
-            Event::Drill {
-                stage: DrillStage::Verified {
-                    rto_ms: Some(4700),
-                    rpo: Some(DrillRpo {
-                        snapshot_age_ms: 120,
-                        revisions_lost: Some(1),
-                    }),
-                    checks: vec![DrillCheck {
-                        name: "a leader is elected".into(),
-                        passed: true,
-                        detail: "cp1 leads".into(),
-                    }],
-                },
-            },
-            Event::Drill {
-                stage: DrillStage::Verified {
-                    rto_ms: None,
-                    rpo: None,
-                    checks: vec![],
-                },
-            },
-            Event::NodeFacts {
-                facts: vec![crate::facts::NodeFacts {
-                    node: "cp1".into(),
-                    uid: Some(0),
-                    config_source: Some("/etc/kubernetes/manifests/etcd.yaml".into()),
-                    config: Default::default(),
-                    data_dir: None,
-                    backup_dir: None,
-                    etcdctl_version: Some("3.5.1".into()),
-                    etcdutl_version: Some("3.5.1".into()),
-                    process: None,
-                    process_looked_for: true,
-                    process_uses_data_dir: None,
-                    config_problem: None,
-                }],
-            },
-            Event::ClusterIdentified {
-                cluster_id: "a1b2".into(),
-            },
-            Event::ClusterIdChanged {
-                from: "a1b2".into(),
-                to: "c3d4".into(),
-            },
-            Event::RunFinished {
-                result: RunResult::RollbackFailed,
-            },
-        ];
-        for event in events {
-            let record = Record {
-                seq: 7,
-                at: Timestamp::now(),
-                event,
-            };
-            let json = serde_json::to_string(&record).unwrap();
-            let back: Record = serde_json::from_str(&json).unwrap();
-            // Timestamps keep milliseconds.
-            assert_eq!(back.event, record.event, "{json}");
-            assert!(
-                record.at.since(back.at) < Duration::from_millis(1),
-                "{json}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_journal_is_written_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.jsonl");
-        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer
-            .append(Event::StepStarted {
-                step: "a".into(),
-                attempt: 1,
-            })
-            .unwrap();
-        writer.append(finished("a")).unwrap();
-        let journal = Journal::read(&path).unwrap();
-        assert_eq!(journal.header.plan_digest, "abc");
-        assert_eq!(
-            journal.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            [1, 2]
-        );
-        assert!(!journal.torn_tail);
-        assert!(
-            JournalWriter::create(&path, "run-1", "abc").is_err(),
-            "a journal is never overwritten"
-        );
-    }
-
-    #[test]
-    fn a_torn_last_line_is_dropped_and_resume_continues_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.jsonl");
-        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer
-            .append(Event::StepStarted {
-                step: "a".into(),
-                attempt: 1,
-            })
-            .unwrap();
-        drop(writer);
-        // A crash in the middle of a write.
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"seq\":2,\"at\":")
-            .unwrap();
-        let journal = Journal::read(&path).unwrap();
-        assert!(journal.torn_tail);
-        assert_eq!(journal.records.len(), 1);
-
-        let (mut writer, before) = JournalWriter::resume(&path, "run-1").unwrap();
-        assert_eq!(before.records.len(), 1);
-        writer
-            .append(Event::RunResumed {
-                previous_records: 1,
-            })
-            .unwrap();
-        let after = Journal::read(&path).unwrap();
-        assert!(!after.torn_tail);
-        assert_eq!(
-            after.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            [1, 2]
-        );
-    }
-
-    #[test]
-    fn repeated_or_skipped_sequence_numbers_and_another_runs_journal_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.jsonl");
-        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        for step in ["a", "b", "c"] {
-            writer
-                .append(Event::StepStarted {
-                    step: step.into(),
-                    attempt: 1,
-                })
-                .unwrap();
-        }
-        drop(writer);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-
-        // Two controllers appending at once: 1, 2, 3, 2.
-        let repeated = format!("{text}{}\n", lines[2]);
-        std::fs::write(&path, &repeated).unwrap();
-        let err = JournalWriter::resume(&path, "run-1")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 5 has sequence number 2 where 4 was due"),
-            "{err}"
-        );
-        let skipped = [lines[0], lines[1], lines[3]].join("\n") + "\n";
-        std::fs::write(&path, &skipped).unwrap();
-        let err = Journal::read(&path).unwrap_err().to_string();
-        assert!(err.contains("sequence number 3 where 2 was due"), "{err}");
-
-        // A journal copied in from another run.
-        std::fs::write(&path, &text).unwrap();
-        let err = JournalWriter::resume(&path, "run-2")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("its header names run `run-1`, not `run-2`"),
-            "{err}"
-        );
-        assert!(JournalWriter::resume(&path, "run-1").is_ok());
-    }
-
-    #[test]
-    fn damage_in_the_middle_and_unknown_versions_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.jsonl");
-        let mut writer = JournalWriter::create(&path, "run-1", "abc").unwrap();
-        writer
-            .append(Event::StepStarted {
-                step: "a".into(),
-                attempt: 1,
-            })
-            .unwrap();
-        writer
-            .append(Event::StepStarted {
-                step: "b".into(),
-                attempt: 1,
-            })
-            .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let damaged = text.replacen("\"seq\":1", "\"seq\":\"one\"", 1);
-        std::fs::write(&path, damaged).unwrap();
-        assert!(matches!(
-            Journal::read(&path),
-            Err(JournalError::Damaged { line: 2, .. })
-        ));
-
-        // Version 2 only added events: a version 1 journal reads as it is.
-        let older = text.replacen("\"version\":2", "\"version\":1", 1);
-        std::fs::write(&path, older).unwrap();
-        assert_eq!(Journal::read(&path).unwrap().records.len(), 2);
-
-        let future = text.replacen("\"version\":2", "\"version\":99", 1);
-        std::fs::write(&path, future).unwrap();
-        let err = Journal::read(&path).unwrap_err().to_string();
-        assert!(
-            err.contains(
-                "not an etcdrill journal of version 1 to 2 (format `etcdrill-journal` version 99)"
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn tails_cut_at_character_boundaries() {
-        assert_eq!(tail("short", 10), "short");
-        let cut = tail("ééééé", 5);
-        assert!(cut.ends_with("éé"), "{cut}");
-        assert!(cut.starts_with("[… 6 bytes cut …]"), "{cut}");
-    }
-}
+mod tests;
