@@ -746,7 +746,7 @@ impl JournalWriter {
 /// The variable that names a deterministic crash point: the process kills itself with SIGKILL
 /// right after a record is durable, as a controller killed between two records would be. `N`
 /// names record N; `finished:STEP` the record that ends step instance STEP (whatever its number,
-/// which parallel steps make vary). For the crash-point tests (tests/crash_points.rs); unset, it
+/// which parallel steps make vary). For the crash-point tests (tests/it/crash_points.rs); unset, it
 /// costs one environment lookup per record.
 pub const CRASH_AFTER_RECORD: &str = "ETCDRILL_CRASH_AFTER_RECORD";
 
