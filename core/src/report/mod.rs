@@ -8,11 +8,14 @@
 //! formats are pure functions of a [`Report`]; only [`write_all`] touches the file system.
 
 mod build;
+mod findings;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod metrics;
+mod timing;
+mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
