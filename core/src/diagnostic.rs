@@ -41,6 +41,19 @@ impl Diagnostic {
         }
     }
 
+    /// A problem at a known location in `source` whose line is never shown, because it may hold
+    /// a secret (a parameter's value).
+    pub fn at_unshown(
+        source: &SourceFile,
+        location: Option<Location>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            line_text: None,
+            ..Self::at(source, location, message)
+        }
+    }
+
     /// A problem about the value at `path`, located through `map`.
     pub fn at_value(
         source: &SourceFile,

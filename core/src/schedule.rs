@@ -90,6 +90,8 @@ pub struct Schedule<'p> {
     failing: bool,
     /// The run was asked to stop: start nothing new.
     interrupted: bool,
+    /// Steps run again on resume, each before a step that waits for it beyond the plan's edges.
+    run_again: Vec<(NodeIndex, NodeIndex)>,
 }
 
 /// Why a journal cannot be continued safely.
@@ -121,6 +123,7 @@ impl<'p> Schedule<'p> {
             states: vec![StepState::Waiting; plan.graph.node_count()],
             failing: false,
             interrupted: false,
+            run_again: Vec::new(),
         }
     }
 
@@ -203,6 +206,12 @@ impl<'p> Schedule<'p> {
                     .edges_directed(index, Direction::Incoming)
                     .map(|e| (e.source(), *e.weight()))
                     .collect();
+                incoming.extend(
+                    self.run_again
+                        .iter()
+                        .filter(|(_, reader)| *reader == index)
+                        .map(|(producer, _)| (*producer, Outcome::Success)),
+                );
                 incoming.sort_by_key(|(d, _)| *d);
                 if incoming
                     .iter()
@@ -271,6 +280,14 @@ impl<'p> Schedule<'p> {
         if failed && !self.is_handled(index) {
             self.failing = true;
         }
+    }
+
+    /// Runs settled step `producer` again before step `reader`, which waits for it to succeed:
+    /// resume recovers what a read-only step's journal record could not keep (an output holding
+    /// a secret).
+    pub fn run_again(&mut self, producer: NodeIndex, reader: NodeIndex) {
+        self.states[producer.index()] = StepState::Waiting;
+        self.run_again.push((producer, reader));
     }
 
     /// Stops handing out steps: the run was asked to stop.

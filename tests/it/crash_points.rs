@@ -9,6 +9,11 @@
 //! subset of `DEFAULT_POINTS` of them; `ETCDRILL_CRASH_POINTS=all` takes every one (slow: a full
 //! restore per point): `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
 //! 'test(/^crash_points::/)'`, as root with the bed's variables of `.ci/test`.
+//!
+//! Two more faults, one case each by default and every case with `ETCDRILL_FAULT_CASES=all`: the
+//! SSH connection serving a `restore` step dropped while the step runs (its sshd session process
+//! killed while a gated `etcdutl` holds the step), and a member crashing (etcd killed with
+//! SIGKILL) while a restore drill runs.
 
 use std::time::Duration;
 
@@ -29,22 +34,23 @@ fn start(
     crash_after: Option<&str>,
 ) -> (tempfile::TempDir, support::Outcome) {
     let work = tempfile::tempdir().unwrap();
-    let inventory = write(
-        work.path(),
-        "inventory.yaml",
-        &inventory_yaml(bed, work.path()),
-    );
-    let mut command = Etcdrill::new(work.path())
-        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
-        .args(["-i".as_ref(), inventory.as_os_str()])
-        .args(["--yes", "-p", &format!("snapshot={snapshot}")])
-        // etcd 3.5.1's etcdutl has no --bump-revision.
-        .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"]);
+    let mut command = restore_command(bed, snapshot, work.path());
     if let Some(step) = crash_after {
         command = command.env(CRASH_AFTER_RECORD, format!("finished:{step}"));
     }
     let outcome = command.run();
     (work, outcome)
+}
+
+/// `etcdrill run restore-3-node` of `snapshot` on `bed`, with its runs in `work`.
+fn restore_command(bed: &Bed, snapshot: &str, work: &std::path::Path) -> Etcdrill {
+    let inventory = write(work, "inventory.yaml", &inventory_yaml(bed, work));
+    Etcdrill::new(work)
+        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str()])
+        .args(["--yes", "-p", &format!("snapshot={snapshot}")])
+        // etcd 3.5.1's etcdutl has no --bump-revision.
+        .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
 }
 
 /// The cluster holds what the snapshot held, and not what was written after it.
@@ -217,5 +223,377 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
     assert!(
         wrong.is_empty(),
         "crash points {wrong:?} ended wrong:\n{report}"
+    );
+}
+
+/// A bed of 3 seeded members, a canary, and a snapshot of them (its path on the host).
+fn seeded_bed_and_snapshot() -> Option<(Bed, Canary, String)> {
+    let bed = support::bed(BedConfig::new(3))?;
+    bed.seed(100, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    bed.nodes()[0]
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap();
+    let snapshot = bed.nodes()[0]
+        .host_path("/var/backups/etcd/drill.db")
+        .unwrap()
+        .display()
+        .to_string();
+    Some((bed, kept, snapshot))
+}
+
+/// Where a gated `etcdutl snapshot restore` writes its PID once it waits for the gate.
+const GATE_WAITING: &str = "/tmp/etcdrill-gate-waiting";
+/// The file that lets a gated `etcdutl snapshot restore` go on.
+const GATE_OPEN: &str = "/tmp/etcdrill-gate-open";
+
+/// Makes `etcdutl snapshot restore` on `node` wait for [`GATE_OPEN`] after writing its PID to
+/// [`GATE_WAITING`]: a step that runs as long as the test wants, found by its PID. Every other
+/// `etcdutl` command runs at once.
+fn gate_etcdutl(node: &etcdrill_testbed::Node) {
+    let etcdutl = node.etcdutl_path().unwrap().display().to_string();
+    node.exec_ok(&format!(
+        r#"set -e
+mv {etcdutl} {etcdutl}.real
+cat > {etcdutl} <<'GATE'
+#!/bin/sh
+if [ "$1 $2" = "snapshot restore" ]; then
+  echo $$ > {GATE_WAITING}.new && mv {GATE_WAITING}.new {GATE_WAITING}
+  while [ ! -e {GATE_OPEN} ]; do sleep 0.05; done
+fi
+exec {etcdutl}.real "$@"
+GATE
+chmod 755 {etcdutl}"#
+    ))
+    .unwrap();
+}
+
+/// Takes the gate of [`gate_etcdutl`] away: the real `etcdutl` again, no gate files.
+fn ungate_etcdutl(node: &etcdrill_testbed::Node) {
+    let etcdutl = node.etcdutl_path().unwrap().display().to_string();
+    node.exec_ok(&format!(
+        "mv {etcdutl}.real {etcdutl}; rm -f {GATE_WAITING} {GATE_OPEN}"
+    ))
+    .unwrap();
+}
+
+/// Kills (SIGKILL) the sshd session process that serves the process `pid` on `node`: its nearest
+/// ancestor named `sshd...` (the per-connection process). Returns what it killed.
+fn kill_ssh_session_of(node: &etcdrill_testbed::Node, pid: u32) -> String {
+    node.exec_ok(&format!(
+        r#"pid={pid}
+while [ "$pid" -gt 1 ]; do
+  comm=$(cat /proc/$pid/comm)
+  case "$comm" in sshd*) echo "$pid $(tr '\0' ' ' < /proc/$pid/cmdline)"; kill -KILL "$pid"; exit 0;; esac
+  pid=$(awk '/^PPid:/ {{print $2}}' /proc/$pid/status)
+done
+echo "no sshd above {pid}" >&2; exit 1"#
+    ))
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+/// Whether every case of a fault is exercised (`ETCDRILL_FAULT_CASES=all`), not only the first.
+fn every_fault_case() -> bool {
+    std::env::var("ETCDRILL_FAULT_CASES").is_ok_and(|v| v == "all")
+}
+
+/// The PID a gated `etcdutl snapshot restore` on `node` wrote once it waits, waiting for it.
+fn gated_pid(node: &etcdrill_testbed::Node) -> u32 {
+    let mut pid = 0;
+    etcdrill_testbed::wait_until("the gated restore to wait", Duration::from_secs(60), || {
+        let text = node
+            .exec_ok(&format!("cat {GATE_WAITING}"))
+            .map_err(|e| e.to_string())?;
+        pid = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
+        Ok(())
+    })
+    .unwrap();
+    pid
+}
+
+/// How a run ended, from its journal.
+fn run_result(run: &std::path::Path) -> Option<RunResult> {
+    journal(run)
+        .records
+        .iter()
+        .rev()
+        .find_map(|r| match r.event {
+            Event::RunFinished { result } => Some(result),
+            _ => None,
+        })
+}
+
+/// The SSH connection serving `restore@NODE` is dropped while the step runs (its sshd session
+/// process killed; the step is held by a gated `etcdutl`, so the drop lands mid-step every time).
+/// The run must not report success without the data restored; whatever it ended as, the cluster
+/// must be left as documented, and the restore must then complete and be verified.
+#[test]
+fn restore_3_node_after_an_ssh_connection_dropped_mid_step() {
+    let Some((bed, kept, snapshot)) = seeded_bed_and_snapshot() else {
+        return;
+    };
+    let nodes: Vec<usize> = if every_fault_case() {
+        vec![1, 0, 2]
+    } else {
+        vec![1]
+    };
+    let mut outcomes = Vec::new();
+    let mut wrong = Vec::new();
+    for index in nodes {
+        let node = &bed.nodes()[index];
+        let step = format!("restore@{}", node.name());
+        let lost = bed
+            .put_canary(&format!("before-the-drop-at-{}", node.name()))
+            .unwrap();
+        gate_etcdutl(node);
+        let work = tempfile::tempdir().unwrap();
+        let child = restore_command(&bed, &snapshot, work.path()).spawn();
+        support::wait_for_record(
+            work.path(),
+            Duration::from_secs(120),
+            |r| matches!(&r.event, Event::StepStarted { step: s, .. } if *s == step),
+        )
+        .unwrap();
+        let waiting = gated_pid(node);
+        let killed = kill_ssh_session_of(node, waiting);
+        let dropped = support::Outcome::of_child(child.wait_with_output().unwrap());
+        // The remote command outlives its connection (no terminal, so no SIGHUP): with a real
+        // `etcdutl` it would go on restoring. The test ends it, as a person would have to.
+        let outlived = node.exec(&format!("kill -0 {waiting}")).unwrap().success();
+        let _ = node.exec(&format!("kill -KILL {waiting}"));
+        ungate_etcdutl(node);
+        let run = only_run(work.path());
+        let records = journal(&run).records;
+        let step_error = records.iter().find_map(|r| match &r.event {
+            Event::StepFinished {
+                step: s,
+                result: etcdrill::journal::StepResult::Failed { error },
+                ..
+            } if *s == step => Some(error.clone()),
+            _ => None,
+        });
+        // The failure must say that the command may live on.
+        if !step_error
+            .as_deref()
+            .is_some_and(|e| e.contains("may still be running there"))
+        {
+            wrong.push(step.clone());
+        }
+        let result = run_result(&run);
+        let mut outcome = format!(
+            "{step}: session `{killed}` killed; the step ended {}; the run ended {result:?}; the remote command {} the connection",
+            step_error
+                .as_deref()
+                .map_or("without a recorded failure".into(), |e| format!(
+                    "failed ({e})"
+                )),
+            if outlived {
+                "outlived"
+            } else {
+                "did not outlive"
+            },
+        );
+        let left = match result {
+            // A success must be a restore.
+            Some(RunResult::Succeeded) => {
+                check_restored(&bed, &kept, &lost).map(|()| "data restored".to_string())
+            }
+            // Undone: the cluster serves what it served before the run.
+            Some(RunResult::RolledBack) => bed
+                .wait_healthy(Duration::from_secs(60))
+                .map_err(|e| e.to_string())
+                .and_then(|()| bed.get(&lost.key).map_err(|e| e.to_string()))
+                .and_then(|value| match value {
+                    Some(v) if v == lost.value => Ok("cluster unchanged".to_string()),
+                    other => Err(format!("rolled back, but the canary reads {other:?}")),
+                }),
+            // Stopped: resume must finish it.
+            Some(RunResult::Interrupted) | None => {
+                let resumed = Etcdrill::new(work.path())
+                    .args(["resume", run.to_str().unwrap(), "--yes"])
+                    .run();
+                match run_result(&run) {
+                    Some(RunResult::Succeeded) => check_restored(&bed, &kept, &lost)
+                        .map(|()| "resumed, data restored".to_string()),
+                    other => Err(format!("resume ended {other:?}:\n{}", resumed.shown())),
+                }
+            }
+            other => Err(format!("ended {other:?}:\n{}", dropped.shown())),
+        };
+        match left {
+            Ok(state) => outcome.push_str(&format!("; {state}")),
+            Err(problem) => {
+                wrong.push(step.clone());
+                outcome.push_str(&format!("; WRONG: {problem}"));
+            }
+        }
+        // Whatever the dropped run left, a new run restores the snapshot.
+        if result != Some(RunResult::Succeeded) {
+            let (_again, rerun) = start(&bed, &snapshot, None);
+            match check_restored(&bed, &kept, &lost) {
+                Ok(()) if rerun.code() == Some(0) => {
+                    outcome.push_str("; a new run then restored and verified the data")
+                }
+                other => {
+                    wrong.push(step.clone());
+                    outcome.push_str(&format!(
+                        "; WRONG: the new run: {other:?}\n{}",
+                        rerun.shown()
+                    ));
+                }
+            }
+        }
+        eprintln!("ssh drop: {outcome}");
+        outcomes.push(outcome);
+    }
+    assert!(
+        wrong.is_empty(),
+        "ssh drops {wrong:?} ended wrong:\n  {}",
+        outcomes.join("\n  ")
+    );
+}
+
+/// Kills (SIGKILL) every etcd process on `node`, by PID, once there is one (a member the run
+/// just started may not have its process yet); returns the PIDs.
+fn kill_etcd(node: &etcdrill_testbed::Node) -> Vec<u32> {
+    let mut pids = Vec::new();
+    etcdrill_testbed::wait_until("etcd to run on the node", Duration::from_secs(30), || {
+        pids = node.etcd_pids().map_err(|e| e.to_string())?;
+        if pids.is_empty() {
+            return Err("no etcd process".into());
+        }
+        Ok(())
+    })
+    .unwrap();
+    for pid in &pids {
+        let _ = node.exec(&format!("kill -KILL {pid}"));
+    }
+    pids
+}
+
+/// A member crashes (its etcd killed with SIGKILL; the kubelet restarts a static pod) while a
+/// restore drill of `restore-3-node` runs: while `restore@node2` is held by a gated `etcdutl`
+/// (the default case), or, with `ETCDRILL_FAULT_CASES=all`, also right after later steps start.
+/// The drill must end with a clear failure or recover, never a false success, and the cluster
+/// must then be healthy with its 3 members.
+#[test]
+fn a_member_crash_mid_drill_ends_in_a_clear_failure_or_a_verified_recovery() {
+    let Some(bed) = support::bed(BedConfig::new(3)) else {
+        return;
+    };
+    let mut cases = vec!["restore@node2"];
+    if every_fault_case() {
+        cases.extend(["confirm-downtime", "wait-healthy", "verify-hashkv"]);
+    }
+    let runbook = stock_runbook("restore-3-node");
+    let mut outcomes = Vec::new();
+    let mut wrong = Vec::new();
+    for trigger in cases {
+        let gated = &bed.nodes()[1];
+        let victim = &bed.nodes()[2];
+        let work = tempfile::tempdir().unwrap();
+        write(
+            work.path(),
+            "inventory.yaml",
+            &inventory_yaml(&bed, work.path()),
+        );
+        let drill = write(
+            work.path(),
+            "drill.yaml",
+            &format!(
+                "name: member-crash\nsummary: a member crashes mid-drill\ninventory: inventory.yaml\nrunbook: {}\nparams: {{bump_revision: 0, mark_compacted: false}}\ndisaster: {{restore: {{}}}}\nseed: {{keys: 200, value_bytes: 128}}\n",
+                serde_json::to_string(&runbook.display().to_string()).unwrap()
+            ),
+        );
+        let gate = trigger.starts_with("restore@");
+        if gate {
+            gate_etcdutl(gated);
+        }
+        let child = Etcdrill::new(work.path())
+            .args([
+                "drill",
+                "run",
+                drill.to_str().unwrap(),
+                "--yes",
+                "--work-dir",
+            ])
+            .args([work.path()])
+            .spawn();
+        support::wait_for_record(
+            work.path(),
+            Duration::from_secs(180),
+            |r| matches!(&r.event, Event::StepStarted { step, .. } if step == trigger),
+        )
+        .unwrap();
+        if gate {
+            gated_pid(gated);
+        }
+        let killed = kill_etcd(victim);
+        if gate {
+            gated.exec_ok(&format!("touch {GATE_OPEN}")).unwrap();
+        }
+        let ended = support::Outcome::of_child(child.wait_with_output().unwrap());
+        if gate {
+            ungate_etcdutl(gated);
+        }
+        let passed = ended.code() == Some(0) && ended.stderr().contains("PASSED");
+        let report: Option<serde_json::Value> = std::fs::read_dir(work.path().join("runs"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("report.json")).ok())
+            .find_map(|text| serde_json::from_str(&text).ok());
+        let verdict = report
+            .as_ref()
+            .map(|r| r["verdict"]["outcome"].as_str().unwrap_or("?").to_string());
+        let checks = report
+            .as_ref()
+            .and_then(|r| r["drill"]["verifications"].as_array().cloned())
+            .unwrap_or_default();
+        let failed_checks: Vec<String> = checks
+            .iter()
+            .filter(|v| v["passed"] != serde_json::Value::Bool(true))
+            .map(|v| v["name"].as_str().unwrap_or("?").to_string())
+            .collect();
+        // Whatever the drill said, the cluster must come back whole: the kubelet restarts the
+        // killed member, and a recovery restarted every member anyway.
+        let cluster = bed
+            .wait_healthy(Duration::from_secs(90))
+            .map_err(|e| e.to_string())
+            .and_then(|()| bed.member_list().map_err(|e| e.to_string()))
+            .map(|members| members.len());
+        let mut outcome = format!(
+            "etcd of {} (pid {killed:?}) killed after {trigger} started: the drill {} (exit {:?}, verdict {verdict:?}, {} checks, not passed: {failed_checks:?}); members of the healthy cluster after: {cluster:?}",
+            victim.name(),
+            if passed { "PASSED" } else { "did not pass" },
+            ended.code(),
+            checks.len(),
+        );
+        let right = match (passed, &cluster) {
+            // A pass is true only with every check passed and a whole, healthy cluster.
+            (true, Ok(3)) => {
+                !checks.is_empty()
+                    && failed_checks.is_empty()
+                    && verdict.as_deref() == Some("succeeded")
+            }
+            (true, _) => false,
+            // A failure must say so: a non-zero exit, a verdict that is not success, and a
+            // cluster left healthy with its members.
+            (false, Ok(3)) => ended.code() != Some(0) && verdict.as_deref() != Some("succeeded"),
+            (false, _) => false,
+        };
+        if !right {
+            wrong.push(trigger.to_string());
+            outcome.push_str(&format!("; WRONG:\n{}", ended.shown()));
+        }
+        eprintln!("member crash: {outcome}");
+        outcomes.push(outcome);
+    }
+    assert!(
+        wrong.is_empty(),
+        "member crashes after {wrong:?} ended wrong:\n  {}",
+        outcomes.join("\n  ")
     );
 }

@@ -519,3 +519,307 @@ fn resume_works_from_another_directory() {
         elsewhere.shown()
     );
 }
+
+#[test]
+fn parameter_errors_name_the_parameter_and_never_echo_a_secret_or_the_command_line() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        "name: params\nsummary: s\nparams:\n  token: {type: string, secret: true}\n  pin: {type: int, secret: true, max: 9999, default: 1}\n  n: {type: int, default: 1}\nsteps:\n  - {id: a, title: A, on: each, action: shell, with: {run: 'true'}}\n",
+    );
+    // Each case: the `-p` arguments, and what the error must say.
+    let cases: [(&[&str], &str); 8] = [
+        (&["token=hunter2", "n"], "parameter `n` has no value"),
+        (
+            &["token=hunter2", "hunter2"],
+            "`-p` argument 2 of 2 has no `=`",
+        ),
+        (
+            &["token=hunter2", "=hunter2"],
+            "`-p` argument 2 of 2 has no name",
+        ),
+        (
+            &["token=hunter2", "n=4x"],
+            "parameter `n`: `4x` is not a whole number",
+        ),
+        (
+            &["tokn=hunter2"],
+            "runbook `params` has no parameter `tokn`",
+        ),
+        (
+            &["token=hunter2", "pin=hunter2"],
+            "parameter `pin`: the secret value is not a whole number",
+        ),
+        (
+            &["token=hunter2", "pin=20000"],
+            "parameter `pin`: the secret value is out of range",
+        ),
+        (
+            &["token=hunter2", "token=hunter2"],
+            "parameter `token` is given twice",
+        ),
+    ];
+    for (params, message) in cases {
+        let mut args = vec![
+            "plan".to_string(),
+            runbook.to_str().unwrap().into(),
+            "-i".into(),
+            inventory.to_str().unwrap().into(),
+        ];
+        for param in params {
+            args.extend(["-p".to_string(), param.to_string()]);
+        }
+        let failed = etcdrill(work.path(), &args).expect_code(1);
+        let stderr = failed.stderr();
+        assert!(stderr.contains(message), "{params:?}: {}", failed.shown());
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("20000"),
+            "{params:?}: a secret reached the error:\n{stderr}"
+        );
+    }
+}
+
+/// A runbook whose first step prints a secret as its output (declared read-only or not), and
+/// whose last step writes that output to `seen`, with a step between them to crash after.
+fn masked_output_runbook(dir: &Path, probe: bool) -> PathBuf {
+    let seen = dir.join("seen");
+    write(
+        dir,
+        "runbook.yaml",
+        &format!(
+            r#"
+name: masked-output
+summary: an output that holds a secret, read after a resume
+params:
+  token: {{type: string, secret: true}}
+steps:
+  - id: print
+    title: Print the secret
+    on: each
+    action: shell
+    probe: {probe}
+    with:
+      run: printf 'token=%s\n' {{{{params.token}}}}
+    outputs: {{said: last_line}}
+  - {{id: between, title: Between, on: each, action: shell, idempotent: true, needs: [print], with: {{run: 'true'}}}}
+  - id: pass
+    title: Use the output
+    on: each
+    action: shell
+    needs: [between]
+    with:
+      run: printf '%s' {{{{steps.print.outputs.said}}}} > '{seen}'
+"#,
+            seen = seen.display()
+        ),
+    )
+}
+
+#[test]
+fn outputs_holding_a_secret_reach_later_steps_real_after_a_resume() {
+    for probe in [true, false] {
+        let work = tempfile::tempdir().unwrap();
+        let inventory = local_inventory(work.path());
+        let runbook = masked_output_runbook(work.path(), probe);
+        Etcdrill::new(work.path())
+            .args([
+                "run",
+                runbook.to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+                "-p",
+                "token=hunter2",
+                "--yes",
+                "--work-dir",
+                ".",
+            ])
+            .env(etcdrill::journal::CRASH_AFTER_RECORD, "finished:between@n1")
+            .run();
+        let run = only_run(work.path());
+        let recorded = support::step_outputs(&journal(&run), "print@n1");
+        assert_eq!(recorded["said"], "token=********", "probe: {probe}");
+        let resumed = Etcdrill::new(work.path())
+            .args(["resume", run.to_str().unwrap(), "--yes"])
+            .env("ETCDRILL_PARAM_TOKEN", "hunter2")
+            .run();
+        let seen = std::fs::read_to_string(work.path().join("seen")).ok();
+        if probe {
+            // The read-only step ran again, and the later step got the real value.
+            assert_eq!(resumed.code(), Some(0), "{}", resumed.shown());
+            assert_eq!(seen.as_deref(), Some("token=hunter2"));
+            let prints = journal(&run)
+                .records
+                .iter()
+                .filter(
+                    |r| matches!(&r.event, Event::StepStarted { step, .. } if step == "print@n1"),
+                )
+                .count();
+            assert_eq!(prints, 2, "the probe ran again");
+        } else {
+            // A step that changes things is not run again: resume refuses before anything runs.
+            let refused = resumed.expect_code(1);
+            let stderr = refused.stderr();
+            assert!(
+                stderr.contains("step `pass@n1` needs output `said` of step `print@n1`")
+                    && stderr.contains("not read-only")
+                    && stderr.contains("etcdrill rollback"),
+                "{}",
+                refused.shown()
+            );
+            assert_eq!(seen, None, "a step got the masked value");
+        }
+        for (what, text) in everything_shown_after_resume(&run) {
+            assert!(
+                !text.contains("hunter2"),
+                "the secret reached {what}:\n{text}"
+            );
+        }
+    }
+}
+
+/// The run's files after a resume.
+fn everything_shown_after_resume(run: &Path) -> Vec<(String, String)> {
+    ["journal.jsonl", "run.json", "report.md", "report.json"]
+        .into_iter()
+        .filter_map(|name| {
+            let text = std::fs::read_to_string(run.join(name)).ok()?;
+            Some((name.to_string(), text))
+        })
+        .collect()
+}
+
+#[test]
+fn progress_lines_and_reports_show_control_and_bidirectional_characters_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    // A title that reads reversed, and a step whose output and failure drive a terminal.
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        "name: hidden\nsummary: s\nsteps:\n  - {id: a, title: \"delete \u{202e}gol.tset\u{2066}\u{200b}\", on: each, action: shell, with: {run: \"printf 'x\\\\033]0;owned\\\\007\\\\342\\\\200\\\\256y\\\\n'; printf 'e\\\\033[2J\\\\n' >&2; exit 3\"}}\n",
+    );
+    for output in ["human", "json"] {
+        let outcome = etcdrill(
+            work.path(),
+            [
+                "run",
+                runbook.to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+                "-o",
+                output,
+                "--verbose",
+                "--yes",
+                "--work-dir",
+                output,
+            ],
+        )
+        .expect_code(1);
+        let run = only_run(&work.path().join(output));
+        let mut shown = vec![
+            ("stdout".to_string(), outcome.stdout()),
+            ("stderr".to_string(), outcome.stderr()),
+        ];
+        for name in [
+            "report.html",
+            "report.junit.xml",
+            "report.md",
+            "report.json",
+        ] {
+            shown.push((
+                name.into(),
+                std::fs::read_to_string(run.join(name)).unwrap(),
+            ));
+        }
+        for (what, text) in shown {
+            for hidden in ['\u{1b}', '\u{7}', '\u{202e}', '\u{2066}', '\u{200b}'] {
+                assert!(
+                    !text.contains(hidden),
+                    "-o {output}: {what} shows {hidden:?} raw:\n{text}"
+                );
+            }
+        }
+        let printed = outcome.stdout() + &outcome.stderr();
+        assert!(
+            printed.contains("owned") && (output == "json" || printed.contains("gol.tset")),
+            "-o {output}: what was escaped is still shown:\n{}",
+            outcome.shown()
+        );
+    }
+}
+
+#[test]
+fn an_undo_that_needs_an_output_holding_a_secret_never_runs_with_the_masked_value() {
+    let work = tempfile::tempdir().unwrap();
+    let inventory = local_inventory(work.path());
+    let undone = work.path().join("undone");
+    let runbook = write(
+        work.path(),
+        "runbook.yaml",
+        &format!(
+            r#"
+name: masked-undo
+summary: an undo that reads an output holding a secret
+params:
+  token: {{type: string, secret: true}}
+steps:
+  - id: print
+    title: Print the secret
+    on: each
+    action: shell
+    with:
+      run: printf 'token=%s\n' {{{{params.token}}}}
+    outputs: {{said: last_line}}
+  - id: use
+    title: Use it
+    on: each
+    action: shell
+    needs: [print]
+    with: {{run: 'true'}}
+    rollback:
+      action: shell
+      with: {{run: "printf '%s' {{{{steps.print.outputs.said}}}} > '{undone}'"}}
+  - {{id: fail, title: Fail, on: each, action: shell, needs: [use], with: {{run: 'exit 1'}}}}
+"#,
+            undone = undone.display()
+        ),
+    );
+    Etcdrill::new(work.path())
+        .args([
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--on-failure",
+            "stop",
+            "--yes",
+            "--work-dir",
+            ".",
+        ])
+        .env("ETCDRILL_PARAM_TOKEN", "hunter2")
+        .run()
+        .expect_code(1);
+    let run = only_run(work.path());
+    let rolled = Etcdrill::new(work.path())
+        .args(["rollback", run.to_str().unwrap()])
+        .env("ETCDRILL_PARAM_TOKEN", "hunter2")
+        .run();
+    let undo = std::fs::read_to_string(&undone).ok();
+    assert_eq!(undo, None, "the undo ran with the masked value");
+    let failed = journal(&run).records.iter().find_map(|r| match &r.event {
+        Event::RollbackFinished {
+            step,
+            result: etcdrill::journal::StepResult::Failed { error },
+            ..
+        } if step == "use@n1" => Some(error.clone()),
+        _ => None,
+    });
+    let error = failed.unwrap_or_else(|| panic!("no failed undo of use@n1:\n{}", rolled.shown()));
+    assert!(
+        error.contains("output `said` of step `print@n1`") && error.contains("a person"),
+        "{error}"
+    );
+    assert_ne!(rolled.code(), Some(0), "{}", rolled.shown());
+}

@@ -589,3 +589,51 @@ fn a_drill_on_a_terminal_asks_and_finishes_with_its_verdict() {
     assert!(answered >= 2, "only {answered} question(s):\n{text}");
     assert!(text.contains("PASSED"), "{text}");
 }
+
+#[test]
+fn questions_and_live_lines_show_bidirectional_and_control_characters_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = tmp.path().join("inventory.yaml");
+    std::fs::write(
+        &inventory,
+        "name: local\ndefaults:\n  transport: local\n  etcd:\n    management: {external: {start: 'true', stop: 'true'}}\nnodes:\n  - {name: n1, address: 127.0.0.1}\n",
+    )
+    .unwrap();
+    // A gate whose question reads differently from what it says, and a title that drives the
+    // terminal; YAML's double-quoted escapes write them.
+    let runbook = tmp.path().join("runbook.yaml");
+    std::fs::write(
+        &runbook,
+        "name: hidden\nsummary: s\nsteps:\n  - id: gated\n    title: \"Asks \\e]0;owned\\a first\"\n    on: each\n    action: shell\n    confirm: \"Really remove \\u202Egol.tset\\u2066\\u200B?\"\n    with: {run: 'true'}\n",
+    )
+    .unwrap();
+    let mut pty = PtyCommand::new(
+        tmp.path(),
+        &[
+            "run",
+            runbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "--work-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+    )
+    .spawn();
+    pty.expect("Go on? [y/N]", HANG);
+    pty.send("y\r");
+    pty.expect("Really remove", HANG);
+    pty.send("yes\r");
+    assert_eq!(pty.exit_code(HANG), 0, "{}", pty.text());
+    let raw = String::from_utf8_lossy(&pty.raw()).into_owned();
+    for hidden in ['\u{202e}', '\u{2066}', '\u{200b}', '\u{7}'] {
+        assert!(
+            !raw.contains(hidden),
+            "{hidden:?} reached the terminal: {raw:?}"
+        );
+    }
+    assert!(
+        !raw.contains("\u{1b}]0;owned"),
+        "a title reached the terminal: {raw:?}"
+    );
+    assert!(pty.text().contains("\\u{202e}gol.tset"), "{}", pty.text());
+}

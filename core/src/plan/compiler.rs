@@ -153,13 +153,18 @@ fn resolve_params(
     sink: &mut DiagnosticSink,
 ) -> ParamValues {
     let specs = &runbook.value.params;
+    // The line a value was given on is shown only when the value is known not to be secret: a
+    // misspelt name may carry a secret as much as a secret parameter does.
+    let at = |input: &ParamInput, message: String| match specs.get(&input.name) {
+        Some(spec) if !spec.secret => Diagnostic::at(&input.source, input.location, message),
+        _ => Diagnostic::at_unshown(&input.source, input.location, message),
+    };
     let mut given: HashMap<&str, &ParamInput> = HashMap::new();
     for input in inputs {
         if !specs.contains_key(&input.name) {
             let known: Vec<&str> = specs.keys().map(String::as_str).collect();
-            let mut diagnostic = Diagnostic::at(
-                &input.source,
-                input.location,
+            let mut diagnostic = at(
+                input,
                 format!(
                     "runbook `{}` has no parameter `{}`",
                     runbook.value.name, input.name
@@ -183,12 +188,8 @@ fn resolve_params(
             sink.push(diagnostic);
         } else if given.insert(input.name.as_str(), input).is_some() {
             sink.push(
-                Diagnostic::at(
-                    &input.source,
-                    input.location,
-                    format!("parameter `{}` is given twice", input.name),
-                )
-                .hint("give each parameter once"),
+                at(input, format!("parameter `{}` is given twice", input.name))
+                    .hint("give each parameter once"),
             );
         }
     }
@@ -197,12 +198,7 @@ fn resolve_params(
         let path = YamlPath::root().key("params").key(name);
         let checked = match (given.get(name.as_str()), &spec.default) {
             (Some(input), _) => spec.check(&input.value).map_err(|err| {
-                Diagnostic::at(
-                    &input.source,
-                    input.location,
-                    format!("parameter `{name}`: {}", err.message),
-                )
-                .expected(err.expected)
+                at(input, format!("parameter `{name}`: {}", err.message)).expected(err.expected)
             }),
             (None, Some(default)) => spec.check(default).map_err(|err| {
                 runbook.error_at(
@@ -222,9 +218,8 @@ fn resolve_params(
                     if cluster.node(node).is_none() {
                         let names = cluster.nodes.iter().map(|n| n.name.as_str());
                         let mut diagnostic = match given.get(name.as_str()) {
-                            Some(input) => Diagnostic::at(
-                                &input.source,
-                                input.location,
+                            Some(input) => at(
+                                input,
                                 format!("parameter `{name}`: no node `{node}` in the inventory"),
                             ),
                             None => runbook.error_at(

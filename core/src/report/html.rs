@@ -4,7 +4,7 @@
 //!
 //! Inline CSS, no script, no external font or image: the page opens from a run directory, an
 //! e-mail attachment or a CI artifact alike. Every text from runbooks, inventories and journals
-//! is escaped, control characters included.
+//! is escaped, control, bidirectional and zero-width characters included.
 
 use std::fmt::{Result, Write};
 
@@ -22,7 +22,7 @@ pub fn render(report: &Report) -> String {
 }
 
 /// `text` safe in HTML text and attribute values, on one line: markup characters as references,
-/// control characters (line breaks included) shown escaped.
+/// control characters (line breaks included), bidirectional and zero-width ones shown escaped.
 fn esc(text: &str) -> String {
     escape(text, false)
 }
@@ -42,7 +42,9 @@ fn escape(text: &str, keep_lines: bool) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             '\n' | '\t' if keep_lines => out.push(c),
-            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c if crate::shown::is_control_or_invisible(c) => {
+                out.push_str(&crate::shown::escape_line(&c.to_string()))
+            }
             c => out.push(c),
         }
     }

@@ -227,7 +227,8 @@ fn timestamp(report: &Report) -> String {
     text.trim_end_matches('Z').to_string()
 }
 
-/// Text content: markup characters escaped, and characters XML 1.0 cannot hold shown escaped.
+/// Text content: markup characters escaped, and characters XML 1.0 cannot hold, control,
+/// bidirectional and zero-width characters shown escaped.
 fn text(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
@@ -236,7 +237,9 @@ fn text(value: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\n' | '\t' | '\r' => out.push(c),
-            c if !is_xml_char(c) || c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c if !is_xml_char(c) || crate::shown::is_control_or_invisible(c) => {
+                out.push_str(&c.escape_default().to_string())
+            }
             c => out.push(c),
         }
     }

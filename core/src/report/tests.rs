@@ -901,6 +901,40 @@ fn hostile_names_stay_inert_in_every_format() {
     );
 }
 
+#[test]
+fn invisible_and_forbidden_characters_are_escaped_in_every_format() {
+    // A node name that reads reversed, and a failure that also holds what XML cannot.
+    let name = "cp\u{202e}1\u{2066}\u{200b}";
+    let inventory = INVENTORY.replace(
+        "name: cp1,",
+        &format!("name: {},", serde_json::to_string(name).unwrap()),
+    );
+    let plan = compile_plan(RUNBOOK, &inventory, &[("snapshot", "/backups/snap.db")]);
+    let mut s = Script::new();
+    s.started(0)
+        .attempt(
+            &format!("restore@{name}"),
+            1,
+            1_000,
+            1_000,
+            failed("removed txt.\u{202e}gol \u{fffe}\u{0}\u{7}\u{1b}[2J"),
+        )
+        .finished(2_100, RunResult::Failed);
+    let report = Report::build(&plan, &s.journal(&plan), context(None));
+    assert!(report.lanes.iter().any(|l| l == name));
+    for (format, text) in all_formats(&report) {
+        for hidden in [
+            '\u{202e}', '\u{2066}', '\u{200b}', '\u{0}', '\u{7}', '\u{1b}',
+        ] {
+            assert!(!text.contains(hidden), "{format} shows {hidden:?} raw");
+        }
+    }
+    assert!(html::render(&report).contains("cp\\u{202e}1"));
+    let junit = junit::render(&report);
+    assert!(junit.contains("txt.\\u{202e}gol \\u{fffe}"), "{junit}");
+    assert_well_formed(&junit);
+}
+
 /// Markdown with its code spans and fenced blocks removed: what a renderer reads as markup.
 fn without_code_spans(markdown: &str) -> String {
     let chars: Vec<char> = markdown.chars().collect();

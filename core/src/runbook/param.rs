@@ -93,7 +93,9 @@ impl ParamSpec {
             message,
             expected: self.expected(),
         };
+        // A secret's value is never shown, not even when it is wrong.
         let shown = || match value {
+            _ if self.secret => "the secret value".to_string(),
             Y::String(text) => format!("`{text}`"),
             other => format!(
                 "`{}`",
@@ -130,6 +132,11 @@ impl ParamSpec {
                 if self.min.is_some_and(|min| number < min)
                     || self.max.is_some_and(|max| number > max)
                 {
+                    let number = if self.secret {
+                        "the secret value".to_string()
+                    } else {
+                        number.to_string()
+                    };
                     return Err(fail(format!("{number} is out of range")));
                 }
                 Ok(number.into())
@@ -233,6 +240,21 @@ mod tests {
                 "{type: string}",
                 text("a\0b"),
                 Err("a value cannot contain a NUL character"),
+            ),
+            (
+                "{type: int, secret: true}",
+                text("12x34"),
+                Err("the secret value is not a whole number"),
+            ),
+            (
+                "{type: int, max: 9, secret: true}",
+                text("1234"),
+                Err("the secret value is out of range"),
+            ),
+            (
+                "{type: path, secret: true}",
+                text("-hunter2"),
+                Err("the secret value begins with `-`, so a command would take it as an option"),
             ),
         ];
         for (declaration, value, want) in cases {

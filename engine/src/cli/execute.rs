@@ -438,9 +438,10 @@ fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
         .iter()
         .filter(|p| p.value.is_none())
         .map(|p| p.name.as_str());
+    let declared: Vec<&str> = record.params.iter().map(|p| p.name.as_str()).collect();
     let given = super::param_source::with_environment(
         secret_names,
-        super::param_inputs(&args.params)?,
+        super::param_inputs(&args.params, &declared)?,
         super::param_source::process_env,
     );
     // Files are read where run.json says (absolute), and named as the plan named them.

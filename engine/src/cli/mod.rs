@@ -500,8 +500,12 @@ pub(crate) fn load_with(
     inventory: &Path,
     params: &[String],
 ) -> Result<(Document<Runbook>, Cluster, Vec<ParamInput>), CliError> {
-    let inputs = param_inputs(params);
     let runbook = Runbook::load(runbook);
+    let declared: Vec<&str> = match &runbook {
+        Ok(runbook) => runbook.value.params.keys().map(String::as_str).collect(),
+        Err(_) => Vec::new(),
+    };
+    let inputs = param_inputs(params, &declared);
     let cluster = Cluster::load(read_inventory(inventory)?);
     match (runbook, cluster, inputs) {
         (Ok(runbook), Ok(cluster), Ok(inputs)) => {
@@ -520,41 +524,37 @@ pub(crate) fn load_with(
     }
 }
 
-/// Turns `-p NAME=VALUE` arguments into parameter inputs located on a synthetic "command line"
-/// source (`-p a=1 -p b=2`), so a bad value gets a caret under its argument.
-pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnostics> {
-    // Control characters are shown escaped so the line stays one line and columns stay true.
-    let shown: Vec<String> = params
-        .iter()
-        .map(|param| {
-            param
-                .chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let line = shown
-        .iter()
-        .map(|param| format!("-p {param}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let source = SourceFile::new("command line", line);
+/// Turns `-p NAME=VALUE` arguments into parameter inputs, each located on its own synthetic
+/// "command line" source (`-p NAME=VALUE`), so a bad value gets a caret under its argument.
+///
+/// No error shows the whole command line, nor an argument that may hold a secret: an argument
+/// without a name, or without `=` unless it is one of the `declared` parameter names. The
+/// compiler shows an argument's line only for a parameter it knows is not secret.
+pub(crate) fn param_inputs(
+    params: &[String],
+    declared: &[&str],
+) -> Result<Vec<ParamInput>, Diagnostics> {
     let mut sink = DiagnosticSink::default();
     let mut inputs = Vec::new();
-    let mut column = 1;
     let mut stdin_taken = false;
-    for (param, shown) in params.iter().zip(&shown) {
+    for (index, param) in params.iter().enumerate() {
+        // Control characters are shown escaped so the line stays one line and columns stay true.
+        let shown: String = param
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let source = SourceFile::new("command line", format!("-p {shown}"));
         let location = Some(Location {
             line: 1,
-            column: column + "-p ".len(),
+            column: "-p ".len() + 1,
         });
-        column += "-p ".len() + shown.chars().count() + 1;
+        let argument = format!("`-p` argument {} of {}", index + 1, params.len());
         match param.split_once('=') {
             Some((name, value)) if !name.is_empty() => {
                 let from = param_source::ValueSource::of(value);
@@ -575,6 +575,7 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
                         source: source.clone(),
                         location,
                     }),
+                    // Only `@FILE` and `@-` fail here, so the line shows a path, not a value.
                     Err(problem) => sink.push(
                         Diagnostic::at(&source, location, format!("parameter `{name}`: {problem}"))
                             .hint("`-p NAME=@FILE` reads the value from FILE, `-p NAME=@-` from standard input; write `@@` for a value that begins with `@`"),
@@ -582,10 +583,11 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
                 }
             }
             Some(_) => sink.push(
-                Diagnostic::at(&source, location, "a parameter without a name")
-                    .expected("NAME=VALUE"),
+                Diagnostic::at_unshown(&source, None, format!("{argument} has no name"))
+                    .expected("NAME=VALUE")
+                    .hint("the argument is not shown, as its value may be a secret"),
             ),
-            None => sink.push(
+            None if declared.contains(&param.as_str()) => sink.push(
                 Diagnostic::at(
                     &source,
                     location,
@@ -593,6 +595,13 @@ pub(crate) fn param_inputs(params: &[String]) -> Result<Vec<ParamInput>, Diagnos
                 )
                 .expected("NAME=VALUE")
                 .hint(format!("write `-p {shown}=VALUE`")),
+            ),
+            None => sink.push(
+                Diagnostic::at_unshown(&source, None, format!("{argument} has no `=`"))
+                    .expected("NAME=VALUE")
+                    .hint(
+                        "the argument is not shown, as it may be a secret given without its name",
+                    ),
             ),
         }
     }
@@ -726,56 +735,60 @@ mod tests {
     use super::*;
 
     fn params(args: &[&str]) -> Result<Vec<ParamInput>, Diagnostics> {
-        param_inputs(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        param_inputs(
+            &args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            &["a"],
+        )
     }
 
     #[test]
     fn params_are_located_at_their_argument() {
         let inputs = params(&["a=1", "snapshot=/x=y", "empty="]).unwrap();
-        let cases = [("a", "1", 4), ("snapshot", "/x=y", 11), ("empty", "", 28)];
+        let cases = [
+            ("a", "1", "-p a=1"),
+            ("snapshot", "/x=y", "-p snapshot=/x=y"),
+            ("empty", "", "-p empty="),
+        ];
         assert_eq!(inputs.len(), cases.len());
-        for (input, (name, value, column)) in inputs.iter().zip(cases) {
+        for (input, (name, value, line)) in inputs.iter().zip(cases) {
             assert_eq!(input.name, name);
             assert_eq!(input.value, serde_yaml::Value::String(value.into()));
-            assert_eq!(input.location, Some(Location { line: 1, column }), "{name}");
-            assert_eq!(input.source.text(), "-p a=1 -p snapshot=/x=y -p empty=");
+            assert_eq!(input.location, Some(Location { line: 1, column: 4 }));
+            assert_eq!(input.source.text(), line);
         }
     }
 
     #[test]
-    fn malformed_params_get_a_caret() {
+    fn malformed_params_show_no_argument_that_may_be_a_secret() {
         let cases = [
             (
-                &["a=1", "oops"][..],
-                "parameter `oops` has no value",
-                "-p a=1 -p oops\n  |           ^^^^",
+                &["token=hunter2", "a"][..],
+                "parameter `a` has no value",
+                Some("-p a\n  |    ^"),
             ),
             (
-                &["=1"][..],
-                "a parameter without a name",
-                "-p =1\n  |    ^^",
+                &["token=hunter2", "hunter3"][..],
+                "`-p` argument 2 of 2 has no `=`",
+                None,
             ),
+            (&["=hunter2"][..], "`-p` argument 1 of 1 has no name", None),
         ];
         for (args, message, caret) in cases {
             let rendered = params(args).unwrap_err().to_string();
             assert!(rendered.contains(message), "{rendered}");
-            assert!(rendered.contains(caret), "{rendered}");
-            assert!(rendered.contains("--> command line:1:"), "{rendered}");
+            assert!(rendered.contains("--> command line"), "{rendered}");
+            if let Some(caret) = caret {
+                assert!(rendered.contains(caret), "{rendered}");
+            }
+            assert!(!rendered.contains("hunter"), "{rendered}");
         }
     }
 
     #[test]
-    fn control_characters_keep_columns_true() {
+    fn control_characters_keep_the_line_one_line() {
         let inputs = params(&["a=x\ny", "b=2"]).unwrap();
         assert_eq!(inputs[0].value, serde_yaml::Value::String("x\ny".into()));
-        assert_eq!(inputs[1].source.text(), "-p a=x\\ny -p b=2");
-        assert_eq!(
-            inputs[1].location,
-            Some(Location {
-                line: 1,
-                column: 14
-            })
-        );
+        assert_eq!(inputs[0].source.text(), "-p a=x\\ny");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod dispatcher;
 mod guard;
+mod masked_outputs;
 mod no_return;
 pub mod progress;
 pub use etcdrill_core::run_dir;
@@ -113,6 +114,9 @@ pub enum ExecError {
     /// The journal cannot be continued safely.
     #[error("the run cannot be resumed")]
     Resume(#[from] ResumeError),
+    /// A step still to run needs an output the journal keeps masked.
+    #[error("the run cannot be resumed")]
+    MaskedOutput(#[from] masked_outputs::MaskedOutputError),
     /// The nodes' facts could not be gathered.
     #[error(transparent)]
     Facts(#[from] crate::facts::FactsError),
@@ -199,7 +203,13 @@ pub async fn resume(
         )));
     }
     let state = RunState::replay(&before);
-    let schedule = Schedule::resume(inputs.plan, &state)?;
+    let mut schedule = Schedule::resume(inputs.plan, &state)?;
+    let run_again = masked_outputs::recover(
+        inputs.plan,
+        &state,
+        &mut schedule,
+        &dir.path.display().to_string(),
+    )?;
     guard::consent(inputs.plan, inputs.cluster, &options, prompter).await?;
     let transports = guard::connect(inputs.plan, inputs.cluster).await?;
     let access = EtcdAccess::resolve(inputs.cluster.inventory().controller.tls.as_ref())
@@ -208,6 +218,7 @@ pub async fn resume(
         &inputs, &options, &dir, journal, schedule, transports, access, reporter,
     );
     dispatcher.restore(&state);
+    dispatcher.forget(&run_again);
     dispatcher.emit(Event::RunResumed {
         previous_records: state.records,
     })?;

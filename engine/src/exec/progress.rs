@@ -1,5 +1,7 @@
 //! Shows a run as it happens: live progress on a terminal, plain lines otherwise, or the journal's
 //! records as a JSON event stream (`--output json`). A consumer of events; it never drives anything.
+//! Text from input (titles, node names, errors, command output) is shown escaped (see
+//! [`crate::shown`]), so it can neither drive the terminal nor read differently from what it is.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -173,10 +175,13 @@ impl Reporter {
         let line = self
             .rollback_result(&record.event)
             .or_else(|| describe(plan, &record.event, verbosity))
-            .map(|line| with_moved(line, moved));
+            .map(|line| with_moved(line, moved))
+            // Titles, node names, errors and command output come from input: shown escaped.
+            .map(|line| crate::shown::escape(&line).into_owned());
         match &mut self.mode {
             Mode::Json(out) => {
                 let line = serde_json::to_string(record).expect("a record serialises");
+                let line = crate::shown::escape_json(&line);
                 // Progress output is best effort: a closed pipe must not fail the run.
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
@@ -246,6 +251,7 @@ impl Reporter {
                         .moved(elapsed)
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default();
+                    let step = crate::shown::escape_line(step);
                     let _ = writeln!(out, "...     {step} still running ({seconds}s){moved}");
                 }
             }
@@ -254,6 +260,7 @@ impl Reporter {
 
     /// Shows a note for the person running etcdrill (not in JSON mode, where stdout is data).
     pub fn note(&mut self, text: &str) {
+        let text = &*crate::shown::escape(text);
         match &mut self.mode {
             Mode::Json(_) => eprintln!("{text}"),
             Mode::Lines(out) => {
@@ -284,7 +291,8 @@ fn live_message(plan: &Plan, step: &str, attempt: u32) -> String {
     } else {
         String::new()
     };
-    format!("{step}: {}{retry}", title(plan, step))
+    let message = format!("{step}: {}{retry}", title(plan, step));
+    crate::shown::escape_line(&message).into_owned()
 }
 
 /// A spinner line for a running step, cut to the terminal's width so a narrow terminal never wraps

@@ -63,6 +63,8 @@ impl Terminal {
     /// Prints a line on standard error, above the live lines when there are any. Best effort: a
     /// closed standard error must not fail a run.
     pub fn println(&self, line: &str) {
+        // Text from input (titles, node names, command output) never drives the terminal.
+        let line = &*crate::shown::escape(line);
         match self.bars() {
             Some(bars) => {
                 let _ = bars.println(line);
@@ -84,6 +86,8 @@ impl Terminal {
             bars.set_draw_target(ProgressDrawTarget::hidden());
         }
         let mut stderr = io::stderr();
+        // A question quotes the runbook: it must read as what it says.
+        let question = crate::shown::escape(question);
         let shown = write!(stderr, "{question}\nGo on? [y/N] ").and_then(|()| stderr.flush());
         let answer = if shown.is_err() {
             // If the question cannot be shown, no answer can be trusted.

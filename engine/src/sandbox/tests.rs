@@ -113,7 +113,11 @@ fn fake_binaries(dir: &Path) -> EtcdBinaries {
 }
 
 fn params(pairs: &[&str]) -> Vec<crate::plan::ParamInput> {
-    crate::cli::param_inputs(&pairs.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
+    crate::cli::param_inputs(
+        &pairs.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        &[],
+    )
+    .unwrap()
 }
 
 fn stock_restore() -> crate::document::Document<Runbook> {

@@ -180,7 +180,7 @@ impl SshTransport {
                     Err(e) => Err(TransportError::Remote {
                         host: host.clone(),
                         detail: format!(
-                            "the connection was lost while a command ran: {}",
+                            "the connection was lost while a command ran ({}); the command may still be running there (without a terminal it gets no hangup): check the node before running the step again",
                             chain(&e)
                         ),
                     }),

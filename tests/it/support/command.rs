@@ -110,6 +110,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What a spawned child (see [`Etcdrill::spawn`]) printed and how it exited.
+    pub fn of_child(output: std::process::Output) -> Self {
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: PathBuf::new(),
+            _temp: None,
+        }
+    }
+
     /// The exit code; `None` when a signal ended the run.
     pub fn code(&self) -> Option<i32> {
         self.code

@@ -21,7 +21,7 @@ use crate::exec::guard::Prompter;
 use crate::exec::progress::{self, Reporter};
 use crate::exec::run_dir::RunDir;
 use crate::exec::step_run::{Message, StepEnv, run_step};
-use crate::exec::{ExecError, OnFailure, RunInputs, RunOptions, STATUS_TIMEOUT};
+use crate::exec::{ExecError, OnFailure, RunInputs, RunOptions, STATUS_TIMEOUT, masked_outputs};
 use crate::inventory::Cluster;
 use crate::journal::{Event, JournalWriter, Record, RunResult, StepResult};
 use crate::plan::{Host, Plan, PlanStep, Rollback, RunValues, compile_for_run};
@@ -55,6 +55,9 @@ pub(super) struct Dispatcher<'a> {
     /// The cluster ID when the run started, for a plan that restores a snapshot; journaled, so
     /// a resumed run still links the old ID to the new one.
     cluster_id_before: Option<String>,
+    /// Completed steps whose undo reads an output the journal keeps masked, with why it is not
+    /// run.
+    masked_undos: HashMap<NodeIndex, String>,
     /// The plan rendered with `values`, until they change.
     rendered_plan: Option<Rc<Plan>>,
 }
@@ -99,6 +102,7 @@ impl<'a> Dispatcher<'a> {
             shown: HashSet::new(),
             checking: HashMap::new(),
             cluster_id_before: None,
+            masked_undos: HashMap::new(),
             rendered_plan: None,
         }
     }
@@ -140,6 +144,11 @@ impl<'a> Dispatcher<'a> {
             self.values.run.insert("started_at".into(), started);
             self.rendered_plan = None;
         }
+        self.masked_undos = masked_outputs::masked_undos(
+            plan,
+            before,
+            self.completed.iter().map(|(index, _)| *index),
+        );
         // Rollbacks of steps an earlier controller completed are rendered again now, with the
         // outputs it recorded.
         let rerendered = self.render();
@@ -155,6 +164,19 @@ impl<'a> Dispatcher<'a> {
             } else {
                 *rollback = plan.graph[*index].rollback.clone();
             }
+        }
+    }
+
+    /// Forgets what `steps` recorded when they ran before: they run again.
+    pub(super) fn forget(&mut self, steps: &[NodeIndex]) {
+        for &index in steps {
+            self.values
+                .outputs
+                .remove(&self.inputs.plan.graph[index].key);
+            self.rendered_plan = None;
+            self.completed.retain(|(completed, _)| *completed != index);
+            self.rendered.remove(&index);
+            self.masked_undos.remove(&index);
         }
     }
 

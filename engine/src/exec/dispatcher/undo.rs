@@ -60,6 +60,19 @@ impl Dispatcher<'_> {
                         output_tail: String::new(),
                     })?;
                 }
+                Rollback::Run { .. } if self.masked_undos.contains_key(&index) => {
+                    all_undone = false;
+                    let error = self.masked_undos[&index].clone();
+                    self.emit(Event::RollbackStarted {
+                        step: step.key.clone(),
+                    })?;
+                    self.emit(Event::RollbackFinished {
+                        step: step.key.clone(),
+                        result: StepResult::Failed { error },
+                        duration_ms: 0,
+                        output_tail: String::new(),
+                    })?;
+                }
                 Rollback::Run { operation } => {
                     self.emit(Event::RollbackStarted {
                         step: step.key.clone(),
