@@ -7,7 +7,8 @@
 //!
 //! Which boundaries: the records that end a step (`step_finished`). By default an evenly spread
 //! subset of `DEFAULT_POINTS` of them; `ETCDRILL_CRASH_POINTS=all` takes every one (slow: a full
-//! restore per point): `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
+//! restore per point), `ETCDRILL_CRASH_POINTS=restore@node1,restore@node2` the ones named:
+//! `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
 //! 'test(/^crash_points::/)'`, as root with the bed's variables of `.ci/test`.
 //!
 //! Two more faults, one case each by default and every case with `ETCDRILL_FAULT_CASES=all`: the
@@ -106,12 +107,26 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
             _ => None,
         })
         .collect();
-    let every = std::env::var("ETCDRILL_CRASH_POINTS").is_ok_and(|v| v == "all");
-    let chosen: Vec<&String> = if every {
-        boundaries.iter().collect()
-    } else {
-        let step = boundaries.len().div_ceil(DEFAULT_POINTS).max(1);
-        boundaries.iter().skip(step / 2).step_by(step).collect()
+    let chosen: Vec<&String> = match std::env::var("ETCDRILL_CRASH_POINTS").ok().as_deref() {
+        Some("all") => boundaries.iter().collect(),
+        // Step instances by name, e.g. `restore@node1,restore@node3`.
+        Some(named) => {
+            let named: Vec<&str> = named.split(',').map(str::trim).collect();
+            for name in &named {
+                assert!(
+                    boundaries.iter().any(|b| b == name),
+                    "ETCDRILL_CRASH_POINTS names {name}, which is not one of {boundaries:?}"
+                );
+            }
+            boundaries
+                .iter()
+                .filter(|b| named.contains(&b.as_str()))
+                .collect()
+        }
+        None => {
+            let step = boundaries.len().div_ceil(DEFAULT_POINTS).max(1);
+            boundaries.iter().skip(step / 2).step_by(step).collect()
+        }
     };
 
     let mut outcomes = Vec::new();
@@ -168,27 +183,15 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
                 let rolled = Etcdrill::new(work.path())
                     .args(["rollback", run.to_str().unwrap()])
                     .run();
-                // Rollback undoes completed steps only: what the step in doubt left (a
-                // `<data_dir>.restored`) is for a person to remove, as here.
-                let mut leftovers = 0;
-                for node in bed.nodes() {
-                    let restored = format!("{}.restored", node.data_dir().display());
-                    let found = node
-                        .exec_ok(&format!(
-                            "if [ -e {restored} ]; then rm -rf -- {restored}; echo left; fi"
-                        ))
-                        .unwrap();
-                    leftovers += usize::from(found.contains("left"));
-                }
+                // Rollback undoes completed steps only: what the step in doubt left is in a
+                // directory named for the run, which no later run uses.
                 let serving = bed
                     .wait_healthy(Duration::from_secs(60))
                     .map_err(|e| e.to_string())
                     .and_then(|()| bed.get(&lost.key).map_err(|e| e.to_string()));
                 match (finished(&run), serving) {
                     (Some(RunResult::RolledBack), Ok(Some(value))) if value == lost.value => {
-                        format!(
-                            "resume refused ({in_doubt}); rolled back, cluster unchanged; {leftovers} leftover .restored dir(s) removed by hand"
-                        )
+                        format!("resume refused ({in_doubt}); rolled back, cluster unchanged")
                     }
                     (result, serving) => {
                         wrong.push(step.clone());
