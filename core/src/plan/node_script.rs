@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use sha2::Digest;
+
 use crate::inventory::{Cluster, ExternalService, Management, Node, StaticPod};
 use crate::plan::{Operation, Rollback};
 use crate::render::{shell_join, shell_quote as q};
@@ -437,10 +439,13 @@ fn snapshot_restore(
     }
     let restore = command.join(" ");
     Ok(format!(
-        "set -eu\ndata_dir={}\nsnapshot={snap}\nstaging=\"$data_dir/{RESTORE_STAGING}\"\nmark=\"$data_dir/{RESTORE_MARK}\"\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n# What this restore is: the snapshot file as it is now and the whole etcdutl command.\nwant=\"$(stat -c '%s %Y' -- \"$snapshot\") \"{identity}\nif [ -d \"$data_dir/member\" ] && [ -f \"$mark\" ] && [ \"$(cat -- \"$mark\")\" = \"$want\" ]; then\n  rm -rf -- \"$staging\"\n  echo \"$data_dir already holds this restore: an earlier attempt of this step finished it\"\n  exit 0\nfi\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A -- \"$data_dir\" | grep -v -x -F -e {RESTORE_STAGING} -e {RESTORE_MARK})\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n{ROOM_CHECK}\n{preflight}if pgrep -f -- \"$staging\" >/dev/null 2>&1; then echo \"an earlier etcdutl is still restoring into $staging (pid $(pgrep -f -- \"$staging\" | tr '\\n' ' ')): let it end or stop it, then resume\" >&2; exit 1; fi\nrm -rf -- \"$staging\" \"$mark\"\nmkdir -p -m 700 -- \"$data_dir\"\n{restore} --data-dir \"$staging\"\nprintf '%s\\n' \"$want\" >\"$mark\"\nmv -- \"$staging/member\" \"$data_dir/member\"\nrmdir -- \"$staging\"",
+        "set -eu\ndata_dir={}\nsnapshot={snap}\nstaging=\"$data_dir/{RESTORE_STAGING}\"\nmark=\"$data_dir/{RESTORE_MARK}\"\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n# What this restore is: the snapshot file as it is now and the whole etcdutl command (its sha256).\nwant=\"$(stat -c '%s %Y' -- \"$snapshot\") {identity}\"\nif [ -d \"$data_dir/member\" ] && [ -f \"$mark\" ] && [ \"$(cat -- \"$mark\")\" = \"$want\" ]; then\n  rm -rf -- \"$staging\"\n  echo \"$data_dir already holds this restore: an earlier attempt of this step finished it\"\n  exit 0\nfi\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A -- \"$data_dir\" | grep -v -x -F -e {RESTORE_STAGING} -e {RESTORE_MARK})\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n{ROOM_CHECK}\n{preflight}if pgrep -f -- \"$staging\" >/dev/null 2>&1; then echo \"an earlier etcdutl is still restoring into $staging (pid $(pgrep -f -- \"$staging\" | tr '\\n' ' ')): let it end or stop it, then resume\" >&2; exit 1; fi\nrm -rf -- \"$staging\" \"$mark\"\nmkdir -p -m 700 -- \"$data_dir\"\n{restore} --data-dir \"$staging\"\nprintf '%s\\n' \"$want\" >\"$mark\"\nmv -- \"$staging/member\" \"$data_dir/member\"\nrmdir -- \"$staging\"",
         q(&args.data_dir),
         snap = q(&args.snapshot),
-        identity = q(&format!("{restore} --data-dir {}", q(&args.data_dir))),
+        identity = super::hex(&sha2::Sha256::digest(format!(
+            "{restore} --data-dir {}",
+            q(&args.data_dir)
+        ))),
     ))
 }
 

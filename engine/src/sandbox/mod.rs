@@ -645,6 +645,7 @@ impl Sandbox {
                             start: format!("{} start", crate::render::shell_quote(&m.service)),
                             stop: format!("{} stop", crate::render::shell_quote(&m.service)),
                             env_file: Some(m.env_file.clone()),
+                            unit: None,
                         }),
                     }),
                     data_dir: Some(m.data_dir.clone()),
