@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::call::{Ctx, active_alarms, endpoint_status, format_alarms};
+use super::context::{Ctx, active_alarms, endpoint_status, format_alarms};
 use super::error::EtcdError;
 use super::members::{self, node_of_member};
 use super::{CallOutcome, EtcdAccess, join_all};

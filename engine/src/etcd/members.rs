@@ -3,7 +3,7 @@
 
 use etcd_client::{Client, Member, MemberAddOptions};
 
-use super::call::{Ctx, call_error};
+use super::context::{Ctx, call_error};
 use super::error::EtcdError;
 use super::{CallOutcome, join_all};
 use crate::inventory::{Cluster, Node};

@@ -6,13 +6,13 @@
 //! can act on. The runner (`exec/`) owns retries, journaling and events; this layer only calls.
 //!
 //! - `access`: TLS material and credentials, and the clients made from them.
-//! - `call`: the probes, day-2 actions and verifications.
+//! - `context`: the call context, the probes, day-2 actions and verifications.
 //! - `health`: endpoint health, `wait.healthy`, leader and follower roles.
 //! - `members`: membership changes and matching members to inventory nodes.
 //! - `snapshot`: streaming a snapshot to a file and verifying a snapshot file.
 
 mod access;
-mod call;
+mod context;
 mod error;
 mod health;
 mod members;
@@ -35,7 +35,7 @@ pub use snapshot::{SnapshotFile, verify_snapshot_file};
 pub(crate) use snapshot::{TrailerHasher, host_name};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
-pub(crate) use call::{
+pub(crate) use context::{
     Ctx, active_alarms, cluster_id, endpoint_status, human_bytes, largest_db_size,
 };
 pub(crate) use health::check_endpoint;
@@ -88,7 +88,7 @@ pub async fn execute(
             reason: format!("{} was given no endpoints", call.kind()),
         });
     }
-    let ctx = call::Ctx {
+    let ctx = context::Ctx {
         access,
         cluster,
         endpoints,
@@ -99,7 +99,7 @@ pub async fn execute(
         return health::wait_healthy(&ctx, args.members).await;
     }
     let what = format!("{} on {}", call.kind(), endpoints.join(","));
-    match tokio::time::timeout(timeout, call::run(&ctx, call)).await {
+    match tokio::time::timeout(timeout, context::run(&ctx, call)).await {
         Ok(result) => result,
         Err(_) => Err(EtcdError::Timeout { what, timeout }),
     }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::CallOutcome;
-use super::call::{Ctx, call_error};
+use super::context::{Ctx, call_error};
 use super::error::EtcdError;
 use super::members::same_url;
 use crate::journal::Timestamp;
