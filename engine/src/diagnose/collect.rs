@@ -9,6 +9,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::join_all;
+
 use super::facts::{
     AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, ClusterIdChange, DrillFacts,
     DrillPass, EndpointFacts, Facts, MemberFacts, NodeFacts, StatusFacts,
@@ -19,8 +21,8 @@ use super::target::Target;
 use crate::backup::destination::Destination;
 use crate::backup::store::StoredSnapshot;
 use crate::etcd::{
-    Ctx, EtcdAccess, active_alarms, check_endpoint, endpoint_status, join_all, list_any,
-    node_of_member, same_url,
+    Ctx, EtcdAccess, active_alarms, check_endpoint, endpoint_status, list_any, node_of_member,
+    same_url,
 };
 use crate::inventory::Cluster;
 use crate::snapshot::meta::{META_SUFFIX, SnapshotMeta};
@@ -286,8 +288,7 @@ async fn probe_all(
     join_all(
         endpoints
             .iter()
-            .map(|endpoint| probe(ctx, endpoint, discovered, options, metrics))
-            .collect(),
+            .map(|endpoint| probe(ctx, endpoint, discovered, options, metrics)),
     )
     .await
 }
@@ -397,8 +398,7 @@ pub async fn collect_backups(destinations: &[Destination], timeout: Duration) ->
     let scanned = join_all(
         destinations
             .iter()
-            .map(|destination| scan_destination(destination, timeout))
-            .collect(),
+            .map(|destination| scan_destination(destination, timeout)),
     )
     .await;
     let mut facts = BackupFacts::default();
