@@ -1183,5 +1183,4 @@ fn drills(facts: &Facts, findings: &mut Vec<Finding>) {
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
 mod tests;
