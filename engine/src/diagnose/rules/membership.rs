@@ -134,14 +134,8 @@ fn no_member_answers(facts: &Facts, view: &View<'_>) -> Finding {
 
 /// Quorum lost: bring members back, or recover from the best survivor.
 fn quorum_lost(view: &View<'_>, quorum: &Quorum<'_, '_>) -> Finding {
-    let Quorum {
-        voting,
-        up_voting,
-        down,
-        majority,
-        ..
-    } = quorum;
-    let majority = *majority;
+    let (voting, up_voting, majority) = (&quorum.voting, &quorum.up_voting, quorum.majority);
+    let down = &quorum.down;
     // The survivor with the most of the log: highest raft index, then applied index, then term.
     let best = view
         .up()
@@ -190,14 +184,8 @@ fn quorum_lost(view: &View<'_>, quorum: &Quorum<'_, '_>) -> Finding {
 
 /// One finding per member down while quorum holds.
 fn members_down(view: &View<'_>, quorum: &Quorum<'_, '_>, findings: &mut Vec<Finding>) {
-    let Quorum {
-        voting,
-        up_voting,
-        down,
-        majority,
-        ..
-    } = quorum;
-    let majority = *majority;
+    let (voting, up_voting, majority) = (&quorum.voting, &quorum.up_voting, quorum.majority);
+    let down = &quorum.down;
     for member in down {
         let (severity, consequence) = if member.is_learner {
             (
