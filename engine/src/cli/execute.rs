@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::CliError;
 use super::load::load_all;
-use super::reopen::{Facts, RunRefArgs, reopen};
+use super::reopen::{Facts, Reopened, RunRefArgs, reopen};
 use super::report::{read_journal, write_report_from};
 use crate::document::Document;
 use crate::exec::progress::{Reporter, Verbosity};
@@ -243,7 +243,14 @@ impl Launch<'_> {
 pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let terminal = Terminal::detect();
     let mut reporter = reporter(args.progress, verbosity, &terminal);
-    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run, Facts::Gather(&mut reporter))?;
+    let Reopened {
+        dir,
+        runbook,
+        cluster,
+        inputs,
+        plan,
+        facts,
+    } = reopen(&args.run, Facts::Gather(&mut reporter))?;
     let options = options(
         &args.exec,
         dir.read_record().map_err(exec::ExecError::from)?.check,
@@ -256,7 +263,7 @@ pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliE
             params: &inputs,
             plan: &plan,
             secrets: secrets.clone(),
-            prologue: Vec::new(),
+            prologue: node_facts_event(&facts),
         };
         exec::resume(
             inputs,
@@ -281,7 +288,14 @@ pub(super) fn resume(args: &ResumeArgs, verbosity: Verbosity) -> Result<(), CliE
 pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let terminal = Terminal::detect();
     let mut reporter = reporter(args.progress, verbosity, &terminal);
-    let (dir, runbook, cluster, inputs, plan) = reopen(&args.run, Facts::Gather(&mut reporter))?;
+    let Reopened {
+        dir,
+        runbook,
+        cluster,
+        inputs,
+        plan,
+        facts,
+    } = reopen(&args.run, Facts::Gather(&mut reporter))?;
     let secrets = secret_values(&runbook, &inputs);
     let summary = with_runtime(|_shutdown| async {
         let inputs = RunInputs {
@@ -290,7 +304,7 @@ pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), 
             params: &inputs,
             plan: &plan,
             secrets: secrets.clone(),
-            prologue: Vec::new(),
+            prologue: node_facts_event(&facts),
         };
         exec::rollback(inputs, &mut reporter, dir).await
     })?;
@@ -353,8 +367,9 @@ pub(super) fn node_facts(
     Ok(facts)
 }
 
-/// The journal's record of the facts a new run gathered, when it gathered any (a resume gathers
-/// them again to check the nodes; the journal keeps those the run started from).
+/// The journal's record of the facts `run`, `resume` or `rollback` gathered, when it gathered any:
+/// a resumed run's journal keeps what the nodes said each time (its `facts.json`, what it started
+/// from).
 fn node_facts_event(facts: &[crate::facts::NodeFacts]) -> Vec<Event> {
     if facts.is_empty() {
         return Vec::new();

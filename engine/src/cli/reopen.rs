@@ -31,7 +31,21 @@ pub struct RunRefArgs {
     pub work_dir: Option<PathBuf>,
 }
 
-pub(super) type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
+/// A run reopened: what it was started with, compiled again.
+pub(super) struct Reopened {
+    /// Its directory.
+    pub dir: RunDir,
+    /// Its runbook.
+    pub runbook: Document<Runbook>,
+    /// Its inventory, filled and checked by the node facts.
+    pub cluster: Cluster,
+    /// Its parameters, secrets given again.
+    pub inputs: Vec<ParamInput>,
+    /// The plan, the same as the run's.
+    pub plan: Plan,
+    /// The facts gathered now from the nodes (none when they were read from the run).
+    pub facts: Vec<crate::facts::NodeFacts>,
+}
 
 /// Loads what a run was started with, secrets given again with `-p`, and compiles it.
 pub(super) fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
@@ -123,18 +137,24 @@ pub(super) fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, Cl
     // The same facts fill the inventory again, so the plan is the one the run started with:
     // gathered again from the nodes to resume or roll back, the run's own record to report.
     let before_facts = compile(&runbook, &cluster, &inputs)?;
-    match facts {
-        Facts::Gather(reporter) => {
-            node_facts(&mut cluster, &before_facts, reporter)?;
-        }
+    let facts = match facts {
+        Facts::Gather(reporter) => node_facts(&mut cluster, &before_facts, reporter)?,
         Facts::Recorded => {
             if let Some(recorded) = crate::facts::read(&dir.path) {
                 crate::facts::reconcile(&mut cluster, &recorded)?;
             }
+            Vec::new()
         }
-    }
+    };
     let plan = compile(&runbook, &cluster, &inputs)?;
-    Ok((dir, runbook, cluster, inputs, plan))
+    Ok(Reopened {
+        dir,
+        runbook,
+        cluster,
+        inputs,
+        plan,
+        facts,
+    })
 }
 
 /// Where [`reopen`] takes the node facts that fill the inventory from.

@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::CliError;
 use super::execute::{ProgressArgs, reporter, secret_values};
-use super::reopen::{Facts, RunRefArgs, reopen};
+use super::reopen::{Facts, Reopened, RunRefArgs, reopen};
 use crate::exec;
 use crate::exec::progress::{Reporter, Verbosity};
 use crate::exec::run_dir::RunDir;
@@ -24,7 +24,13 @@ pub struct ReportArgs {
 
 /// `etcdrill report`: writes a run's report again from its plan and journal.
 pub(super) fn report(args: &ReportArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let (dir, runbook, _cluster, inputs, plan) = reopen(&args.run, Facts::Recorded)?;
+    let Reopened {
+        dir,
+        runbook,
+        inputs,
+        plan,
+        ..
+    } = reopen(&args.run, Facts::Recorded)?;
     let terminal = Terminal::detect();
     let mut reporter = reporter(ProgressArgs::default(), verbosity, &terminal);
     write_report(

@@ -73,7 +73,8 @@ pub struct RunInputs<'a> {
     pub plan: &'a Plan,
     /// Secret values, to mask wherever output goes.
     pub secrets: Vec<String>,
-    /// Events journaled right after the run starts, before any step: a drill's stages so far.
+    /// Events journaled right after the run starts, resumes or is rolled back, before any step:
+    /// the node facts gathered, a drill's stages so far.
     pub prologue: Vec<Event>,
 }
 
@@ -222,6 +223,9 @@ pub async fn resume(
     dispatcher.emit(Event::RunResumed {
         previous_records: state.records,
     })?;
+    for event in inputs.prologue.iter().cloned() {
+        dispatcher.emit(event)?;
+    }
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary {
         dir,
@@ -262,6 +266,9 @@ pub async fn rollback(
     );
     dispatcher.restore(&state);
     dispatcher.emit(Event::RollbackRequested { previous })?;
+    for event in inputs.prologue.iter().cloned() {
+        dispatcher.emit(event)?;
+    }
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
     Ok(RunSummary {
