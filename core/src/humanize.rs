@@ -30,6 +30,16 @@ pub fn human_ms(ms: u64) -> String {
     }
 }
 
+/// Bytes as lowercase hex, two digits each: digests as `sha256sum` prints them.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
 /// An error and its causes on one line. A cause whose text is already shown (some libraries'
 /// messages repeat their source's) is not shown again.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -353,10 +353,10 @@ pub fn read(run_dir: &std::path::Path) -> Option<Vec<NodeFacts>> {
     serde_json::from_slice(&json).ok()
 }
 
-/// Writes the facts as `facts.json` into a run directory.
+/// Writes the facts as `facts.json` into a run directory, atomically and durably.
 pub fn write(run_dir: &std::path::Path, facts: &[NodeFacts]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(facts).map_err(std::io::Error::other)?;
-    std::fs::write(run_dir.join("facts.json"), json)
+    crate::atomic_file::write(&run_dir.join("facts.json"), &json)
 }
 
 #[cfg(test)]

@@ -660,14 +660,10 @@ impl JournalWriter {
         };
         writer.write_line(&serde_json::to_string(&header).expect("a header serialises"))?;
         // The new file's directory entry must survive a crash too.
-        if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| JournalError::Write {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        }
+        crate::atomic_file::sync_dir_of(path).map_err(|source| JournalError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(writer)
     }
 
