@@ -266,7 +266,7 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
 pub fn summary(facts: &[NodeFacts]) -> String {
     let gib = |bytes: Option<u64>| {
         bytes.map_or("?".to_owned(), |b| {
-            format!("{:.1} GiB free", b as f64 / (1u64 << 30) as f64)
+            format!("{} free", crate::humanize::bytes(b as f64))
         })
     };
     let dir = |d: &Option<DirFacts>| match d {

@@ -563,7 +563,7 @@ mod tests {
         let (ok, stdout, stderr) = sh(&script);
         assert!(ok, "{stderr}");
         assert!(
-            stdout.contains(&format!("sha256={}", super::super::hex(&digest))),
+            stdout.contains(&format!("sha256={}", crate::humanize::hex(&digest))),
             "{stdout}"
         );
 

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::humanize::human_ms;
 use crate::journal::{RollbackSkip, SkipReason, StepResult, Timestamp};
 use crate::run_dir::RunRecord;
 

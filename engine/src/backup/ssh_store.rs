@@ -94,7 +94,7 @@ impl SshStore {
             return Ok(output.stdout);
         }
         let why = if output.timed_out {
-            format!("timed out after {:?}", self.timeout)
+            format!("timed out after {}", crate::humanize::limit(self.timeout))
         } else {
             match output.exit_status {
                 Some(code) => format!("exit status {code}"),
