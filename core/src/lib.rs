@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod journal;
 pub mod plan;
 pub mod redact;
+pub mod remote_checksum;
 pub mod render;
 pub mod report;
 pub mod run_dir;

@@ -7,7 +7,8 @@
 
 pub use etcdrill_core::{
     atomic_file, diagnostic, document, format, human_duration, humanize, inventory, journal, plan,
-    redact, render, report, run_state, runbook, schedule, schema, shown, source, textfile,
+    redact, remote_checksum, render, report, run_state, runbook, schedule, schema, shown, source,
+    textfile,
 };
 
 pub mod backup;

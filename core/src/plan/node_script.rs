@@ -51,7 +51,7 @@ pub(crate) fn operation(
         Action::EtcdSnapshotRestore(args) => snapshot_restore(node, cluster, args)?,
         Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
         Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
-        Action::EtcdSnapshotVerify(args) => verify_trailer(&args.path),
+        Action::EtcdSnapshotVerify(args) => crate::remote_checksum::script(&args.path),
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
                 direction: args.direction,
@@ -527,15 +527,6 @@ fn data_dir_set_aside_back(node: &Node, args: &DataDirSetAsideArgs) -> String {
     )
 }
 
-/// Checks a snapshot's sha256 trailer on a node with coreutils only: the file is the bbolt
-/// database followed by the 32-byte sha256 of it, so its size is 512k + 32.
-fn verify_trailer(path: &str) -> String {
-    format!(
-        "set -eu\nf={}\nsize=$(stat -c %s -- \"$f\")\n[ $((size % 512)) -eq 32 ] || {{ echo \"$f has no sha256 trailer: its size $size is not a multiple of 512 plus 32\" >&2; exit 1; }}\nwant=$(tail -c 32 -- \"$f\" | od -An -v -tx1 | tr -d ' \\n')\ngot=$(head -c $((size - 32)) -- \"$f\" | sha256sum | cut -d' ' -f1)\n[ \"$want\" = \"$got\" ] || {{ echo \"$f is corrupt: trailer says $want, content hashes to $got\" >&2; exit 1; }}\necho \"etcdrill-output size=$size\"\necho \"etcdrill-output sha256=$got\"",
-        q(path)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,35 +539,6 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into(),
             String::from_utf8_lossy(&out.stderr).into(),
         )
-    }
-
-    #[test]
-    fn trailer_check_accepts_a_good_snapshot_and_refuses_a_flipped_bit() {
-        use sha2::{Digest, Sha256};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("it's a snap.db");
-        let mut bytes = vec![7u8; 4096];
-        let digest = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&digest);
-        std::fs::write(&path, &bytes).unwrap();
-        let script = verify_trailer(path.to_str().unwrap());
-        let (ok, stdout, stderr) = sh(&script);
-        assert!(ok, "{stderr}");
-        assert!(
-            stdout.contains(&format!("sha256={}", crate::humanize::hex(&digest))),
-            "{stdout}"
-        );
-
-        bytes[100] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
-        let (ok, _, stderr) = sh(&script);
-        assert!(!ok);
-        assert!(stderr.contains("is corrupt"), "{stderr}");
-
-        std::fs::write(&path, &bytes[..4000]).unwrap();
-        let (ok, _, stderr) = sh(&script);
-        assert!(!ok);
-        assert!(stderr.contains("has no sha256 trailer"), "{stderr}");
     }
 
     const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    - --initial-cluster-state=new\n    - --force-new-cluster\n    image: etcd\n";
