@@ -223,7 +223,7 @@ fn numbers(out: &mut String, report: &Report) -> Result {
     }
     match &report.drill {
         Some(drill) => {
-            let rto = drill.rto.map_or("—".into(), |d| duration(d));
+            let rto = drill.rto.map_or("—".into(), duration);
             number(out, "RTO", &rto, "declared to healthy and verified")?;
             match &drill.rpo {
                 Some(rpo) => number(
@@ -575,7 +575,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
         )?,
         Some(drill) => {
             writeln!(out, "<table>")?;
-            let rto = drill.rto.map_or("not measured".into(), |d| duration(d));
+            let rto = drill.rto.map_or("not measured".into(), duration);
             writeln!(
                 out,
                 "<tr><th>RTO (disaster declared to quorum healthy and verified)</th><td class=\"n\">{rto}</td></tr>"

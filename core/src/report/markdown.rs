@@ -142,9 +142,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
         return writeln!(out, "Not a drill: no RTO or RPO was measured.");
     };
     writeln!(out, "| | |\n|---|---|")?;
-    let rto = drill
-        .rto
-        .map_or("not measured".to_string(), |rto| duration(rto));
+    let rto = drill.rto.map_or("not measured".to_string(), duration);
     table_row(
         out,
         &[
