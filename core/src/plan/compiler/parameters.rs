@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::ParamInput;
-use crate::diagnostic::{Diagnostic, DiagnosticSink, closest};
+use crate::diagnostic::{Diagnostic, DiagnosticSink, closest, one_of};
 use crate::document::Document;
 use crate::inventory::Cluster;
 use crate::runbook::Runbook;
@@ -63,14 +63,7 @@ fn given_values<'i>(
             .expected(if known.is_empty() {
                 "no parameters: this runbook takes none".to_string()
             } else {
-                format!(
-                    "one of {}",
-                    known
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                one_of(&known)
             });
             if let Some(best) = closest(&input.name, known.iter().copied()) {
                 diagnostic = diagnostic.hint(format!("did you mean `{best}`?"));
@@ -159,14 +152,7 @@ fn node_problem(
     };
     Some(
         diagnostic
-            .expected(format!(
-                "one of {}",
-                names
-                    .clone()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            .expected(one_of(names.clone()))
             .suggest(node, names),
     )
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Compiler, Entry};
+use crate::diagnostic::one_of;
 use crate::inventory::Node;
 use crate::plan::{Host, RoleGuard};
 use crate::runbook::step::Target;
@@ -45,14 +46,7 @@ impl<'a> Compiler<'a> {
                                 cluster.inventory().name
                             ),
                         )
-                        .expected(format!(
-                            "one of {}",
-                            names
-                                .clone()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
+                        .expected(one_of(names.clone()))
                         .suggest(name, names);
                     self.sink.push(diagnostic);
                     vec![]
@@ -79,14 +73,7 @@ impl<'a> Compiler<'a> {
                             "a group listed under a node's `groups` (this inventory has none)"
                                 .to_string()
                         } else {
-                            format!(
-                                "one of {}",
-                                groups
-                                    .iter()
-                                    .map(|g| format!("`{g}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
+                            one_of(&groups)
                         })
                         .suggest(group, groups.iter().copied());
                     self.sink.push(diagnostic);
