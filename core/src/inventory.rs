@@ -190,6 +190,11 @@ pub struct ExternalService {
     /// File of `ETCD_*` variables the service reads; needed to change flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_file: Option<String>,
+    /// The systemd unit that runs etcd: a name (`etcd.service`, read with `systemctl cat`, else
+    /// from the unit directories with its drop-ins) or the unit file's absolute path. Its
+    /// `ExecStart` flags, `Environment=` and `EnvironmentFile=`s are the node's facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// How an etcd member is started and stopped on its node.

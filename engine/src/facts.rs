@@ -133,6 +133,25 @@ async fn gather_node(node: &Node) -> Result<NodeFacts, NodeFactsError> {
             }
             facts.config_source = Some(format!("manifest {path}"));
         }
+        (Management::External(service), _, env_file) if probed.unit.is_some() => {
+            let unit = unit::parse(probed.unit.as_deref().unwrap_or_default());
+            let mut files = probed.unit_env_files.clone();
+            if let Some(path) = &service.env_file {
+                facts.config_problem = match env_file {
+                    None => Some(format!("there is no file {path}")),
+                    Some(_) if !unit.environment_files.contains(path) => Some(format!(
+                        "the unit reads no `EnvironmentFile={path}`, so what etcdrill writes there would not reach etcd"
+                    )),
+                    Some(text) => {
+                        files.retain(|(p, _)| p != path);
+                        files.push((path.clone(), text.clone()));
+                        None
+                    }
+                };
+            }
+            facts.config = unit::etcd_config(&unit, &files);
+            facts.config_source = service.unit.as_ref().map(|u| format!("unit {u}"));
+        }
         (Management::External(service), _, Some(text)) => {
             facts.config = config::from_env_file(text);
             facts.config_source = service.env_file.as_ref().map(|f| format!("env file {f}"));

@@ -7,9 +7,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use etcdrill::cli::{self, Cli, CliError};
+use etcdrill::shown;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     // Neither stream is locked for the whole program: progress is drawn from other threads
     // (a live terminal's ticker), and a lock held here would make them wait for ever.
     let result = cli::run(cli, &mut io::stdout(), &mut io::stderr());
@@ -25,4 +29,16 @@ fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Reports a command line clap refused. Its message quotes the offending argument, which is text
+/// from input: shown without styling and with control and invisible characters escaped, as every
+/// other error is. Help and version are clap's to print.
+fn usage_error(error: clap::Error) -> ExitCode {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let message = error.render().to_string();
+    let _ = io::stderr().write_all(shown::escape(&message).as_bytes());
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
 }

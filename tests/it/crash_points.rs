@@ -7,7 +7,8 @@
 //!
 //! Which boundaries: the records that end a step (`step_finished`). By default an evenly spread
 //! subset of `DEFAULT_POINTS` of them; `ETCDRILL_CRASH_POINTS=all` takes every one (slow: a full
-//! restore per point): `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
+//! restore per point), `ETCDRILL_CRASH_POINTS=restore@node1,restore@node2` the ones named:
+//! `ETCDRILL_CRASH_POINTS=all cargo nextest run -p etcdrill --test it -E
 //! 'test(/^crash_points::/)'`, as root with the bed's variables of `.ci/test`.
 //!
 //! Two more faults, one case each by default and every case with `ETCDRILL_FAULT_CASES=all`: the
@@ -18,7 +19,7 @@
 use std::time::Duration;
 
 use etcdrill::journal::{CRASH_AFTER_RECORD, Event, RunResult};
-use etcdrill_testbed::{Bed, BedConfig, Canary};
+use etcdrill_testbed::{Bed, BedConfig, Canary, Management};
 
 use crate::support;
 use crate::support::{Etcdrill, inventory_yaml, journal, only_run, stock_runbook, write};
@@ -106,12 +107,26 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
             _ => None,
         })
         .collect();
-    let every = std::env::var("ETCDRILL_CRASH_POINTS").is_ok_and(|v| v == "all");
-    let chosen: Vec<&String> = if every {
-        boundaries.iter().collect()
-    } else {
-        let step = boundaries.len().div_ceil(DEFAULT_POINTS).max(1);
-        boundaries.iter().skip(step / 2).step_by(step).collect()
+    let chosen: Vec<&String> = match std::env::var("ETCDRILL_CRASH_POINTS").ok().as_deref() {
+        Some("all") => boundaries.iter().collect(),
+        // Step instances by name, e.g. `restore@node1,restore@node3`.
+        Some(named) => {
+            let named: Vec<&str> = named.split(',').map(str::trim).collect();
+            for name in &named {
+                assert!(
+                    boundaries.iter().any(|b| b == name),
+                    "ETCDRILL_CRASH_POINTS names {name}, which is not one of {boundaries:?}"
+                );
+            }
+            boundaries
+                .iter()
+                .filter(|b| named.contains(&b.as_str()))
+                .collect()
+        }
+        None => {
+            let step = boundaries.len().div_ceil(DEFAULT_POINTS).max(1);
+            boundaries.iter().skip(step / 2).step_by(step).collect()
+        }
     };
 
     let mut outcomes = Vec::new();
@@ -168,27 +183,15 @@ fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
                 let rolled = Etcdrill::new(work.path())
                     .args(["rollback", run.to_str().unwrap()])
                     .run();
-                // Rollback undoes completed steps only: what the step in doubt left (a
-                // `<data_dir>.restored`) is for a person to remove, as here.
-                let mut leftovers = 0;
-                for node in bed.nodes() {
-                    let restored = format!("{}.restored", node.data_dir().display());
-                    let found = node
-                        .exec_ok(&format!(
-                            "if [ -e {restored} ]; then rm -rf -- {restored}; echo left; fi"
-                        ))
-                        .unwrap();
-                    leftovers += usize::from(found.contains("left"));
-                }
+                // Rollback undoes completed steps only: what the step in doubt left is in a
+                // directory named for the run, which no later run uses.
                 let serving = bed
                     .wait_healthy(Duration::from_secs(60))
                     .map_err(|e| e.to_string())
                     .and_then(|()| bed.get(&lost.key).map_err(|e| e.to_string()));
                 match (finished(&run), serving) {
                     (Some(RunResult::RolledBack), Ok(Some(value))) if value == lost.value => {
-                        format!(
-                            "resume refused ({in_doubt}); rolled back, cluster unchanged; {leftovers} leftover .restored dir(s) removed by hand"
-                        )
+                        format!("resume refused ({in_doubt}); rolled back, cluster unchanged")
                     }
                     (result, serving) => {
                         wrong.push(step.clone());
@@ -487,76 +490,18 @@ fn a_member_crash_mid_drill_ends_in_a_clear_failure_or_a_verified_recovery() {
     if every_fault_case() {
         cases.extend(["confirm-downtime", "wait-healthy", "verify-hashkv"]);
     }
-    let runbook = stock_runbook("restore-3-node");
     let mut outcomes = Vec::new();
     let mut wrong = Vec::new();
     for trigger in cases {
-        let gated = &bed.nodes()[1];
         let victim = &bed.nodes()[2];
-        let work = tempfile::tempdir().unwrap();
-        write(
-            work.path(),
-            "inventory.yaml",
-            &inventory_yaml(&bed, work.path()),
-        );
-        let drill = write(
-            work.path(),
-            "drill.yaml",
-            &format!(
-                "name: member-crash\nsummary: a member crashes mid-drill\ninventory: inventory.yaml\nrunbook: {}\nparams: {{bump_revision: 0, mark_compacted: false}}\ndisaster: {{restore: {{}}}}\nseed: {{keys: 200, value_bytes: 128}}\n",
-                serde_json::to_string(&runbook.display().to_string()).unwrap()
-            ),
-        );
-        let gate = trigger.starts_with("restore@");
-        if gate {
-            gate_etcdutl(gated);
-        }
-        let child = Etcdrill::new(work.path())
-            .args([
-                "drill",
-                "run",
-                drill.to_str().unwrap(),
-                "--yes",
-                "--work-dir",
-            ])
-            .args([work.path()])
-            .spawn();
-        support::wait_for_record(
-            work.path(),
-            Duration::from_secs(180),
-            |r| matches!(&r.event, Event::StepStarted { step, .. } if step == trigger),
-        )
-        .unwrap();
-        if gate {
-            gated_pid(gated);
-        }
-        let killed = kill_etcd(victim);
-        if gate {
-            gated.exec_ok(&format!("touch {GATE_OPEN}")).unwrap();
-        }
-        let ended = support::Outcome::of_child(child.wait_with_output().unwrap());
-        if gate {
-            ungate_etcdutl(gated);
-        }
-        let passed = ended.code() == Some(0) && ended.stderr().contains("PASSED");
-        let report: Option<serde_json::Value> = std::fs::read_dir(work.path().join("runs"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("report.json")).ok())
-            .find_map(|text| serde_json::from_str(&text).ok());
-        let verdict = report
-            .as_ref()
-            .map(|r| r["verdict"]["outcome"].as_str().unwrap_or("?").to_string());
-        let checks = report
-            .as_ref()
-            .and_then(|r| r["drill"]["verifications"].as_array().cloned())
-            .unwrap_or_default();
-        let failed_checks: Vec<String> = checks
-            .iter()
-            .filter(|v| v["passed"] != serde_json::Value::Bool(true))
-            .map(|v| v["name"].as_str().unwrap_or("?").to_string())
-            .collect();
+        let DrillEnd {
+            ended,
+            killed,
+            passed,
+            verdict,
+            checks,
+            failed_checks,
+        } = drill_with_a_member_killed(&bed, trigger);
         // Whatever the drill said, the cluster must come back whole: the kubelet restarts the
         // killed member, and a recovery restarted every member anyway.
         let cluster = bed
@@ -595,5 +540,141 @@ fn a_member_crash_mid_drill_ends_in_a_clear_failure_or_a_verified_recovery() {
         wrong.is_empty(),
         "member crashes after {wrong:?} ended wrong:\n  {}",
         outcomes.join("\n  ")
+    );
+}
+
+/// How a restore drill with a member killed ended.
+struct DrillEnd {
+    /// The `drill run` process.
+    ended: support::Outcome,
+    /// The PIDs of the killed etcd.
+    killed: Vec<u32>,
+    /// Whether the drill said PASSED and exited 0.
+    passed: bool,
+    /// The report's verdict.
+    verdict: Option<String>,
+    /// The report's drill verifications.
+    checks: Vec<serde_json::Value>,
+    /// The names of those that did not pass.
+    failed_checks: Vec<String>,
+}
+
+/// Runs a restore drill of `restore-3-node` on `bed` and kills (SIGKILL) every etcd of its third
+/// node once step `trigger` has started; for a `restore@` trigger a gated `etcdutl` on the second
+/// node holds the step while the member dies.
+fn drill_with_a_member_killed(bed: &Bed, trigger: &str) -> DrillEnd {
+    let runbook = stock_runbook("restore-3-node");
+    let gated = &bed.nodes()[1];
+    let victim = &bed.nodes()[2];
+    let work = tempfile::tempdir().unwrap();
+    write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(bed, work.path()),
+    );
+    let drill = write(
+        work.path(),
+        "drill.yaml",
+        &format!(
+            "name: member-crash\nsummary: a member crashes mid-drill\ninventory: inventory.yaml\nrunbook: {}\nparams: {{bump_revision: 0, mark_compacted: false}}\ndisaster: {{restore: {{}}}}\nseed: {{keys: 200, value_bytes: 128}}\n",
+            serde_json::to_string(&runbook.display().to_string()).unwrap()
+        ),
+    );
+    let gate = trigger.starts_with("restore@");
+    if gate {
+        gate_etcdutl(gated);
+    }
+    let child = Etcdrill::new(work.path())
+        .args([
+            "drill",
+            "run",
+            drill.to_str().unwrap(),
+            "--yes",
+            "--work-dir",
+        ])
+        .args([work.path()])
+        .spawn();
+    support::wait_for_record(
+        work.path(),
+        Duration::from_secs(180),
+        |r| matches!(&r.event, Event::StepStarted { step, .. } if step == trigger),
+    )
+    .unwrap();
+    if gate {
+        gated_pid(gated);
+    }
+    let killed = kill_etcd(victim);
+    if gate {
+        gated.exec_ok(&format!("touch {GATE_OPEN}")).unwrap();
+    }
+    let ended = support::Outcome::of_child(child.wait_with_output().unwrap());
+    if gate {
+        ungate_etcdutl(gated);
+    }
+    let passed = ended.code() == Some(0) && ended.stderr().contains("PASSED");
+    let report: Option<serde_json::Value> = std::fs::read_dir(work.path().join("runs"))
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("report.json")).ok())
+        .find_map(|text| serde_json::from_str(&text).ok());
+    let verdict = report
+        .as_ref()
+        .map(|r| r["verdict"]["outcome"].as_str().unwrap_or("?").to_string());
+    let checks = report
+        .as_ref()
+        .and_then(|r| r["drill"]["verifications"].as_array().cloned())
+        .unwrap_or_default();
+    let failed_checks: Vec<String> = checks
+        .iter()
+        .filter(|v| v["passed"] != serde_json::Value::Bool(true))
+        .map(|v| v["name"].as_str().unwrap_or("?").to_string())
+        .collect();
+    DrillEnd {
+        ended,
+        killed,
+        passed,
+        verdict,
+        checks,
+        failed_checks,
+    }
+}
+
+/// External etcd has no supervisor here: a member killed once the restored cluster serves stays
+/// down. The drill must fail clearly (no rollback after the point of no return) and the two other
+/// members must go on serving.
+#[test]
+fn a_member_that_stays_down_fails_the_drill_and_the_others_keep_serving() {
+    let Some(bed) = support::bed(BedConfig::new(3).management(Management::External)) else {
+        return;
+    };
+    let end = drill_with_a_member_killed(&bed, "verify-hashkv");
+    let shown = end.ended.shown();
+    assert!(!end.passed, "a drill with a member down passed:\n{shown}");
+    assert_ne!(end.ended.code(), Some(0), "{shown}");
+    assert_ne!(end.verdict.as_deref(), Some("succeeded"), "{shown}");
+    assert!(
+        bed.nodes()[2].etcd_pids().unwrap().is_empty(),
+        "the killed member came back: the case did not happen"
+    );
+    for node in &bed.nodes()[..2] {
+        let health = node
+            .etcdctl(&["endpoint", "health"])
+            .unwrap()
+            .into_stdout()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} does not serve after the drill: {e}\n{shown}",
+                    node.name()
+                )
+            });
+        assert!(health.contains("is healthy"), "{health}");
+    }
+    eprintln!(
+        "member stays down: etcd of node3 (pid {:?}) killed after verify-hashkv started: exit {:?}, verdict {:?}, not passed: {:?}; node1 and node2 serve",
+        end.killed,
+        end.ended.code(),
+        end.verdict,
+        end.failed_checks
     );
 }

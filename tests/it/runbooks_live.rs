@@ -1046,3 +1046,67 @@ fn check_mode_fails_naming_a_node_without_etcdutl() {
         "{error}"
     );
 }
+
+/// External etcd run by a systemd unit: with `unit:` in the inventory the facts come from the
+/// unit (its `ExecStart` flags over the variables of its `EnvironmentFile=`), and a unit that does
+/// not read the inventory's `env_file` is refused before anything runs: flags etcdrill wrote there
+/// would never reach etcd.
+#[test]
+fn external_etcd_facts_come_from_its_systemd_unit() {
+    let Some(bed) = bed(BedConfig::new(3).management(Management::External)) else {
+        return;
+    };
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/check.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let snapshot = snapshot_param(first, "/var/backups/etcd/check.db");
+    let params = [snapshot.as_str(), "bump_revision=0", "mark_compacted=false"];
+    let env_file = first.external_env_path().display().to_string();
+    let write_units = |unit: &str| {
+        for node in bed.nodes() {
+            node.exec_ok(&format!(
+                "cat > /etc/etcd/etcd.service <<'EOF'\n{unit}EOF\n"
+            ))
+            .unwrap();
+        }
+    };
+    let with_unit = |bed: &Bed, work: &std::path::Path| {
+        inventory_yaml(bed, work).replacen(
+            "env_file: ",
+            "unit: /etc/etcd/etcd.service, env_file: ",
+            1,
+        )
+    };
+
+    write_units(&format!(
+        "[Unit]\nDescription=etcd\n\n[Service]\nEnvironmentFile=-{env_file}\nExecStart=/usr/local/bin/etcd \\\n  $ETCD_OPTS\nRestart=always\n"
+    ));
+    let run = Run::check(&bed, "restore-3-node", &params, with_unit);
+    run.expect_success(&bed);
+    let told = run.outcome.stderr();
+    assert!(
+        told.contains("node1: unit /etc/etcd/etcd.service") && told.contains("name node1,"),
+        "{}",
+        run.diagnosis(&bed)
+    );
+
+    write_units("[Service]\nExecStart=/usr/local/bin/etcd --name elsewhere\n");
+    let refused = Run::check(&bed, "restore-3-node", &params, with_unit);
+    assert_eq!(
+        refused.outcome.code(),
+        Some(1),
+        "{}",
+        refused.diagnosis(&bed)
+    );
+    let told = refused.outcome.stderr();
+    assert!(
+        told.contains(&format!(
+            "unit /etc/etcd/etcd.service: the unit reads no `EnvironmentFile={env_file}`"
+        )) && told.contains("inventory.yaml:"),
+        "{told}"
+    );
+    assert!(support::no_runs(refused.work.path()), "nothing ran");
+}

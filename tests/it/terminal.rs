@@ -637,3 +637,21 @@ fn questions_and_live_lines_show_bidirectional_and_control_characters_escaped() 
     );
     assert!(pty.text().contains("\\u{202e}gol.tset"), "{}", pty.text());
 }
+
+#[test]
+fn a_refused_command_line_shows_no_raw_control_or_bidirectional_characters() {
+    let tmp = tempfile::tempdir().unwrap();
+    // clap quotes the argument it refuses; at a terminal it used to print it raw, styled.
+    let hostile = "x\u{1b}]0;owned\u{7}\u{202e}gol\u{200b}";
+    let mut pty = PtyCommand::new(tmp.path(), &[hostile]).spawn();
+    assert_eq!(pty.exit_code(HANG), 2, "{}", pty.text());
+    let raw = String::from_utf8_lossy(&pty.raw()).into_owned();
+    for hidden in ['\u{1b}', '\u{7}', '\u{202e}', '\u{200b}'] {
+        assert!(
+            !raw.contains(hidden),
+            "{hidden:?} reached the terminal: {raw:?}"
+        );
+    }
+    assert!(raw.contains("unrecognized subcommand"), "{raw:?}");
+    assert!(raw.contains("\\u{202e}"), "{raw:?}");
+}

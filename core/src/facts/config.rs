@@ -144,14 +144,19 @@ pub fn from_manifest(text: &str) -> Result<EtcdConfig, ConfigError> {
 
 /// Reads an environment file of `ETCD_*` variables (`KEY=value`, optionally quoted or exported).
 pub fn from_env_file(text: &str) -> EtcdConfig {
-    let mut flags = BTreeMap::new();
+    let mut config = from_flags(&etcd_env_flags(env_assignments(text)));
+    config.host_data_dir = config.data_dir.clone();
+    config
+}
+
+/// The `KEY=value` lines of an environment file, in order: `export ` and one pair of quotes
+/// around the value are removed; other lines are passed over.
+pub(crate) fn env_assignments(text: &str) -> Vec<(String, String)> {
+    let mut assignments = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let Some(name) = key.trim().strip_prefix("ETCD_") else {
             continue;
         };
         let value = value.trim();
@@ -160,14 +165,25 @@ pub fn from_env_file(text: &str) -> EtcdConfig {
             .and_then(|v| v.strip_suffix('"'))
             .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
             .unwrap_or(value);
-        flags.insert(
-            name.to_ascii_lowercase().replace('_', "-"),
-            value.to_owned(),
-        );
+        assignments.push((key.trim().to_owned(), value.to_owned()));
     }
-    let mut config = from_flags(&flags);
-    config.host_data_dir = config.data_dir.clone();
-    config
+    assignments
+}
+
+/// The flags etcd takes from `ETCD_*` variables: `ETCD_DATA_DIR` is `data-dir`.
+pub(crate) fn etcd_env_flags<K: AsRef<str>, V: AsRef<str>>(
+    env: impl IntoIterator<Item = (K, V)>,
+) -> BTreeMap<String, String> {
+    env.into_iter()
+        .filter_map(|(key, value)| {
+            key.as_ref().strip_prefix("ETCD_").map(|name| {
+                (
+                    name.to_ascii_lowercase().replace('_', "-"),
+                    value.as_ref().to_owned(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Reads a process's command line (NUL-separated, the program first).
@@ -184,7 +200,8 @@ pub fn from_command_line(cmdline: &[u8]) -> EtcdConfig {
 }
 
 /// `--flag=value`, `--flag value` and `-flag value` into a map; a bare `--flag` is `true`.
-fn flags(args: &[&str]) -> BTreeMap<String, String> {
+pub(crate) fn flags(args: &[impl AsRef<str>]) -> BTreeMap<String, String> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let mut map = BTreeMap::new();
     let mut i = 0;
     while i < args.len() {
@@ -214,7 +231,8 @@ fn flags(args: &[&str]) -> BTreeMap<String, String> {
     map
 }
 
-fn from_flags(flags: &BTreeMap<String, String>) -> EtcdConfig {
+/// etcd's settings from its flags (names without dashes).
+pub(crate) fn from_flags(flags: &BTreeMap<String, String>) -> EtcdConfig {
     let get = |name: &str| flags.get(name).filter(|v| !v.is_empty()).cloned();
     EtcdConfig {
         data_dir: get("data-dir"),

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod probe;
+pub mod unit;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,7 +146,9 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
                     .hint("set `static_pod.manifest` (and `parked_dir`) to where the node keeps etcd's static pod manifest"),
             ),
             Management::External(service)
-                if service.env_file.is_some() && fact.config_source.as_deref().is_none_or(|s| !s.starts_with("env file")) =>
+                if service.env_file.is_some()
+                    && service.unit.is_none()
+                    && fact.config_source.as_deref().is_none_or(|s| !s.starts_with("env file")) =>
             {
                 errors.push(
                     document

@@ -57,6 +57,10 @@ pub struct Probed {
     pub etcdctl_version: Option<String>,
     pub etcdutl_version: Option<String>,
     pub process: Option<ProcessFacts>,
+    /// The systemd unit with its drop-ins, as `systemctl cat` prints them.
+    pub unit: Option<String>,
+    /// The environment files the unit names that exist: path and contents.
+    pub unit_env_files: Vec<(String, String)>,
 }
 
 /// Prints the facts of `dirs` (used by both scripts).
@@ -72,6 +76,31 @@ measure() {
   member=$(stat -c %d:%i -- "$p/member" 2>/dev/null || echo -)
   fact dir "$(printf %s "$p" | b64) $exists $mp $fs ${free:--} $member"
 }"#;
+
+/// Prints the systemd unit `$unit` (a name or a path) with its drop-ins, as `systemctl cat` does,
+/// and each environment file it names that exists.
+const UNIT: &str = r#"text=$(systemctl cat -- "$unit" 2>/dev/null) || text=
+if [ -z "$text" ]; then
+  case $unit in
+    /*) files=$unit ;;
+    *) files="/etc/systemd/system/$unit /run/systemd/system/$unit /usr/local/lib/systemd/system/$unit /lib/systemd/system/$unit /usr/lib/systemd/system/$unit" ;;
+  esac
+  for f in $files; do
+    [ -f "$f" ] || continue
+    text=$(printf '# %s\n' "$f"; cat -- "$f")
+    for d in "$f.d"/*.conf /etc/systemd/system/"${unit##*/}".d/*.conf; do
+      [ -f "$d" ] && text=$(printf '%s\n# %s\n' "$text" "$d"; cat -- "$d")
+    done
+    break
+  done
+fi
+if [ -n "$text" ]; then
+  fact unit "$(printf %s "$text" | b64)"
+  printf '%s\n' "$text" | sed -n 's/^[[:space:]]*EnvironmentFile=-\{0,1\}//p' | while IFS= read -r f; do
+    [ -f "$f" ] && fact unit_env_file "$(printf %s "$f" | b64) $(b64 < "$f")"
+  done
+fi
+"#;
 
 /// The script that gathers `node`'s facts in one round trip.
 pub fn script(node: &Node) -> String {
@@ -98,6 +127,9 @@ pub fn script(node: &Node) -> String {
                     "if [ -f {f} ]; then fact env_file \"$(b64 < {f})\"; fi\n",
                     f = q(env_file)
                 ));
+            }
+            if let Some(unit) = &service.unit {
+                script.push_str(&format!("unit={}\n{UNIT}", q(unit)));
             }
         }
     }
@@ -166,6 +198,12 @@ pub fn parse(stdout: &str) -> Probed {
                 }
             }
             "env_file" => probed.env_file = decode(value),
+            "unit" => probed.unit = decode(value),
+            "unit_env_file" => {
+                if let Some((path, text)) = value.split_once(' ') {
+                    probed.unit_env_files.extend(decode(path).zip(decode(text)));
+                }
+            }
             "etcdctl" => probed.etcdctl_version = decode(value).map(version),
             "etcdutl" => probed.etcdutl_version = decode(value).map(version),
             "dir" => {

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use sha2::Digest;
+
 use crate::inventory::{Cluster, ExternalService, Management, Node, StaticPod};
 use crate::plan::{Operation, Rollback};
 use crate::render::{shell_join, shell_quote as q};
@@ -424,7 +426,6 @@ fn snapshot_restore(
         format!("--initial-cluster {}", q(&cluster.initial_cluster())),
         format!("--initial-cluster-token {}", q(&args.cluster_token)),
         format!("--initial-advertise-peer-urls {}", q(&node.etcd.peer_url)),
-        format!("--data-dir {}", q(&args.data_dir)),
     ];
     let mut preflight = String::new();
     if let Some(n) = bump {
@@ -436,13 +437,25 @@ fn snapshot_restore(
     if args.skip_hash_check {
         command.push("--skip-hash-check".into());
     }
+    let restore = command.join(" ");
     Ok(format!(
-        "set -eu\ndata_dir={}\nsnapshot={snap}\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A \"$data_dir\")\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n{ROOM_CHECK}\n{preflight}rmdir \"$data_dir\" 2>/dev/null || true\n{}",
+        "set -eu\ndata_dir={}\nsnapshot={snap}\nstaging=\"$data_dir/{RESTORE_STAGING}\"\nmark=\"$data_dir/{RESTORE_MARK}\"\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n# What this restore is: the snapshot file as it is now and the whole etcdutl command (its sha256).\nwant=\"$(stat -c '%s %Y' -- \"$snapshot\") {identity}\"\nif [ -d \"$data_dir/member\" ] && [ -f \"$mark\" ] && [ \"$(cat -- \"$mark\")\" = \"$want\" ]; then\n  rm -rf -- \"$staging\"\n  echo \"$data_dir already holds this restore: an earlier attempt of this step finished it\"\n  exit 0\nfi\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A -- \"$data_dir\" | grep -v -x -F -e {RESTORE_STAGING} -e {RESTORE_MARK})\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n{ROOM_CHECK}\n{preflight}if pgrep -f -- \"$staging\" >/dev/null 2>&1; then echo \"an earlier etcdutl is still restoring into $staging (pid $(pgrep -f -- \"$staging\" | tr '\\n' ' ')): let it end or stop it, then resume\" >&2; exit 1; fi\nrm -rf -- \"$staging\" \"$mark\"\nmkdir -p -m 700 -- \"$data_dir\"\n{restore} --data-dir \"$staging\"\nprintf '%s\\n' \"$want\" >\"$mark\"\nmv -- \"$staging/member\" \"$data_dir/member\"\nrmdir -- \"$staging\"",
         q(&args.data_dir),
-        command.join(" "),
         snap = q(&args.snapshot),
+        identity = crate::humanize::hex(&sha2::Sha256::digest(format!(
+            "{restore} --data-dir {}",
+            q(&args.data_dir)
+        ))),
     ))
 }
+
+/// Where a restore lets etcdutl write, inside its `data_dir`: a restore killed half-way leaves
+/// only this, which the next attempt removes, so the step can run again (it is idempotent).
+const RESTORE_STAGING: &str = ".etcdrill-partial";
+/// Written inside a restore's `data_dir` just before the restored `member/` moves in: which
+/// snapshot file and which etcdutl command made it, so a later attempt of the same step knows
+/// the restore is done, and any other leftover is refused.
+const RESTORE_MARK: &str = ".etcdrill-restored-from";
 
 /// Checks that `value` (the `field` of a data-dir action) is a directory directly inside the
 /// member's data dir, other than `member/`: renames between it and `DATA_DIR/member` then stay
@@ -491,7 +504,7 @@ const SAME_FILESYSTEM: &str = "same_fs() { [ \"$(stat -c %d -- \"$1\")\" = \"$(s
 fn data_dir_replace(node: &Node, args: &DataDirReplaceArgs) -> Result<String, ScriptError> {
     check_data_dir_args(node, args)?;
     Ok(format!(
-        "set -eu\nlive={}\nnew={}\nold={}\n{SAME_FILESYSTEM}\nif [ ! -d \"$new/member\" ] && [ -d \"$old/member\" ] && [ -d \"$live/member\" ]; then\n  # An earlier attempt swapped already (the controller stopped before it recorded the end).\n  echo \"$live/member is already the one from $new\"\n  echo \"etcdrill-output swapped_at=$(stat -c %Z -- \"$live/member\")\"\n  exit 0\nfi\n[ -d \"$new/member\" ] || {{ echo \"$new/member does not exist: nothing to put in place\" >&2; exit 1; }}\nsame_fs \"$new\"\n# etcdutl ran as root; an etcd running as its own user must be able to open the data.\nchown -R \"$(stat -c %u:%g -- \"$live\")\" -- \"$new/member\"\nif [ -e \"$live/member\" ]; then\n  [ ! -e \"$old/member\" ] || {{ echo \"$old/member already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mkdir -p -m 700 -- \"$old\"\n  same_fs \"$old\"\n  mv -- \"$live/member\" \"$old/member\"\nfi\nmv -- \"$new/member\" \"$live/member\"\nrmdir -- \"$new\" 2>/dev/null || :\nsync -f -- \"$live\" 2>/dev/null || sync\necho \"etcdrill-output swapped_at=$(date +%s)\"",
+        "set -eu\nlive={}\nnew={}\nold={}\n{SAME_FILESYSTEM}\nif [ ! -d \"$new/member\" ] && [ -d \"$old/member\" ] && [ -d \"$live/member\" ]; then\n  # An earlier attempt swapped already (the controller stopped before it recorded the end).\n  echo \"$live/member is already the one from $new\"\n  echo \"etcdrill-output swapped_at=$(stat -c %Z -- \"$live/member\")\"\n  exit 0\nfi\n[ -d \"$new/member\" ] || {{ echo \"$new/member does not exist: nothing to put in place\" >&2; exit 1; }}\nsame_fs \"$new\"\n# etcdutl ran as root; an etcd running as its own user must be able to open the data.\nchown -R \"$(stat -c %u:%g -- \"$live\")\" -- \"$new/member\"\nif [ -e \"$live/member\" ]; then\n  [ ! -e \"$old/member\" ] || {{ echo \"$old/member already exists; refusing to overwrite it\" >&2; exit 1; }}\n  mkdir -p -m 700 -- \"$old\"\n  same_fs \"$old\"\n  mv -- \"$live/member\" \"$old/member\"\nfi\nmv -- \"$new/member\" \"$live/member\"\nrm -f -- \"$new/{RESTORE_MARK}\"\nrmdir -- \"$new\" 2>/dev/null || :\nsync -f -- \"$live\" 2>/dev/null || sync\necho \"etcdrill-output swapped_at=$(date +%s)\"",
         q(&node.etcd.data_dir),
         q(&args.with),
         q(&args.keep_old_at)
@@ -740,6 +753,110 @@ mod tests {
             stderr.contains(&format!("no room: {base} has ")),
             "{stderr}"
         );
+    }
+
+    #[test]
+    fn a_restore_runs_again_after_a_half_done_attempt_and_not_after_a_finished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        // Stands in for etcdutl: counts its runs and writes member/ into --data-dir.
+        let etcdutl = format!("{base}/etcdutl");
+        std::fs::write(
+            &etcdutl,
+            format!(
+                "#!/bin/sh\necho run >>{}\nwhile [ $# -gt 1 ] && [ \"$1\" != --data-dir ]; do shift; done\nmkdir -p \"$2/member/snap\"\n",
+                q(&format!("{base}/runs"))
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &etcdutl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::create_dir_all(format!("{base}/data/member")).unwrap();
+        std::fs::write(format!("{base}/snap.db"), vec![1u8; 4096]).unwrap();
+        let cluster = crate::inventory::Cluster::load(crate::source::SourceFile::new(
+            "inv.yaml",
+            format!(
+                "name: c\ndefaults: {{etcd: {{management: {{static_pod: {{}}}}, data_dir: '{base}/data', etcdutl: ['{etcdutl}']}}}}\nnodes: [{{name: n, address: 10.0.0.1}}]\n"
+            ),
+        ))
+        .unwrap();
+        let target = format!("{base}/data/.etcdrill-restore-r1");
+        let script = snapshot_restore(
+            &cluster.nodes[0],
+            &cluster,
+            &SnapshotRestoreArgs {
+                snapshot: format!("{base}/snap.db"),
+                data_dir: target.clone(),
+                cluster_token: "t".into(),
+                bump_revision: None,
+                mark_compacted: false,
+                skip_hash_check: false,
+            },
+        )
+        .unwrap();
+        let runs = || {
+            std::fs::read_to_string(format!("{base}/runs"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let staging = format!("{target}/{RESTORE_STAGING}");
+
+        // Killed half-way: etcdutl's partial output is all there is.
+        std::fs::create_dir_all(format!("{staging}/member/wal")).unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert_eq!(runs(), 1);
+        assert!(Path::new(&format!("{target}/member/snap")).is_dir());
+        assert!(!Path::new(&staging).exists());
+
+        // Finished, but its end was not recorded: the same restore is not done again.
+        let (ok, stdout, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("already holds this restore"), "{stdout}");
+        assert_eq!(runs(), 1);
+
+        // Another snapshot file (or another command) is not this restore: refused, untouched.
+        std::fs::write(format!("{base}/snap.db"), vec![2u8; 8192]).unwrap();
+        let (ok, _, stderr) = sh(&script);
+        assert!(!ok);
+        assert!(stderr.contains("it is not empty"), "{stderr}");
+        assert_eq!(runs(), 1);
+        assert!(Path::new(&format!("{target}/member/snap")).is_dir());
+
+        // An earlier etcdutl still writing into the staging dir (a dropped connection): refused.
+        std::fs::remove_dir_all(&target).unwrap();
+        std::fs::create_dir_all(&staging).unwrap();
+        let mut writer = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", &staging])
+            .spawn()
+            .unwrap();
+        let (ok, _, stderr) = sh(&script);
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        assert!(!ok);
+        assert!(stderr.contains("still restoring into"), "{stderr}");
+        assert_eq!(runs(), 1);
+
+        // The swap that follows leaves nothing of the restore behind.
+        let (ok, _, stderr) = sh(&script);
+        assert!(ok, "{stderr}");
+        std::fs::remove_dir_all(format!("{base}/data/member")).unwrap();
+        let swap = data_dir_replace(
+            &cluster.nodes[0],
+            &DataDirReplaceArgs {
+                with: target.clone(),
+                keep_old_at: format!("{base}/data/.etcdrill-before-restore-r1"),
+            },
+        )
+        .unwrap();
+        let (ok, _, stderr) = sh(&swap);
+        assert!(ok, "{stderr}");
+        assert!(Path::new(&format!("{base}/data/member/snap")).is_dir());
+        assert!(!Path::new(&target).exists(), "the restore dir is left");
     }
 
     #[test]

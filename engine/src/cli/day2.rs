@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::CliError;
 use super::execute::{Launch, ProgressArgs, WorkDirArgs};
 use super::inspect::{InspectArgs, gather};
+use super::load::load_with;
 use super::output::{print, print_document};
-use super::{CliError, load_with};
 use crate::diagnose::collect::Options;
 use crate::diagnose::table::render_table;
 use crate::etcd::EtcdError;

@@ -1,23 +1,26 @@
 //! `run`, `resume` and `rollback`: the commands that touch a cluster. They compile exactly as
-//! `plan` does, then hand the plan to the executor.
+//! `plan` does, then hand the plan to the executor. Also what every command that runs steps
+//! shares: consent and progress options, the node facts, the runtime with its signal handling.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
-use super::{CliError, load_all, read, read_inventory};
+use super::CliError;
+use super::load::load_all;
+use super::reopen::{Facts, RunRefArgs, reopen};
+use super::report::{read_journal, write_report_from};
 use crate::document::Document;
 use crate::exec::progress::{Reporter, Verbosity};
-use crate::exec::run_dir::{RunDir, RunDirError, RunRecord};
+use crate::exec::run_dir::{RunDir, RunRecord};
 use crate::exec::terminal::Terminal;
 use crate::exec::{self, OnFailure, RunInputs, RunOptions, RunSummary, TerminalPrompter};
 use crate::inventory::Cluster;
-use crate::journal::{Event, Journal, RunResult, Timestamp};
+use crate::journal::{Event, RunResult};
 use crate::plan::{ParamInput, Plan, compile};
-use crate::report::{self, Report, ReportContext};
+use crate::report;
 use crate::runbook::Runbook;
-use crate::runbook::builtin::Builtin;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -110,20 +113,6 @@ pub struct RunArgs {
     pub metrics: MetricsArgs,
 }
 
-/// The run a command continues, undoes or reports on.
-#[derive(Debug, Args)]
-pub struct RunRefArgs {
-    /// The run: its directory, or its id under the work dir's `runs/`.
-    pub run: String,
-    /// Secret parameter values again (they are never stored), as `NAME=VALUE`, `NAME=@FILE` or
-    /// `NAME=@-`, or in `ETCDRILL_PARAM_<NAME>`; other values come from the run.
-    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
-    /// Where the run's directory is (default: `.etcdrill`).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
-}
-
 /// Arguments of `etcdrill resume`.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -153,14 +142,6 @@ pub struct RollbackArgs {
     /// Metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
-}
-
-/// Arguments of `etcdrill report`.
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// The run.
-    #[command(flatten)]
-    pub run: RunRefArgs,
 }
 
 /// `etcdrill run`.
@@ -329,19 +310,6 @@ pub(super) fn rollback(args: &RollbackArgs, verbosity: Verbosity) -> Result<(), 
     }
 }
 
-/// `etcdrill report`: writes a run's report again from its plan and journal.
-pub(super) fn report(args: &ReportArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let (dir, runbook, _cluster, inputs, plan) = reopen(&args.run, Facts::Recorded)?;
-    let terminal = Terminal::detect();
-    let mut reporter = reporter(ProgressArgs::default(), verbosity, &terminal);
-    write_report(
-        &plan,
-        &dir,
-        &secret_values(&runbook, &inputs),
-        &mut reporter,
-    )
-}
-
 /// Writes the run's report, then maps its result to the command's outcome.
 fn finish(
     plan: &Plan,
@@ -360,195 +328,10 @@ fn finish(
     conclude(summary)
 }
 
-/// Computes the report from the plan and the journal and writes it into the run directory.
-fn write_report(
-    plan: &Plan,
-    dir: &RunDir,
-    secrets: &[String],
-    reporter: &mut Reporter,
-) -> Result<(), CliError> {
-    write_report_with(plan, dir, secrets, reporter).map(|_| ())
-}
-
-/// Like [`write_report`]; returns the report.
-fn write_report_with(
-    plan: &Plan,
-    dir: &RunDir,
-    secrets: &[String],
-    reporter: &mut Reporter,
-) -> Result<Report, CliError> {
-    write_report_from(plan, dir, &read_journal(dir)?, secrets, reporter)
-}
-
-fn read_journal(dir: &RunDir) -> Result<Journal, CliError> {
-    Ok(Journal::read(&dir.journal()).map_err(exec::ExecError::from)?)
-}
-
-/// Computes the report from the plan and `journal` (the run's, already read) and writes it.
-fn write_report_from(
-    plan: &Plan,
-    dir: &RunDir,
-    journal: &Journal,
-    secrets: &[String],
-    reporter: &mut Reporter,
-) -> Result<Report, CliError> {
-    // A drill's measurements come from its journal, like everything else.
-    let context = ReportContext {
-        run_dir: Some(dir.path.clone()),
-        record: dir.read_record().ok(),
-        drill: None,
-        generated_at: Some(Timestamp::now()),
-        secrets: secrets.to_vec(),
-    };
-    let built = Report::build(plan, journal, context);
-    let written = report::write_all(&dir.path, &built)?;
-    if let Some(path) = written
-        .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "md"))
-    {
-        reporter.note(&format!(
-            "report: {} ({})",
-            path.display(),
-            built.verdict.title
-        ));
-    }
-    Ok(built)
-}
-
-type Reopened = (RunDir, Document<Runbook>, Cluster, Vec<ParamInput>, Plan);
-
-/// Loads what a run was started with, secrets given again with `-p`, and compiles it.
-fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, CliError> {
-    let work_dir = args
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".etcdrill"));
-    let dir = RunDir::open(&args.run, &work_dir).map_err(|err| match err {
-        RunDirError::NotFound(run) => CliError::NoRun {
-            newest: newest_runs(&work_dir.join("runs"), 3),
-            runs: work_dir.join("runs"),
-            run,
-        },
-        other => exec::ExecError::from(other).into(),
-    })?;
-    let record = dir.read_record().map_err(exec::ExecError::from)?;
-    // Secrets are never stored: they come again with -p, or from the environment.
-    let secret_names = record
-        .params
-        .iter()
-        .filter(|p| p.value.is_none())
-        .map(|p| p.name.as_str());
-    let declared: Vec<&str> = record.params.iter().map(|p| p.name.as_str()).collect();
-    let given = super::param_source::with_environment(
-        secret_names,
-        super::param_inputs(&args.params, &declared)?,
-        super::param_source::process_env,
-    );
-    // Files are read where run.json says (absolute), and named as the plan named them.
-    let named = |source: crate::source::SourceFile, path: &Path| {
-        crate::source::SourceFile::new(path, source.text())
-    };
-    let runbook = match Builtin::at(&record.runbook) {
-        Some(builtin) => Runbook::load(builtin.source())?,
-        None => Runbook::load(named(read(&record.runbook)?, record.runbook_shown()))?,
-    };
-    let mut cluster = Cluster::load(named(
-        read_inventory(&record.inventory)?,
-        record.inventory_shown(),
-    ))?;
-    let mut inputs = Vec::new();
-    for recorded in &record.params {
-        match (
-            &recorded.value,
-            given.iter().find(|g| g.name == recorded.name),
-        ) {
-            (Some(value), _) => {
-                let mut input = ParamInput {
-                    name: recorded.name.clone(),
-                    value: value.clone(),
-                    source: crate::source::SourceFile::new(dir.path.join("run.json"), ""),
-                    location: None,
-                };
-                // A value given again must be the one the run started with.
-                if let Some(again) = given.iter().find(|g| g.name == recorded.name) {
-                    if &again.value != value {
-                        return Err(exec::ExecError::Refused(format!(
-                            "parameter `{}` was {:?} when run {} started; resume and rollback keep it",
-                            recorded.name, value, dir.id
-                        ))
-                        .into());
-                    }
-                    input = again.clone();
-                }
-                inputs.push(input);
-            }
-            (None, Some(secret)) if record.secret_matches(&recorded.name, &secret.value) => {
-                inputs.push(secret.clone())
-            }
-            (None, Some(_)) => {
-                return Err(exec::ExecError::Refused(format!(
-                    "secret parameter `{}` differs from the one run {} started with",
-                    recorded.name, dir.id
-                ))
-                .into());
-            }
-            (None, None) => {
-                return Err(exec::ExecError::Refused(format!(
-                    "secret parameter `{}` is never stored: give it again with `-p {}=@FILE`, `-p {}=@-` or {}",
-                    recorded.name,
-                    recorded.name,
-                    recorded.name,
-                    super::param_source::env_name(&recorded.name)
-                ))
-                .into());
-            }
-        }
-    }
-    // The same facts fill the inventory again, so the plan is the one the run started with:
-    // gathered again from the nodes to resume or roll back, the run's own record to report.
-    let before_facts = compile(&runbook, &cluster, &inputs)?;
-    match facts {
-        Facts::Gather(reporter) => {
-            node_facts(&mut cluster, &before_facts, reporter)?;
-        }
-        Facts::Recorded => {
-            if let Some(recorded) = crate::facts::read(&dir.path) {
-                crate::facts::reconcile(&mut cluster, &recorded)?;
-            }
-        }
-    }
-    let plan = compile(&runbook, &cluster, &inputs)?;
-    Ok((dir, runbook, cluster, inputs, plan))
-}
-
-/// Where [`reopen`] takes the node facts that fill the inventory from.
-enum Facts<'r> {
-    /// From the nodes, now, shown through this reporter.
-    Gather(&'r mut Reporter),
-    /// From the run's `facts.json`, without touching any node.
-    Recorded,
-}
-
-/// The ids of the newest `count` runs under `runs`, newest first (run ids sort by time).
-fn newest_runs(runs: &Path, count: usize) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(runs)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("run.json").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    ids.truncate(count);
-    ids
-}
-
 /// Gathers the facts of the nodes `plan` runs commands on, shows them, and reconciles the
 /// inventory with them: a stated field the node contradicts refuses the run; a field left out
 /// takes the node's value (the plan is then compiled again).
-fn node_facts(
+pub(super) fn node_facts(
     cluster: &mut Cluster,
     plan: &Plan,
     reporter: &mut Reporter,
@@ -581,7 +364,7 @@ fn node_facts_event(facts: &[crate::facts::NodeFacts]) -> Vec<Event> {
     }]
 }
 
-fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
+pub(super) fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
     given
         .map(Path::to_path_buf)
         .or_else(|| {
@@ -595,7 +378,7 @@ fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".etcdrill"))
 }
 
-fn options(exec: &ExecArgs, check: bool) -> RunOptions {
+pub(super) fn options(exec: &ExecArgs, check: bool) -> RunOptions {
     RunOptions {
         check,
         yes: exec.yes,
@@ -605,7 +388,11 @@ fn options(exec: &ExecArgs, check: bool) -> RunOptions {
     }
 }
 
-fn reporter(progress: ProgressArgs, verbosity: Verbosity, terminal: &Terminal) -> Reporter {
+pub(super) fn reporter(
+    progress: ProgressArgs,
+    verbosity: Verbosity,
+    terminal: &Terminal,
+) -> Reporter {
     match progress.output {
         Output::Human => Reporter::human(terminal).with_verbosity(verbosity),
         Output::Json => Reporter::json(Box::new(std::io::stdout())),
@@ -613,13 +400,15 @@ fn reporter(progress: ProgressArgs, verbosity: Verbosity, terminal: &Terminal) -
 }
 
 /// The values of secret parameters, given or defaulted, so that output can mask them.
-fn secret_values(runbook: &Document<Runbook>, inputs: &[ParamInput]) -> Vec<String> {
+pub(super) fn secret_values(runbook: &Document<Runbook>, inputs: &[ParamInput]) -> Vec<String> {
     crate::redact::secret_values(&runbook.value, inputs)
 }
 
 /// Runs `body` on a runtime, with Ctrl-C and SIGTERM counted into a watch channel: the first
 /// asks the run to stop starting steps, the second abandons running ones.
-fn with_runtime<F, T>(body: impl FnOnce(watch::Receiver<u32>) -> F) -> Result<T, CliError>
+pub(super) fn with_runtime<F, T>(
+    body: impl FnOnce(watch::Receiver<u32>) -> F,
+) -> Result<T, CliError>
 where
     F: std::future::Future<Output = Result<T, exec::ExecError>>,
 {
@@ -656,92 +445,5 @@ fn conclude(summary: &RunSummary) -> Result<(), CliError> {
             result,
             dir: summary.dir.path.clone(),
         }),
-    }
-}
-
-/// Arguments of `etcdrill drill`.
-#[derive(Debug, Args)]
-pub struct DrillArgs {
-    /// What to do with a drill.
-    #[command(subcommand)]
-    pub command: DrillCommand,
-}
-
-/// A drill subcommand.
-#[derive(Debug, clap::Subcommand)]
-pub enum DrillCommand {
-    /// Stage the drill's disaster, run its runbook, verify the recovery and write the report.
-    #[command(after_help = "Examples:
-  etcdrill drill run drills/restore-3-node.yaml --yes
-  etcdrill drill run drills/sandbox-restore.yaml --yes -o json")]
-    Run(DrillRunArgs),
-}
-
-/// Arguments of `etcdrill drill run`.
-#[derive(Debug, Args)]
-pub struct DrillRunArgs {
-    /// The drill file.
-    pub drill: PathBuf,
-    /// Consent and scheduling.
-    #[command(flatten)]
-    pub exec: ExecArgs,
-    /// Progress.
-    #[command(flatten)]
-    pub progress: ProgressArgs,
-    /// Run directories.
-    #[command(flatten)]
-    pub work_dir: WorkDirArgs,
-}
-
-/// `etcdrill drill run`.
-pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliError> {
-    let DrillCommand::Run(args) = &args.command;
-    let mut prepared = crate::drill::prepare(&args.drill, args.work_dir.work_dir.as_deref())?;
-    let work_dir = work_dir(args.work_dir.work_dir.as_deref(), &prepared.cluster);
-    let options = options(&args.exec, false);
-    let terminal = Terminal::detect();
-    let mut reporter = reporter(args.progress, verbosity, &terminal);
-    // The node is the truth for a drill too: the disaster is staged, and the runbook run, where
-    // each member really keeps its data.
-    prepared.facts = node_facts(&mut prepared.cluster, &prepared.plan, &mut reporter)?;
-    if !prepared.facts.is_empty() {
-        prepared.plan = compile(&prepared.runbook, &prepared.cluster, &prepared.params)?;
-    }
-    let outcome = with_runtime(|shutdown| async {
-        crate::drill::run(
-            &prepared,
-            options,
-            &mut TerminalPrompter::new(terminal.clone(), shutdown.clone()),
-            &mut reporter,
-            &work_dir,
-            shutdown,
-        )
-        .await
-        .map_err(|err| match err {
-            crate::drill::DrillError::Exec(exec) => exec,
-            other => exec::ExecError::Refused(exec::error_chain(&other)),
-        })
-    })?;
-    let secrets = secret_values(&prepared.runbook, &prepared.params);
-    // Made from the journal alone, which holds the drill's stages and checks, exactly as
-    // `etcdrill report` makes it again later.
-    let built = write_report_with(&prepared.plan, &outcome.run.dir, &secrets, &mut reporter)?;
-    reporter.note(&format!(
-        "drill `{}`: {}{}",
-        prepared.drill.value.name,
-        if outcome.passed() { "PASSED" } else { "FAILED" },
-        outcome
-            .facts
-            .rto
-            .map(|rto| format!(" (RTO {:.1} s)", rto.as_secs_f64()))
-            .unwrap_or_default()
-    ));
-    if outcome.passed() {
-        Ok(())
-    } else {
-        Err(CliError::DrillFailed {
-            verdict: built.verdict.title,
-            dir: outcome.run.dir.path.clone(),
-        })
     }
 }

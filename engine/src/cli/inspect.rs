@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::CliError;
+use super::load::read_inventory;
 use super::output::{OutputArgs, print, print_document};
-use super::{CliError, read_inventory};
 use crate::diagnose::collect::{self, Options};
 use crate::diagnose::{Facts, Severity, Target, TargetFlags, findings, rules, table};
 use crate::etcd::{self, EtcdAccess, EtcdError};

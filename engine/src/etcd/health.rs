@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::call::{Ctx, active_alarms, endpoint_status, format_alarms};
+use futures_util::future::join_all;
+
+use super::alarms::{active_alarms, format_alarms};
+use super::context::{Ctx, endpoint_status};
 use super::error::EtcdError;
 use super::members::{self, node_of_member};
-use super::{CallOutcome, EtcdAccess, join_all};
+use super::{CallOutcome, EtcdAccess};
 use crate::inventory::Cluster;
 
 /// First pause between `wait.healthy` polls; it doubles up to [`MAX_BACKOFF`].
@@ -46,17 +49,12 @@ pub(crate) async fn check_endpoint(ctx: &Ctx<'_>, endpoint: &str) -> Result<(), 
 
 /// Health of every endpoint of the call, concurrently, each bounded by the call's timeout.
 async fn check_all(ctx: &Ctx<'_>) -> Vec<(String, Result<(), String>)> {
-    let results = join_all(
-        ctx.endpoints
-            .iter()
-            .map(|ep| async move {
-                match tokio::time::timeout(ctx.timeout, check_endpoint(ctx, ep)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
-                }
-            })
-            .collect(),
-    )
+    let results = join_all(ctx.endpoints.iter().map(|ep| async move {
+        match tokio::time::timeout(ctx.timeout, check_endpoint(ctx, ep)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
+        }
+    }))
     .await;
     ctx.endpoints.iter().cloned().zip(results).collect()
 }
@@ -186,13 +184,7 @@ pub async fn roles(
     let ctx = Ctx::new(access, cluster, &endpoints, timeout);
     let what = format!("roles from {}", endpoints.join(","));
     let work = async {
-        let results = join_all(
-            endpoints
-                .iter()
-                .map(|ep| endpoint_status(&ctx, ep))
-                .collect(),
-        )
-        .await;
+        let results = join_all(endpoints.iter().map(|ep| endpoint_status(&ctx, ep))).await;
         let mut first_error = None;
         let mut answered = false;
         let mut best: Option<(u64, u64)> = None;

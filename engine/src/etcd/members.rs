@@ -3,9 +3,11 @@
 
 use etcd_client::{Client, Member, MemberAddOptions};
 
-use super::call::{Ctx, call_error};
+use futures_util::future::join_all;
+
+use super::CallOutcome;
+use super::context::{Ctx, call_error};
 use super::error::EtcdError;
-use super::{CallOutcome, join_all};
 use crate::inventory::{Cluster, Node};
 use crate::runbook::action::{MemberAddArgs, MemberNameArgs, VerifyMemberCountArgs};
 
@@ -393,15 +395,10 @@ pub(crate) async fn verify_member_count(
 
 /// Member lists from each endpoint, for callers that must tolerate unreachable members.
 pub(crate) async fn list_any(ctx: &Ctx<'_>) -> Result<Vec<Member>, EtcdError> {
-    let attempts = join_all(
-        ctx.endpoints
-            .iter()
-            .map(|ep| async move {
-                let mut client = ctx.client_for(ep).await?;
-                list_with(ctx, &mut client).await
-            })
-            .collect(),
-    )
+    let attempts = join_all(ctx.endpoints.iter().map(|ep| async move {
+        let mut client = ctx.client_for(ep).await?;
+        list_with(ctx, &mut client).await
+    }))
     .await;
     let mut last = None;
     for attempt in attempts {

@@ -6,26 +6,35 @@
 //! can act on. The runner (`exec/`) owns retries, journaling and events; this layer only calls.
 //!
 //! - `access`: TLS material and credentials, and the clients made from them.
-//! - `call`: the probes, day-2 actions and verifications.
+//! - `context`: what every call runs in: connecting, the time allowed, error mapping.
+//! - `status`: `etcd.status` and the status probes other commands reuse.
 //! - `health`: endpoint health, `wait.healthy`, leader and follower roles.
 //! - `members`: membership changes and matching members to inventory nodes.
+//! - `alarms`: listing, disarming and verifying alarms.
+//! - `leader`: moving and verifying the leader.
+//! - `maintenance`: defragmentation and compaction.
+//! - `kv`: putting, getting and verifying single keys.
+//! - `hashkv`: keyspace hashes and checking that members agree.
 //! - `snapshot`: streaming a snapshot to a file and verifying a snapshot file.
 
 mod access;
-mod call;
+mod alarms;
+mod context;
 mod error;
+mod hashkv;
 mod health;
+mod kv;
+mod leader;
+mod maintenance;
 mod members;
 mod snapshot;
+mod status;
 #[cfg(test)]
 mod test_cluster;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::Duration;
 
 pub use access::EtcdAccess;
@@ -35,11 +44,11 @@ pub use snapshot::{SnapshotFile, verify_snapshot_file};
 pub(crate) use snapshot::{TrailerHasher, host_name};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
-pub(crate) use call::{
-    Ctx, active_alarms, cluster_id, endpoint_status, human_bytes, largest_db_size,
-};
+pub(crate) use alarms::active_alarms;
+pub(crate) use context::{Ctx, endpoint_status};
 pub(crate) use health::check_endpoint;
 pub(crate) use members::{list_any, node_of_member, same_url};
+pub(crate) use status::{cluster_id, human_bytes, largest_db_size};
 
 use crate::inventory::Cluster;
 use crate::runbook::action::Action;
@@ -88,7 +97,7 @@ pub async fn execute(
             reason: format!("{} was given no endpoints", call.kind()),
         });
     }
-    let ctx = call::Ctx {
+    let ctx = Ctx {
         access,
         cluster,
         endpoints,
@@ -99,7 +108,7 @@ pub async fn execute(
         return health::wait_healthy(&ctx, args.members).await;
     }
     let what = format!("{} on {}", call.kind(), endpoints.join(","));
-    match tokio::time::timeout(timeout, call::run(&ctx, call)).await {
+    match tokio::time::timeout(timeout, run(&ctx, call)).await {
         Ok(result) => result,
         Err(_) => Err(EtcdError::Timeout { what, timeout }),
     }
@@ -130,26 +139,43 @@ pub async fn execute_native(call: &Action, timeout: Duration) -> Result<CallOutc
     }
 }
 
-/// Polls every future to completion concurrently on the current task; outputs in input order.
-pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
+/// Runs one etcd API action (not `wait.healthy`, which polls on its own clock).
+async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, EtcdError> {
+    match call {
+        Action::EtcdHealth(_) => health::health(ctx).await,
+        Action::EtcdStatus(_) => status::status(ctx).await,
+        Action::EtcdMemberList(_) => members::member_list(ctx).await,
+        Action::EtcdMemberAdd(args) => members::member_add(ctx, args).await,
+        Action::EtcdMemberPromote(args) => members::member_promote(ctx, args).await,
+        Action::EtcdMemberRemove(args) => members::member_remove(ctx, args).await,
+        Action::EtcdSnapshotSave(args) => snapshot::save(ctx, args).await,
+        Action::EtcdDefrag(_) => maintenance::defrag(ctx).await,
+        Action::EtcdCompact(args) => maintenance::compact(ctx, args).await,
+        Action::EtcdAlarmList(_) => alarms::alarm_list(ctx).await,
+        Action::EtcdAlarmDisarm(_) => alarms::alarm_disarm(ctx).await,
+        Action::EtcdMoveLeader(args) => leader::move_leader(ctx, args).await,
+        Action::EtcdKvPut(args) => kv::kv_put(ctx, args).await,
+        Action::EtcdKvGet(args) => kv::kv_get(ctx, args).await,
+        Action::EtcdHashKv(_) => hashkv::hashkv(ctx).await,
+        Action::WaitHealthy(args) => health::wait_healthy(ctx, args.members).await,
+        Action::VerifyHealthy(args) => health::verify_healthy(ctx, args.min_healthy).await,
+        Action::VerifyMemberCount(args) => members::verify_member_count(ctx, args).await,
+        Action::VerifyKey(args) => kv::verify_key(ctx, args).await,
+        Action::VerifyHashKv(_) => hashkv::verify_hashkv(ctx).await,
+        Action::VerifyNoAlarms(_) => alarms::verify_no_alarms(ctx).await,
+        Action::VerifyLeader(args) => leader::verify_leader(ctx, args).await,
+        Action::EtcdSnapshotVerify(_)
+        | Action::Shell(_)
+        | Action::EtcdSnapshotRestore(_)
+        | Action::EtcdStopMember(_)
+        | Action::EtcdStartMember(_)
+        | Action::EtcdConfigureMember(_)
+        | Action::EtcdDataDirReplace(_)
+        | Action::EtcdDataDirSetAside(_)
+        | Action::FileCopy(_)
+        | Action::BackupShip(_)
+        | Action::BackupPrune(_) => Err(EtcdError::Unsupported {
+            action: call.kind().name(),
+        }),
+    }
 }

@@ -9,11 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
+use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::CallOutcome;
-use super::call::{Ctx, call_error};
+use super::context::{Ctx, call_error};
 use super::error::EtcdError;
 use super::members::same_url;
 use crate::journal::Timestamp;
@@ -179,20 +180,15 @@ async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
     if ctx.endpoints.len() == 1 {
         return Ok(ctx.endpoints[0].clone());
     }
-    let answers = super::join_all(
-        ctx.endpoints
-            .iter()
-            .map(|endpoint| async move {
-                let mut client = ctx.client_for(endpoint).await?;
-                let status = client
-                    .status()
-                    .await
-                    .map_err(|err| call_error(format!("status of {}", ctx.label(endpoint)), err))?;
-                let member = status.header().map_or(0, |h| h.member_id());
-                Ok::<_, EtcdError>(status.leader() != member && !status.is_learner())
-            })
-            .collect(),
-    )
+    let answers = join_all(ctx.endpoints.iter().map(|endpoint| async move {
+        let mut client = ctx.client_for(endpoint).await?;
+        let status = client
+            .status()
+            .await
+            .map_err(|err| call_error(format!("status of {}", ctx.label(endpoint)), err))?;
+        let member = status.header().map_or(0, |h| h.member_id());
+        Ok::<_, EtcdError>(status.leader() != member && !status.is_learner())
+    }))
     .await;
     let mut errors = Vec::new();
     let mut answering = None;

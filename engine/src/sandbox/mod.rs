@@ -22,14 +22,13 @@
 mod binaries;
 mod certs;
 pub mod cli;
+mod create;
+mod inventory;
 mod process;
 mod service;
 #[cfg(test)]
 mod tests;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,12 +39,8 @@ pub use binaries::{DIR_VAR, DISTRO_DIR, EtcdBinaries};
 pub use service::STOP_GRACE_SECS;
 
 use crate::diagnostic::Diagnostics;
-use crate::etcd::{EtcdAccess, EtcdError, member_health};
-use crate::inventory::{
-    Cluster, ControllerSettings, EtcdSettings, ExternalService, Inventory, ManagementSpec,
-    NodeEntry, NodeSettings, SshSettings, TlsFiles, TransportKind,
-};
-use crate::source::SourceFile;
+use crate::etcd::{EtcdError, member_health};
+use crate::inventory::TlsFiles;
 
 /// Where `etcdrill sandbox` puts the sandbox unless told otherwise (relative to the current
 /// directory).
@@ -319,73 +314,6 @@ fn utf8(path: &Path) -> Result<String, SandboxError> {
         })
 }
 
-fn random_u64() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
-/// The low end of the kernel's range for outgoing connections' ports; ports below it are never
-/// taken by a connection etcd itself opens.
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// `n` distinct free ports on 127.0.0.1, chosen at random between 10000 and the ephemeral range
-/// (so no outgoing connection takes one while its member is down during a restore); any free port
-/// when too few are found there. They are held until all are chosen.
-fn free_ports(n: usize) -> Result<Vec<u16>, SandboxError> {
-    let low = 10_000u16;
-    let high = ephemeral_low().max(low + 1000);
-    let mut held: Vec<TcpListener> = Vec::new();
-    for _ in 0..n * 50 {
-        if held.len() == n {
-            break;
-        }
-        let port = low + (random_u64() % u64::from(high - low)) as u16;
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-        }
-    }
-    while held.len() < n {
-        held.push(
-            TcpListener::bind(("127.0.0.1", 0))
-                .map_err(SandboxError::io("bind a port on", Path::new("127.0.0.1")))?,
-        );
-    }
-    held.iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(SandboxError::io("read a port of", Path::new("127.0.0.1")))
-        })
-        .collect()
-}
-
-/// `etcd --version`'s version, e.g. `3.5.1`.
-fn etcd_version(etcd: &Path) -> String {
-    Command::new(etcd)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()
-        .and_then(|out| {
-            String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-                l.strip_prefix("etcd Version:")
-                    .map(|v| v.trim().to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), SandboxError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).map_err(SandboxError::io("write", path))?;
@@ -414,114 +342,6 @@ impl Sandbox {
             sandbox.stop_all();
             return Err(err);
         }
-        Ok(sandbox)
-    }
-
-    /// Writes every file of a new sandbox; starts nothing.
-    fn create(
-        dir: &Path,
-        members: usize,
-        binaries: &EtcdBinaries,
-    ) -> Result<Sandbox, SandboxError> {
-        if members % 2 == 0 || members > MAX_MEMBERS {
-            return Err(SandboxError::Members(members));
-        }
-        if let Ok(mut entries) = std::fs::read_dir(dir)
-            && entries.next().is_some()
-        {
-            return Err(SandboxError::Exists {
-                dir: dir.to_path_buf(),
-                is_sandbox: dir.join(MARKER).exists(),
-            });
-        }
-        mkdir(dir, 0o755)?;
-        let dir = dir
-            .canonicalize()
-            .map_err(SandboxError::io("resolve", dir))?;
-        utf8(&dir)?;
-        let id = format!("{:06x}", random_u64() & 0xff_ffff);
-        let names: Vec<String> = (1..=members).map(|i| format!("m{i}")).collect();
-        let ports = free_ports(3 * members)?;
-        let etcd = binaries
-            .etcd
-            .canonicalize()
-            .map_err(SandboxError::io("resolve", &binaries.etcd))?;
-        let pki = dir.join("pki");
-        let bin = dir.join("bin");
-        let path = |p: &Path| utf8(p);
-        let mut list = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let home = dir.join(name);
-            let process_name = format!("etcd-{id}-{name}");
-            let pem = |suffix: &str| path(&pki.join(format!("{name}-{suffix}")));
-            list.push(Member {
-                name: name.clone(),
-                bin: path(&bin.join(&process_name))?,
-                process_name,
-                client_url: format!("https://127.0.0.1:{}", ports[3 * i]),
-                peer_url: format!("https://127.0.0.1:{}", ports[3 * i + 1]),
-                metrics_url: format!("http://127.0.0.1:{}", ports[3 * i + 2]),
-                data_dir: path(&home.join("data"))?,
-                backup_dir: path(&home.join("backups"))?,
-                env_file: path(&home.join("etcd.env"))?,
-                service: path(&home.join("service"))?,
-                pid_file: path(&home.join("etcd.pid"))?,
-                log: path(&home.join("etcd.log"))?,
-                tls: MemberTls {
-                    ca: path(&pki.join("ca.crt"))?,
-                    server_cert: pem("server.crt")?,
-                    server_key: pem("server.key")?,
-                    peer_cert: pem("peer.crt")?,
-                    peer_key: pem("peer.key")?,
-                },
-            });
-        }
-        let client_tls = TlsFiles {
-            ca: path(&pki.join("ca.crt"))?,
-            cert: path(&pki.join("client.crt"))?,
-            key: path(&pki.join("client.key"))?,
-        };
-        let sandbox = Sandbox {
-            format: FORMAT,
-            id,
-            dir: dir.clone(),
-            etcd_version: etcd_version(&etcd),
-            etcd: path(&etcd)?,
-            etcdctl: path(&binaries.etcdctl)?,
-            etcdutl: path(&binaries.etcdutl)?,
-            client_tls,
-            members: list,
-        };
-        // The marker first: from here on `down` can clean up whatever follows.
-        sandbox.write_marker()?;
-        mkdir(&pki, 0o700)?;
-        certs::make(&pki, &names)?;
-        mkdir(&bin, 0o755)?;
-        let initial_cluster = sandbox
-            .members
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
-        let token = format!("etcdrill-sandbox-{}", sandbox.id);
-        for member in &sandbox.members {
-            let home = dir.join(&member.name);
-            mkdir(&home, 0o755)?;
-            mkdir(Path::new(&member.data_dir), 0o700)?;
-            mkdir(Path::new(&member.backup_dir), 0o755)?;
-            std::os::unix::fs::symlink(&etcd, &member.bin)
-                .map_err(SandboxError::io("link etcd as", Path::new(&member.bin)))?;
-            write_file(
-                Path::new(&member.env_file),
-                &service::env_file(member, &initial_cluster, &token),
-                0o644,
-            )?;
-            write_file(Path::new(&member.service), &service::script(member), 0o755)?;
-        }
-        let inventory = sandbox.inventory_yaml()?;
-        // Load it back: a sandbox whose inventory etcdrill refuses is useless.
-        sandbox.cluster_from(&inventory)?;
-        write_file(&sandbox.inventory_path(), &inventory, 0o644)?;
         Ok(sandbox)
     }
 
@@ -620,98 +440,6 @@ impl Sandbox {
     fn write_marker(&self) -> Result<(), SandboxError> {
         let text = serde_json::to_string_pretty(self).expect("a sandbox serializes");
         write_file(&self.dir.join(MARKER), &(text + "\n"), 0o644)
-    }
-
-    /// The inventory file.
-    pub fn inventory_path(&self) -> PathBuf {
-        self.dir.join(INVENTORY)
-    }
-
-    /// The inventory, as written: every member a node of its own on this machine.
-    pub fn inventory(&self) -> Inventory {
-        let nodes = self
-            .members
-            .iter()
-            .map(|m| NodeEntry {
-                name: m.name.clone(),
-                address: "127.0.0.1".into(),
-                groups: Vec::new(),
-                transport: None,
-                ssh: SshSettings::default(),
-                etcd: EtcdSettings {
-                    management: Some(ManagementSpec {
-                        static_pod: None,
-                        external: Some(ExternalService {
-                            start: format!("{} start", crate::render::shell_quote(&m.service)),
-                            stop: format!("{} stop", crate::render::shell_quote(&m.service)),
-                            env_file: Some(m.env_file.clone()),
-                        }),
-                    }),
-                    data_dir: Some(m.data_dir.clone()),
-                    backup_dir: Some(m.backup_dir.clone()),
-                    client_url: Some(m.client_url.clone()),
-                    peer_url: Some(m.peer_url.clone()),
-                    process_name: Some(m.process_name.clone()),
-                    ..EtcdSettings::default()
-                },
-            })
-            .collect();
-        Inventory {
-            name: format!("sandbox-{}", self.id),
-            description: format!(
-                "etcdrill sandbox in {}: {} members of etcd {} on 127.0.0.1 with mutual TLS",
-                self.dir.display(),
-                self.members.len(),
-                self.etcd_version
-            ),
-            production: false,
-            controller: ControllerSettings {
-                tls: Some(self.client_tls.clone()),
-                work_dir: None,
-            },
-            defaults: NodeSettings {
-                transport: Some(TransportKind::Local),
-                ssh: SshSettings::default(),
-                etcd: EtcdSettings {
-                    tls: Some(self.client_tls.clone()),
-                    etcdctl: Some(vec![self.etcdctl.clone()]),
-                    etcdutl: Some(vec![self.etcdutl.clone()]),
-                    ..EtcdSettings::default()
-                },
-            },
-            nodes,
-        }
-    }
-
-    fn inventory_yaml(&self) -> Result<String, SandboxError> {
-        let body =
-            serde_yaml::to_string(&self.inventory()).map_err(|err| SandboxError::Marker {
-                path: self.inventory_path(),
-                reason: err.to_string(),
-            })?;
-        Ok(format!(
-            "# Written by `etcdrill sandbox up`; `etcdrill sandbox down --dir {}` removes it.\n{body}",
-            self.dir.display()
-        ))
-    }
-
-    fn cluster_from(&self, text: &str) -> Result<Cluster, SandboxError> {
-        Cluster::load(SourceFile::new(self.inventory_path(), text)).map_err(SandboxError::Inventory)
-    }
-
-    /// The inventory, loaded.
-    pub fn cluster(&self) -> Result<Cluster, SandboxError> {
-        self.cluster_from(&self.inventory_yaml()?)
-    }
-
-    /// etcd access with the sandbox's client certificate.
-    pub fn access(&self) -> Result<EtcdAccess, SandboxError> {
-        Ok(EtcdAccess::resolve_with(Some(&self.client_tls), |_| None)?)
-    }
-
-    /// Every client URL.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.client_url.clone()).collect()
     }
 
     /// The pid of `member`'s running process, if it runs.

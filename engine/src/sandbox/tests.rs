@@ -15,10 +15,12 @@ use crate::etcd::{CallOutcome, execute};
 use crate::exec::progress::Reporter;
 use crate::exec::run_dir::RunRecord;
 use crate::exec::{self, NoPrompter, OnFailure, RunInputs, RunOptions};
+use crate::inventory::{Cluster, TransportKind};
 use crate::journal::RunResult;
 use crate::plan::compile;
 use crate::runbook::Runbook;
 use crate::runbook::action::{Action, KvPutArgs, SnapshotSaveArgs, VerifyKeyArgs};
+use crate::source::SourceFile;
 
 const T: Duration = Duration::from_secs(15);
 

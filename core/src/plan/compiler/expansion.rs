@@ -225,6 +225,7 @@ fn default_idempotent(kind: ActionKind, nature: Nature) -> bool {
                 | K::EtcdStartMember
                 | K::EtcdConfigureMember
                 | K::EtcdSnapshotSave
+                | K::EtcdSnapshotRestore
                 | K::EtcdDefrag
                 | K::EtcdAlarmDisarm
                 | K::EtcdKvPut

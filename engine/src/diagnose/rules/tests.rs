@@ -5,6 +5,7 @@ use super::*;
 use crate::diagnose::facts::{
     AlarmFacts, BackupDestinationFacts, BackupFacts, BackupRecord, DrillFacts, DrillPass, NodeFacts,
 };
+use crate::diagnose::findings::Severity;
 use crate::diagnose::metrics::{MemberMetrics, PeerRtt};
 use crate::journal::Timestamp;
 use crate::snapshot::meta::{META_FORMAT, META_VERSION, SnapshotMeta};

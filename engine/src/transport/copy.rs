@@ -1,0 +1,313 @@
+//! Copying files to and from a node ([`Transport::push`], [`Transport::pull`]): streamed through
+//! `sh` on the other side into `PATH.WRITER.part`, checked for size, fsync'd and renamed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::capture::{Capture, pump};
+use super::supervise::{GroupId, KillOnDrop, prologue, supervise};
+use super::{Proc, Transport, TransportError, with_sudo};
+use crate::render::shell_quote;
+use crate::transfer::{Metered, TransferMeter};
+
+/// How long push and pull wait between `SIGTERM` and `SIGKILL` after their timeout.
+const COPY_GRACE: Duration = Duration::from_secs(3);
+impl Transport {
+    /// Streams a local file to `remote` (written to `remote.WRITER.part`, fsync'd, renamed),
+    /// creating parent dirs, counting the bytes sent on `meter`; returns bytes copied. `writer`
+    /// names this copy (the run and the node), so that nodes sharing a directory (one NFS backup
+    /// dir) never write the same temporary file.
+    pub async fn push(
+        &self,
+        local: &Path,
+        remote: &str,
+        writer: &str,
+        sudo: bool,
+        timeout: Duration,
+        meter: &TransferMeter,
+    ) -> Result<u64, TransportError> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(TransportError::io(format!("open {}", local.display())))?;
+        let expected = file
+            .metadata()
+            .await
+            .map_err(TransportError::io(format!("stat {}", local.display())))?
+            .len();
+        meter.set_total(expected);
+        let argv = with_sudo(sudo, &["sh", "-c", &push_script(remote, writer, expected)]);
+        let Proc {
+            mut stdin,
+            mut stdout,
+            stderr,
+            exit,
+        } = self.spawn(&argv).await?;
+        let pgid = GroupId::default();
+        let mut err = Capture::new(None);
+        let mut reply = Vec::new();
+        let mut guard = KillOnDrop::new(self.killer(), &pgid, sudo, COPY_GRACE);
+        let (result, timed_out, _) = {
+            let feed = async move {
+                let mut reader = BufReader::with_capacity(256 * 1024, Metered::new(file, meter));
+                let sent = tokio::io::copy_buf(&mut reader, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+                drop(stdin);
+                sent
+            };
+            let mut stdout = (&mut stdout).take(4096);
+            let work = async {
+                let (sent, _, _) = tokio::join!(
+                    feed,
+                    stdout.read_to_end(&mut reply),
+                    pump(stderr, &mut err, Some(&pgid))
+                );
+                (sent, exit.await)
+            };
+            let supervised =
+                supervise(&self.killer(), &pgid, sudo, timeout, COPY_GRACE, work).await;
+            guard.disarm();
+            supervised
+        };
+        let stderr = err.finish("stderr");
+        let what = format!("push {} to {remote}", local.display());
+        let Some((sent, status)) = result.filter(|_| !timed_out) else {
+            return Err(self.remote(format!(
+                "{what} timed out after {timeout:?}{}",
+                tail(&stderr)
+            )));
+        };
+        let status = status?;
+        if status != Some(0) {
+            return Err(self.remote(format!(
+                "{what} failed ({}){}",
+                exit_text(status),
+                tail(&stderr)
+            )));
+        }
+        let sent = sent.map_err(TransportError::io(format!("stream {}", local.display())))?;
+        if sent != expected {
+            return Err(TransportError::Io {
+                what: format!("{what}: the file changed size while it was read"),
+                source: std::io::Error::other(format!("expected {expected} bytes, read {sent}")),
+            });
+        }
+        let landed = String::from_utf8_lossy(&reply).trim().parse::<u64>().ok();
+        if landed != Some(expected) {
+            return Err(self.remote(format!(
+                "{what}: the remote side reports {} bytes, {expected} were sent",
+                String::from_utf8_lossy(&reply).trim()
+            )));
+        }
+        Ok(sent)
+    }
+
+    /// Streams a remote file to `local` (same `.WRITER.part` + fsync + rename discipline on the
+    /// controller), creating parent dirs, counting the bytes received on `meter`; returns bytes
+    /// copied.
+    pub async fn pull(
+        &self,
+        remote: &str,
+        local: &Path,
+        writer: &str,
+        sudo: bool,
+        timeout: Duration,
+        meter: &TransferMeter,
+    ) -> Result<u64, TransportError> {
+        let what = format!("pull {remote} to {}", local.display());
+        let part = part_path(local, writer);
+        if let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(TransportError::io(format!("create {}", parent.display())))?;
+        }
+        let file = tokio::fs::File::create(&part)
+            .await
+            .map_err(TransportError::io(format!("create {}", part.display())))?;
+        let argv = with_sudo(sudo, &["sh", "-c", &pull_script(remote)]);
+        let proc = match self.spawn(&argv).await {
+            Ok(proc) => proc,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+        };
+        let Proc {
+            stdin,
+            stdout,
+            stderr,
+            exit,
+        } = proc;
+        drop(stdin);
+        let pgid = GroupId::default();
+        let mut err = Capture::new(None);
+        let mut guard = KillOnDrop::new(self.killer(), &pgid, sudo, COPY_GRACE);
+        let (result, timed_out, _) = {
+            let receive = async move {
+                let mut reader = BufReader::with_capacity(256 * 1024, stdout);
+                let mut header = Vec::new();
+                (&mut reader)
+                    .take(64)
+                    .read_until(b'\n', &mut header)
+                    .await?;
+                if let Ok(announced) = String::from_utf8_lossy(&header).trim().parse() {
+                    meter.set_total(announced);
+                }
+                let mut file = Metered::new(file, meter);
+                let received = tokio::io::copy_buf(&mut reader, &mut file).await?;
+                file.into_inner().sync_all().await?;
+                Ok::<_, std::io::Error>((header, received))
+            };
+            let work = async {
+                let (received, _) = tokio::join!(receive, pump(stderr, &mut err, Some(&pgid)));
+                (received, exit.await)
+            };
+            let supervised =
+                supervise(&self.killer(), &pgid, sudo, timeout, COPY_GRACE, work).await;
+            guard.disarm();
+            supervised
+        };
+        let stderr = err.finish("stderr");
+        let checked = (|| {
+            let Some((received, status)) = result.filter(|_| !timed_out) else {
+                return Err(self.remote(format!(
+                    "{what} timed out after {timeout:?}{}",
+                    tail(&stderr)
+                )));
+            };
+            let status = status?;
+            if status != Some(0) {
+                return Err(self.remote(format!(
+                    "{what} failed ({}){}",
+                    exit_text(status),
+                    tail(&stderr)
+                )));
+            }
+            let (header, received) =
+                received.map_err(TransportError::io(format!("write {}", part.display())))?;
+            let announced = String::from_utf8_lossy(&header).trim().parse::<u64>().ok();
+            if announced != Some(received) {
+                return Err(self.remote(format!(
+                    "{what}: the remote side announced {} bytes, {received} arrived",
+                    String::from_utf8_lossy(&header).trim()
+                )));
+            }
+            Ok(received)
+        })();
+        let received = match checked {
+            Ok(received) => received,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+        };
+        tokio::fs::rename(&part, local)
+            .await
+            .map_err(TransportError::io(format!(
+                "rename {} to {}",
+                part.display(),
+                local.display()
+            )))?;
+        sync_parent(local).await?;
+        Ok(received)
+    }
+}
+
+/// The remote side of a push: data on stdin into `remote.WRITER.part`, checked, fsync'd, renamed;
+/// prints the size that landed.
+pub(super) fn push_script(remote: &str, writer: &str, expected: u64) -> String {
+    format!(
+        "{prologue}set -e\n\
+         f={file}\n\
+         p={part}\n\
+         d=$(dirname -- \"$f\")\n\
+         mkdir -p -- \"$d\"\n\
+         trap 'rm -f -- \"$p\"' EXIT\n\
+         cat > \"$p\"\n\
+         n=$(wc -c < \"$p\")\n\
+         if [ \"$n\" -ne {expected} ]; then echo \"etcdrill: received $n of {expected} bytes\" >&2; exit 1; fi\n\
+         sync -- \"$p\" 2>/dev/null || sync\n\
+         mv -f -- \"$p\" \"$f\"\n\
+         trap - EXIT\n\
+         sync -- \"$d\" 2>/dev/null || :\n\
+         wc -c < \"$f\"\n",
+        prologue = prologue(),
+        file = shell_quote(remote),
+        part = shell_quote(&part_name(remote, writer)),
+    )
+}
+
+/// The remote side of a pull: the size on the first line of stdout, then the bytes.
+pub(super) fn pull_script(remote: &str) -> String {
+    format!(
+        "{prologue}set -e\n\
+         f={file}\n\
+         if [ ! -f \"$f\" ] || [ ! -r \"$f\" ]; then echo \"etcdrill: $f is not a readable file\" >&2; exit 1; fi\n\
+         n=$(wc -c < \"$f\")\n\
+         printf '%s\\n' $n\n\
+         exec cat -- \"$f\"\n",
+        prologue = prologue(),
+        file = shell_quote(remote),
+    )
+}
+
+/// `writer` as a file name part: every character outside `[A-Za-z0-9._-]` becomes `_`.
+fn writer_tag(writer: &str) -> String {
+    writer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The temporary name a copy to `path` is written under: `PATH.WRITER.part`, unique per writer.
+pub(super) fn part_name(path: &str, writer: &str) -> String {
+    format!("{path}.{}.part", writer_tag(writer))
+}
+
+/// `path` with `.WRITER.part` appended to its file name.
+pub(super) fn part_path(path: &Path, writer: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.part", writer_tag(writer)));
+    PathBuf::from(name)
+}
+
+/// fsyncs the directory holding `path`, so that a rename into it is durable.
+async fn sync_parent(path: &Path) -> Result<(), TransportError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let dir = tokio::fs::File::open(&parent)
+        .await
+        .map_err(TransportError::io(format!("open {}", parent.display())))?;
+    dir.sync_all()
+        .await
+        .map_err(TransportError::io(format!("fsync {}", parent.display())))
+}
+
+fn exit_text(status: Option<i32>) -> String {
+    match status {
+        Some(code) => format!("exit status {code}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+/// The last lines of stderr, for an error message.
+fn tail(stderr: &str) -> String {
+    let text = stderr.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let start = text.len().saturating_sub(2000);
+    let start = (start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!(": {}", &text[start..])
+}
