@@ -105,6 +105,15 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// The choices an "expected" line lists: ``one of `a`, `b`, `c` ``.
+pub fn one_of<S: AsRef<str>>(choices: impl IntoIterator<Item = S>) -> String {
+    let quoted: Vec<String> = choices
+        .into_iter()
+        .map(|choice| format!("`{}`", choice.as_ref()))
+        .collect();
+    format!("one of {}", quoted.join(", "))
+}
+
 /// How many characters the caret should underline: the token starting at `column`.
 fn token_width(line: &str, column: usize) -> usize {
     let rest: Vec<char> = line.chars().skip(column.saturating_sub(1)).collect();

@@ -28,7 +28,7 @@ impl std::str::FromStr for HumanDuration {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        f.write_str(&crate::humanize::limit(self.0))
     }
 }
 

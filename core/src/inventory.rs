@@ -389,148 +389,229 @@ fn url_host(address: &str) -> String {
     }
 }
 
+/// Resolves every node of the inventory, reporting each problem at its place: the inventory as a
+/// whole, then per node its identity, how its member is managed, its etcd settings (paths,
+/// commands, unique member names and URLs) and its SSH settings.
 fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> Vec<Node> {
+    check_inventory(document, sink);
     let inventory = &document.value;
+    let defaults = &inventory.defaults;
+    let mut names = HashSet::new();
+    let mut taken = Taken::default();
+    let mut nodes = Vec::new();
+    for (i, entry) in inventory.nodes.iter().enumerate() {
+        let path = YamlPath::root().key("nodes").index(i);
+        let unique_name = check_identity(document, sink, &path, entry, &mut names);
+        let Some(management) = management(document, sink, &path, entry) else {
+            continue;
+        };
+        let etcd = resolve_etcd(entry, &defaults.etcd, management);
+        refuse_option_like_paths(document, sink, &path, &etcd);
+        check_commands(document, sink, &path, &etcd);
+        taken.check(document, sink, &path, &etcd, unique_name);
+        nodes.push(Node {
+            name: entry.name.clone(),
+            address: entry.address.clone(),
+            groups: entry.groups.clone(),
+            transport: entry.transport.or(defaults.transport).unwrap_or_default(),
+            ssh: resolve_ssh(&entry.ssh, &defaults.ssh),
+            etcd,
+            path,
+        });
+    }
+    nodes
+}
+
+/// The inventory as a whole: it lists nodes, and its defaults name no member.
+fn check_inventory(document: &Document<Inventory>, sink: &mut DiagnosticSink) {
     let root = YamlPath::root();
-    if inventory.nodes.is_empty() {
+    if document.value.nodes.is_empty() {
         sink.push(
             document
                 .error_at(&root.key("nodes"), "the inventory lists no nodes")
                 .hint("add at least one entry with `name` and `address`"),
         );
     }
-    let defaults = &inventory.defaults;
-    if defaults.etcd.member.is_some() {
+    if document.value.defaults.etcd.member.is_some() {
         sink.push(
             document
                 .error_at_key(&root.key("defaults").key("etcd").key("member"), "a member name cannot be a default")
                 .hint("every member needs its own name: set `etcd.member` on the node, or leave it out to use the node name"),
         );
     }
-    let mut names = HashSet::new();
-    let mut members = HashSet::new();
-    let mut urls = HashSet::new();
-    let mut nodes = Vec::new();
-    for (i, entry) in inventory.nodes.iter().enumerate() {
-        let path = root.key("nodes").index(i);
-        let unique_name = names.insert(entry.name.as_str());
-        if entry.name.is_empty() {
-            sink.push(document.error_at(&path.key("name"), "a node name cannot be empty"));
-        } else if !unique_name {
+}
+
+/// A node's name and address are set, and its name is not taken; returns whether the name is new.
+fn check_identity<'i>(
+    document: &Document<Inventory>,
+    sink: &mut DiagnosticSink,
+    path: &YamlPath,
+    entry: &'i NodeEntry,
+    names: &mut HashSet<&'i str>,
+) -> bool {
+    let unique_name = names.insert(entry.name.as_str());
+    if entry.name.is_empty() {
+        sink.push(document.error_at(&path.key("name"), "a node name cannot be empty"));
+    } else if !unique_name {
+        sink.push(
+            document
+                .error_at(
+                    &path.key("name"),
+                    format!("duplicate node name `{}`", entry.name),
+                )
+                .hint("node names must be unique; they name the etcd members"),
+        );
+    }
+    if entry.address.is_empty() {
+        sink.push(document.error_at(&path.key("address"), "a node address cannot be empty"));
+    }
+    unique_name
+}
+
+/// How the node's member is managed, from the node or the defaults: exactly one form.
+fn management(
+    document: &Document<Inventory>,
+    sink: &mut DiagnosticSink,
+    path: &YamlPath,
+    entry: &NodeEntry,
+) -> Option<Management> {
+    let base = &document.value.defaults.etcd;
+    let (spec, spec_path) = match (&entry.etcd.management, &base.management) {
+        (Some(spec), _) => (spec, path.key("etcd").key("management")),
+        (None, Some(spec)) => (
+            spec,
+            YamlPath::root()
+                .key("defaults")
+                .key("etcd")
+                .key("management"),
+        ),
+        (None, None) => {
+            sink.push(
+                document
+                    .error_at(path, format!("node `{}` does not say how its etcd member is managed", entry.name))
+                    .expected("`etcd.management` on the node or in `defaults`: `static_pod: {}` or `external: {start, stop}`")
+                    .hint("kubeadm clusters use `defaults: {etcd: {management: {static_pod: {}}}}`"),
+            );
+            return None;
+        }
+    };
+    match (&spec.static_pod, &spec.external) {
+        (Some(pod), None) => Some(Management::StaticPod(pod.clone())),
+        (None, Some(service)) => Some(Management::External(service.clone())),
+        (both, _) => {
+            let message = if both.is_some() {
+                "`management` names both `static_pod` and `external`"
+            } else {
+                "`management` names neither `static_pod` nor `external`"
+            };
+            sink.push(
+                document
+                    .error_at(&spec_path, message)
+                    .expected("exactly one of `static_pod: {}` or `external: {start, stop}`"),
+            );
+            None
+        }
+    }
+}
+
+/// The node's etcd settings: its own, else the defaults, else kubeadm's conventions.
+fn resolve_etcd(entry: &NodeEntry, base: &EtcdSettings, management: Management) -> NodeEtcd {
+    let etcd = &entry.etcd;
+    let host = url_host(&entry.address);
+    let pick = |own: &Option<String>, base: &Option<String>, fallback: String| {
+        own.clone().or_else(|| base.clone()).unwrap_or(fallback)
+    };
+    NodeEtcd {
+        management,
+        member: pick(&etcd.member, &None, entry.name.clone()),
+        data_dir: pick(&etcd.data_dir, &base.data_dir, "/var/lib/etcd".into()),
+        client_url: pick(
+            &etcd.client_url,
+            &base.client_url,
+            format!("https://{host}:2379"),
+        ),
+        peer_url: pick(
+            &etcd.peer_url,
+            &base.peer_url,
+            format!("https://{host}:2380"),
+        ),
+        tls: etcd
+            .tls
+            .clone()
+            .or_else(|| base.tls.clone())
+            .unwrap_or_else(TlsFiles::kubeadm),
+        etcdctl: etcd
+            .etcdctl
+            .clone()
+            .or_else(|| base.etcdctl.clone())
+            .unwrap_or_else(|| vec!["etcdctl".into()]),
+        etcdutl: etcd
+            .etcdutl
+            .clone()
+            .or_else(|| base.etcdutl.clone())
+            .unwrap_or_else(|| vec!["etcdutl".into()]),
+        backup_dir: pick(
+            &etcd.backup_dir,
+            &base.backup_dir,
+            "/var/backups/etcd".into(),
+        ),
+        process_name: pick(&etcd.process_name, &base.process_name, "etcd".into()),
+    }
+}
+
+/// `etcdctl` and `etcdutl` name a command.
+fn check_commands(
+    document: &Document<Inventory>,
+    sink: &mut DiagnosticSink,
+    path: &YamlPath,
+    etcd: &NodeEtcd,
+) {
+    for (field, words) in [("etcdctl", &etcd.etcdctl), ("etcdutl", &etcd.etcdutl)] {
+        if words.is_empty() || words[0].is_empty() {
             sink.push(
                 document
                     .error_at(
-                        &path.key("name"),
-                        format!("duplicate node name `{}`", entry.name),
+                        &path.key("etcd").key(field),
+                        format!("`{field}` names no command"),
                     )
-                    .hint("node names must be unique; they name the etcd members"),
+                    .expected("a list of words such as `[/usr/local/bin/etcdutl]`"),
             );
         }
-        if entry.address.is_empty() {
-            sink.push(document.error_at(&path.key("address"), "a node address cannot be empty"));
-        }
-        let own = entry;
-        let etcd = &own.etcd;
-        let base = &defaults.etcd;
-        let (spec, spec_path) = match (&etcd.management, &base.management) {
-            (Some(spec), _) => (spec, path.key("etcd").key("management")),
-            (None, Some(spec)) => (spec, root.key("defaults").key("etcd").key("management")),
-            (None, None) => {
-                sink.push(
-                    document
-                        .error_at(&path, format!("node `{}` does not say how its etcd member is managed", entry.name))
-                        .expected("`etcd.management` on the node or in `defaults`: `static_pod: {}` or `external: {start, stop}`")
-                        .hint("kubeadm clusters use `defaults: {etcd: {management: {static_pod: {}}}}`"),
-                );
-                continue;
-            }
-        };
-        let management = match (&spec.static_pod, &spec.external) {
-            (Some(pod), None) => Management::StaticPod(pod.clone()),
-            (None, Some(service)) => Management::External(service.clone()),
-            (both, _) => {
-                let message = if both.is_some() {
-                    "`management` names both `static_pod` and `external`"
-                } else {
-                    "`management` names neither `static_pod` nor `external`"
-                };
-                sink.push(
-                    document
-                        .error_at(&spec_path, message)
-                        .expected("exactly one of `static_pod: {}` or `external: {start, stop}`"),
-                );
-                continue;
-            }
-        };
-        let host = url_host(&entry.address);
-        let pick = |own: &Option<String>, base: &Option<String>, fallback: String| {
-            own.clone().or_else(|| base.clone()).unwrap_or(fallback)
-        };
-        let resolved = NodeEtcd {
-            management,
-            member: pick(&etcd.member, &None, entry.name.clone()),
-            data_dir: pick(&etcd.data_dir, &base.data_dir, "/var/lib/etcd".into()),
-            client_url: pick(
-                &etcd.client_url,
-                &base.client_url,
-                format!("https://{host}:2379"),
-            ),
-            peer_url: pick(
-                &etcd.peer_url,
-                &base.peer_url,
-                format!("https://{host}:2380"),
-            ),
-            tls: etcd
-                .tls
-                .clone()
-                .or_else(|| base.tls.clone())
-                .unwrap_or_else(TlsFiles::kubeadm),
-            etcdctl: etcd
-                .etcdctl
-                .clone()
-                .or_else(|| base.etcdctl.clone())
-                .unwrap_or_else(|| vec!["etcdctl".into()]),
-            etcdutl: etcd
-                .etcdutl
-                .clone()
-                .or_else(|| base.etcdutl.clone())
-                .unwrap_or_else(|| vec!["etcdutl".into()]),
-            backup_dir: pick(
-                &etcd.backup_dir,
-                &base.backup_dir,
-                "/var/backups/etcd".into(),
-            ),
-            process_name: pick(&etcd.process_name, &base.process_name, "etcd".into()),
-        };
-        refuse_option_like_paths(document, sink, &path, &resolved);
-        for (field, words) in [
-            ("etcdctl", &resolved.etcdctl),
-            ("etcdutl", &resolved.etcdutl),
-        ] {
-            if words.is_empty() || words[0].is_empty() {
-                sink.push(
-                    document
-                        .error_at(
-                            &path.key("etcd").key(field),
-                            format!("`{field}` names no command"),
-                        )
-                        .expected("a list of words such as `[/usr/local/bin/etcdutl]`"),
-                );
-            }
-        }
-        if !members.insert(resolved.member.clone()) && unique_name {
+    }
+}
+
+/// The member names and URLs earlier nodes took: no two nodes may share one.
+#[derive(Default)]
+struct Taken {
+    members: HashSet<String>,
+    urls: HashSet<String>,
+}
+
+impl Taken {
+    /// Takes the node's member name and URLs, reporting any already taken (a member name only
+    /// when the node's own name was new, so one mistake is reported once) and any URL that is
+    /// not http(s).
+    fn check(
+        &mut self,
+        document: &Document<Inventory>,
+        sink: &mut DiagnosticSink,
+        path: &YamlPath,
+        etcd: &NodeEtcd,
+        unique_name: bool,
+    ) {
+        if !self.members.insert(etcd.member.clone()) && unique_name {
             sink.push(
                 document
                     .error_at(
-                        &path,
-                        format!("duplicate etcd member name `{}`", resolved.member),
+                        path,
+                        format!("duplicate etcd member name `{}`", etcd.member),
                     )
                     .hint("every member of a cluster needs its own name"),
             );
         }
         for (field, url) in [
-            ("client_url", &resolved.client_url),
-            ("peer_url", &resolved.peer_url),
+            ("client_url", &etcd.client_url),
+            ("peer_url", &etcd.peer_url),
         ] {
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 sink.push(
@@ -541,41 +622,29 @@ fn resolve_nodes(document: &Document<Inventory>, sink: &mut DiagnosticSink) -> V
                         )
                         .expected("a URL such as `https://10.0.0.11:2379`"),
                 );
-            } else if !urls.insert(url.clone()) {
-                sink.push(document.error_at(&path, format!("URL `{url}` is used by two nodes")));
+            } else if !self.urls.insert(url.clone()) {
+                sink.push(document.error_at(path, format!("URL `{url}` is used by two nodes")));
             }
         }
-        let ssh = SshSettings {
-            user: own.ssh.user.clone().or_else(|| defaults.ssh.user.clone()),
-            port: own.ssh.port.or(defaults.ssh.port),
-            identity_file: own
-                .ssh
-                .identity_file
-                .clone()
-                .or_else(|| defaults.ssh.identity_file.clone()),
-            jump_host: own
-                .ssh
-                .jump_host
-                .clone()
-                .or_else(|| defaults.ssh.jump_host.clone()),
-            known_hosts: own
-                .ssh
-                .known_hosts
-                .clone()
-                .or_else(|| defaults.ssh.known_hosts.clone()),
-            sudo: own.ssh.sudo.or(defaults.ssh.sudo),
-        };
-        nodes.push(Node {
-            name: entry.name.clone(),
-            address: entry.address.clone(),
-            groups: entry.groups.clone(),
-            transport: own.transport.or(defaults.transport).unwrap_or_default(),
-            ssh,
-            etcd: resolved,
-            path,
-        });
     }
-    nodes
+}
+
+/// The node's SSH settings: each its own, else the default (unset ones fall to `~/.ssh/config`).
+fn resolve_ssh(own: &SshSettings, defaults: &SshSettings) -> SshSettings {
+    SshSettings {
+        user: own.user.clone().or_else(|| defaults.user.clone()),
+        port: own.port.or(defaults.port),
+        identity_file: own
+            .identity_file
+            .clone()
+            .or_else(|| defaults.identity_file.clone()),
+        jump_host: own.jump_host.clone().or_else(|| defaults.jump_host.clone()),
+        known_hosts: own
+            .known_hosts
+            .clone()
+            .or_else(|| defaults.known_hosts.clone()),
+        sudo: own.sudo.or(defaults.sudo),
+    }
 }
 
 /// Whether two URLs are the same endpoint: compared without a trailing slash, ignoring case.

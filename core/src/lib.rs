@@ -4,6 +4,7 @@
 //! SSH and no etcd client, so the compiler enforces that the language, the compiler, the plan, the
 //! scheduler, the journal's events and the report are pure. The `etcdrill` crate runs plans.
 
+pub mod atomic_file;
 pub mod backup;
 pub mod diagnostic;
 pub mod document;
@@ -16,6 +17,7 @@ pub mod inventory;
 pub mod journal;
 pub mod plan;
 pub mod redact;
+pub mod remote_checksum;
 pub mod render;
 pub mod report;
 pub mod run_dir;

@@ -221,7 +221,7 @@ fn fill_random(bytes: &mut [u8]) {
 
 fn legacy_digest(run_id: &str, text: &str) -> String {
     let digest = Sha256::digest(format!("{run_id}\0{text}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::humanize::hex(&digest)
 }
 
 /// A run's directory.
@@ -300,9 +300,11 @@ impl RunDir {
         self.write("plan.json", &json)
     }
 
+    /// Replaces the file `name` atomically and durably: a crash never leaves half a record.
     fn write(&self, name: &str, text: &str) -> Result<(), RunDirError> {
         let path = self.path.join(name);
-        std::fs::write(&path, format!("{text}\n")).map_err(|source| RunDirError::Io {
+        let text = format!("{text}\n");
+        crate::atomic_file::write(&path, text.as_bytes()).map_err(|source| RunDirError::Io {
             what: "write",
             path,
             source,

@@ -81,8 +81,8 @@ pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
     }
     let too_big = |size: u64| {
         refuse(format!(
-            "larger than {} MiB ({size} bytes); etcdrill refuses input files this large",
-            max >> 20
+            "larger than {} ({size} bytes); etcdrill refuses input files this large",
+            crate::humanize::bytes(max as f64)
         ))
     };
     if metadata.len() > max {

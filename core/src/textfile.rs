@@ -7,10 +7,9 @@
 //! file and replaces it atomically, so the collector never reads a half-written one.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,8 +169,9 @@ pub fn render(previous: &str, sample: &RunSample) -> String {
 
 /// Applies `sample` to the text file at `path` (missing: empty) and replaces it atomically.
 ///
-/// The new content goes to `.<name>.<pid>.tmp` in the same directory, which the collector ignores
-/// (it reads `*.prom`), is synced, then renamed over `path`.
+/// The new content goes to a hidden `.part` file in the same directory (see
+/// [`crate::atomic_file`]), which the collector ignores (it reads `*.prom`), is synced, then
+/// renamed over `path`.
 pub fn update(path: &Path, sample: &RunSample) -> Result<(), TextfileError> {
     let previous = match fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -179,35 +179,11 @@ pub fn update(path: &Path, sample: &RunSample) -> Result<(), TextfileError> {
         Err(source) => return Err(error("read", path)(source)),
     };
     let text = render(&previous, sample);
-
-    let Some(file_name) = path.file_name() else {
+    if path.file_name().is_none() {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
         return Err(error("write", path)(source));
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temp_name = OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = dir.join(temp_name);
-
-    let written = fs::File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_all()
-        })
-        .map_err(error("write", &temp))
-        .and_then(|()| fs::rename(&temp, path).map_err(error("rename into", path)));
-    if written.is_err() {
-        // Best effort: the error that matters is the one being returned.
-        let _ = fs::remove_file(&temp);
-        return written;
     }
-    fs::File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(error("sync the directory of", path))
+    crate::atomic_file::write(path, text.as_bytes()).map_err(error("write", path))
 }
 
 /// Makes the error of failing to do `what` with `path`.
@@ -405,6 +381,7 @@ fn seconds(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
     use std::time::Duration;
 
     use super::*;

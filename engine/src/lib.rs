@@ -6,8 +6,9 @@
 //! drills, diagnosis, the sandbox and the CLI.
 
 pub use etcdrill_core::{
-    diagnostic, document, format, human_duration, humanize, inventory, journal, plan, redact,
-    render, report, run_state, runbook, schedule, schema, shown, source, textfile,
+    atomic_file, diagnostic, document, format, human_duration, humanize, inventory, journal, plan,
+    redact, remote_checksum, render, report, run_state, runbook, schedule, schema, shown, source,
+    textfile,
 };
 
 pub mod backup;

@@ -56,7 +56,11 @@ const HANG: Duration = Duration::from_secs(120);
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d{8}T\d{6}Z-local-[0-9a-f]+", "[RUN_ID]"),
-        (r"\(\d+(\.\d+)?s\)", "([DURATION])"),
+        // Durations as `humanize::human_ms` writes them: `450 ms`, `6.0 s`, `2 min 03 s`.
+        (
+            r"\((\d+ ms|\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)\)",
+            "([DURATION])",
+        ),
         (r#"time="[0-9.]+""#, r#"time="[SECONDS]""#),
         (r#"timestamp="[^"]+""#, r#"timestamp="[TIMESTAMP]""#),
         (

@@ -269,7 +269,7 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
 pub fn summary(facts: &[NodeFacts]) -> String {
     let gib = |bytes: Option<u64>| {
         bytes.map_or("?".to_owned(), |b| {
-            format!("{:.1} GiB free", b as f64 / (1u64 << 30) as f64)
+            format!("{} free", crate::humanize::bytes(b as f64))
         })
     };
     let dir = |d: &Option<DirFacts>| match d {
@@ -356,10 +356,10 @@ pub fn read(run_dir: &std::path::Path) -> Option<Vec<NodeFacts>> {
     serde_json::from_slice(&json).ok()
 }
 
-/// Writes the facts as `facts.json` into a run directory.
+/// Writes the facts as `facts.json` into a run directory, atomically and durably.
 pub fn write(run_dir: &std::path::Path, facts: &[NodeFacts]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(facts).map_err(std::io::Error::other)?;
-    std::fs::write(run_dir.join("facts.json"), json)
+    crate::atomic_file::write(&run_dir.join("facts.json"), &json)
 }
 
 #[cfg(test)]

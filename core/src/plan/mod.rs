@@ -63,7 +63,7 @@ impl FileDigest {
     pub fn of(path: &std::path::Path, text: &str) -> Self {
         Self {
             path: path.display().to_string(),
-            sha256: hex(&Sha256::digest(text.as_bytes())),
+            sha256: crate::humanize::hex(&Sha256::digest(text.as_bytes())),
         }
     }
 }
@@ -414,7 +414,7 @@ impl Plan {
     /// The sha256 of the plan document: the identity resume checks before continuing a run.
     pub fn digest(&self) -> String {
         let json = serde_json::to_vec(&self.document()).expect("a plan serialises");
-        hex(&Sha256::digest(json))
+        crate::humanize::hex(&Sha256::digest(json))
     }
 }
 
@@ -453,8 +453,4 @@ pub struct DocumentNeed {
     pub step: String,
     /// The outcome waited for.
     pub outcome: Outcome,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -53,7 +53,7 @@ pub(crate) fn operation(
         Action::EtcdSnapshotRestore(args) => snapshot_restore(node, cluster, args)?,
         Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
         Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
-        Action::EtcdSnapshotVerify(args) => verify_trailer(&args.path),
+        Action::EtcdSnapshotVerify(args) => crate::remote_checksum::script(&args.path),
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
                 direction: args.direction,
@@ -442,7 +442,7 @@ fn snapshot_restore(
         "set -eu\ndata_dir={}\nsnapshot={snap}\nstaging=\"$data_dir/{RESTORE_STAGING}\"\nmark=\"$data_dir/{RESTORE_MARK}\"\n[ -f \"$snapshot\" ] || {{ echo \"snapshot $snapshot not found on this node\" >&2; exit 1; }}\n# What this restore is: the snapshot file as it is now and the whole etcdutl command (its sha256).\nwant=\"$(stat -c '%s %Y' -- \"$snapshot\") {identity}\"\nif [ -d \"$data_dir/member\" ] && [ -f \"$mark\" ] && [ \"$(cat -- \"$mark\")\" = \"$want\" ]; then\n  rm -rf -- \"$staging\"\n  echo \"$data_dir already holds this restore: an earlier attempt of this step finished it\"\n  exit 0\nfi\nif [ -e \"$data_dir\" ] && [ -n \"$(ls -A -- \"$data_dir\" | grep -v -x -F -e {RESTORE_STAGING} -e {RESTORE_MARK})\" ]; then echo \"refusing to restore into $data_dir: it is not empty\" >&2; exit 1; fi\n{ROOM_CHECK}\n{preflight}if pgrep -f -- \"$staging\" >/dev/null 2>&1; then echo \"an earlier etcdutl is still restoring into $staging (pid $(pgrep -f -- \"$staging\" | tr '\\n' ' ')): let it end or stop it, then resume\" >&2; exit 1; fi\nrm -rf -- \"$staging\" \"$mark\"\nmkdir -p -m 700 -- \"$data_dir\"\n{restore} --data-dir \"$staging\"\nprintf '%s\\n' \"$want\" >\"$mark\"\nmv -- \"$staging/member\" \"$data_dir/member\"\nrmdir -- \"$staging\"",
         q(&args.data_dir),
         snap = q(&args.snapshot),
-        identity = super::hex(&sha2::Sha256::digest(format!(
+        identity = crate::humanize::hex(&sha2::Sha256::digest(format!(
             "{restore} --data-dir {}",
             q(&args.data_dir)
         ))),
@@ -540,15 +540,6 @@ fn data_dir_set_aside_back(node: &Node, args: &DataDirSetAsideArgs) -> String {
     )
 }
 
-/// Checks a snapshot's sha256 trailer on a node with coreutils only: the file is the bbolt
-/// database followed by the 32-byte sha256 of it, so its size is 512k + 32.
-fn verify_trailer(path: &str) -> String {
-    format!(
-        "set -eu\nf={}\nsize=$(stat -c %s -- \"$f\")\n[ $((size % 512)) -eq 32 ] || {{ echo \"$f has no sha256 trailer: its size $size is not a multiple of 512 plus 32\" >&2; exit 1; }}\nwant=$(tail -c 32 -- \"$f\" | od -An -v -tx1 | tr -d ' \\n')\ngot=$(head -c $((size - 32)) -- \"$f\" | sha256sum | cut -d' ' -f1)\n[ \"$want\" = \"$got\" ] || {{ echo \"$f is corrupt: trailer says $want, content hashes to $got\" >&2; exit 1; }}\necho \"etcdrill-output size=$size\"\necho \"etcdrill-output sha256=$got\"",
-        q(path)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,35 +552,6 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into(),
             String::from_utf8_lossy(&out.stderr).into(),
         )
-    }
-
-    #[test]
-    fn trailer_check_accepts_a_good_snapshot_and_refuses_a_flipped_bit() {
-        use sha2::{Digest, Sha256};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("it's a snap.db");
-        let mut bytes = vec![7u8; 4096];
-        let digest = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&digest);
-        std::fs::write(&path, &bytes).unwrap();
-        let script = verify_trailer(path.to_str().unwrap());
-        let (ok, stdout, stderr) = sh(&script);
-        assert!(ok, "{stderr}");
-        assert!(
-            stdout.contains(&format!("sha256={}", super::super::hex(&digest))),
-            "{stdout}"
-        );
-
-        bytes[100] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
-        let (ok, _, stderr) = sh(&script);
-        assert!(!ok);
-        assert!(stderr.contains("is corrupt"), "{stderr}");
-
-        std::fs::write(&path, &bytes[..4000]).unwrap();
-        let (ok, _, stderr) = sh(&script);
-        assert!(!ok);
-        assert!(stderr.contains("has no sha256 trailer"), "{stderr}");
     }
 
     const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    - --initial-cluster-state=new\n    - --force-new-cluster\n    image: etcd\n";

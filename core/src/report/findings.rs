@@ -3,7 +3,8 @@
 
 use crate::journal::{SkipReason, StepResult};
 
-use super::{Finding, FindingKind, RunInfo, StepReport, StepStatus, human_ms};
+use super::{Finding, FindingKind, RunInfo, StepReport, StepStatus};
+use crate::humanize::human_ms;
 
 /// Steps slower than this are always findings.
 const SLOW_MS: u64 = 30_000;

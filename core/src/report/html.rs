@@ -10,8 +10,9 @@ use std::fmt::{Result, Write};
 
 use super::{
     FactsRow, Marker, MarkerKind, OperationSummary, Report, StepReport, StepStatus, TimeShare,
-    human_ms, offset_ms, result_words, timestamp_text,
+    offset_ms, result_words, timestamp_text,
 };
+use crate::humanize::{duration, human_ms};
 use crate::journal::StepResult;
 
 /// Renders `report` as an HTML page.
@@ -222,15 +223,13 @@ fn numbers(out: &mut String, report: &Report) -> Result {
     }
     match &report.drill {
         Some(drill) => {
-            let rto = drill
-                .rto
-                .map_or("—".into(), |d| human_ms(d.as_millis() as u64));
+            let rto = drill.rto.map_or("—".into(), duration);
             number(out, "RTO", &rto, "declared to healthy and verified")?;
             match &drill.rpo {
                 Some(rpo) => number(
                     out,
                     "RPO",
-                    &human_ms(rpo.snapshot_age.as_millis() as u64),
+                    &duration(rpo.snapshot_age),
                     &rpo.revisions_lost
                         .map_or("revisions lost: unknown".into(), |n| {
                             format!("{n} revisions lost")
@@ -576,9 +575,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
         )?,
         Some(drill) => {
             writeln!(out, "<table>")?;
-            let rto = drill
-                .rto
-                .map_or("not measured".into(), |d| human_ms(d.as_millis() as u64));
+            let rto = drill.rto.map_or("not measured".into(), duration);
             writeln!(
                 out,
                 "<tr><th>RTO (disaster declared to quorum healthy and verified)</th><td class=\"n\">{rto}</td></tr>"
@@ -588,7 +585,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
                     writeln!(
                         out,
                         "<tr><th>RPO: snapshot age</th><td class=\"n\">{}</td></tr>",
-                        human_ms(rpo.snapshot_age.as_millis() as u64)
+                        duration(rpo.snapshot_age)
                     )?;
                     writeln!(
                         out,

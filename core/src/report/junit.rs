@@ -5,7 +5,8 @@
 
 use std::fmt::{Result, Write};
 
-use super::{Report, StepReport, StepStatus, human_ms, result_words};
+use super::{Report, StepReport, StepStatus, result_words};
+use crate::humanize::human_ms;
 use crate::journal::StepResult;
 
 /// Renders `report` as JUnit XML.

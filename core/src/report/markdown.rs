@@ -6,10 +6,9 @@
 
 use std::fmt::{Result, Write};
 
-use super::{
-    FactsRow, OperationSummary, Report, StepReport, StepStatus, human_ms, offset_ms, result_words,
-};
+use super::{FactsRow, OperationSummary, Report, StepReport, StepStatus, offset_ms, result_words};
 use crate::format::markdown::{code_span, fenced_block, plain_text, table_row};
+use crate::humanize::{duration, human_ms};
 
 /// Renders `report` as Markdown.
 pub fn render(report: &Report) -> String {
@@ -143,9 +142,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
         return writeln!(out, "Not a drill: no RTO or RPO was measured.");
     };
     writeln!(out, "| | |\n|---|---|")?;
-    let rto = drill.rto.map_or("not measured".to_string(), |rto| {
-        human_ms(rto.as_millis() as u64)
-    });
+    let rto = drill.rto.map_or("not measured".to_string(), duration);
     table_row(
         out,
         &[
@@ -155,13 +152,7 @@ fn drill(out: &mut String, report: &Report) -> Result {
     )?;
     match &drill.rpo {
         Some(rpo) => {
-            table_row(
-                out,
-                &[
-                    "RPO: snapshot age",
-                    &human_ms(rpo.snapshot_age.as_millis() as u64),
-                ],
-            )?;
+            table_row(out, &["RPO: snapshot age", &duration(rpo.snapshot_age)])?;
             let lost = rpo
                 .revisions_lost
                 .map_or("unknown".to_string(), |n| n.to_string());

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::humanize::human_ms;
 use crate::journal::{RollbackSkip, SkipReason, StepResult, Timestamp};
 use crate::run_dir::RunRecord;
 
@@ -553,14 +552,11 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportErro
     let mut written = Vec::new();
     for (name, text) in REPORT_FILES.iter().zip(texts) {
         let path = dir.join(name);
-        // Written beside and renamed, so a reader never sees half a report.
-        let partial = dir.join(format!(".{name}.part"));
-        std::fs::write(&partial, text)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|source| ReportError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        // A reader never sees half a report.
+        crate::atomic_file::write(&path, text.as_bytes()).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
         written.push(path);
     }
     Ok(written)

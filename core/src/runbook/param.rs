@@ -172,14 +172,7 @@ impl ParamSpec {
             ParamType::Path => "a non-empty path".into(),
             ParamType::Node => "the name of a node in the inventory".into(),
             ParamType::String => "text".into(),
-            ParamType::Choice => format!(
-                "one of {}",
-                self.choices
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            ParamType::Choice => crate::diagnostic::one_of(&self.choices),
         }
     }
 }

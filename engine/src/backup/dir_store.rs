@@ -1,5 +1,6 @@
-//! Copies in a directory on the controller: written to `NAME.part`, fsync'd, renamed, and the
-//! directory fsync'd, so a crash leaves either no copy or a whole one.
+//! Copies in a directory on the controller, each written through [`crate::atomic_file`] (a
+//! `.part` file, fsync'd, renamed, the directory fsync'd), so a crash leaves either no copy or a
+//! whole one.
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +8,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 
 use super::BackupError;
 use super::store::{Digest, LocalSnapshot, StoredSnapshot, snapshot_of_meta};
+use crate::atomic_file;
 use crate::snapshot::meta::SnapshotMeta;
 
 /// Read and write buffer size.
 const BUFFER: usize = 1 << 20;
+
+/// Runs blocking file work off the async runtime.
+async fn blocking(
+    work: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| std::io::Error::other(join.to_string()))
+        .and_then(|result| result)
+}
 
 /// A backup directory on this machine.
 #[derive(Debug)]
@@ -67,7 +79,7 @@ impl DirStore {
             .await
             .map_err(self.io("create the directory"))?;
         let target = self.path(&local.name);
-        let part = self.root.join(format!("{}.part", local.name));
+        let part = atomic_file::part_path(&target);
         let result = async {
             let mut source = tokio::fs::File::open(&local.path)
                 .await
@@ -87,41 +99,25 @@ impl DirStore {
                 .flush()
                 .await
                 .map_err(self.io(format!("write {}", part.display())))?;
-            writer
-                .into_inner()
-                .sync_all()
+            let what = format!("move the copy into {}", target.display());
+            let (part, target) = (part.clone(), target.clone());
+            blocking(move || atomic_file::commit(&part, &target))
                 .await
-                .map_err(self.io(format!("fsync {}", part.display())))?;
-            tokio::fs::rename(&part, &target)
-                .await
-                .map_err(self.io(format!("rename into {}", target.display())))
+                .map_err(self.io(what))
         }
         .await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&part).await;
         }
-        result?;
-        self.sync_dir().await
+        result
     }
 
     pub(crate) async fn upload_meta(&self, name: &str, bytes: Vec<u8>) -> Result<(), BackupError> {
         let path = SnapshotMeta::path_for(&self.path(name));
-        let part = self.root.join(format!("{name}.meta.part"));
-        let file_part = part.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&file_part)?;
-            file.write_all(&bytes)?;
-            file.sync_all()
-        })
-        .await
-        .map_err(|join| std::io::Error::other(join.to_string()))
-        .and_then(|r| r)
-        .map_err(self.io(format!("write {}", part.display())))?;
-        tokio::fs::rename(&part, &path)
+        let shown = path.display().to_string();
+        blocking(move || atomic_file::write(&path, &bytes))
             .await
-            .map_err(self.io(format!("rename into {}", path.display())))?;
-        self.sync_dir().await
+            .map_err(self.io(format!("write {shown}")))
     }
 
     pub(crate) async fn digest(&self, name: &str) -> Result<Digest, BackupError> {
@@ -192,10 +188,8 @@ impl DirStore {
 
     async fn sync_dir(&self) -> Result<(), BackupError> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&root)?.sync_all())
+        blocking(move || std::fs::File::open(&root)?.sync_all())
             .await
-            .map_err(|join| std::io::Error::other(join.to_string()))
-            .and_then(|r| r)
             .map_err(self.io("fsync the directory"))
     }
 }

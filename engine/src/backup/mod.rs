@@ -300,7 +300,7 @@ async fn within<T>(
             Err(BackupError::Remote {
                 destination: destination.to_string(),
                 what: "finish".into(),
-                detail: format!("timed out after {}", humantime::format_duration(timeout)),
+                detail: format!("timed out after {}", crate::humanize::limit(timeout)),
             })
         })
 }
@@ -333,10 +333,7 @@ mod tests {
         let base = crate::snapshot::meta::tests::sample();
         let meta = SnapshotMeta {
             size: file.len() as u64,
-            sha256: file[file.len() - 32..]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: crate::humanize::hex(&file[file.len() - 32..]),
             time: Timestamp(base.time.0 + Duration::from_secs(hours * 3600)),
             ..base
         };

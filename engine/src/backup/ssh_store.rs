@@ -1,19 +1,20 @@
 //! Copies in a directory on a backup host, over SSH with strict host key checking.
 //!
 //! The snapshot is streamed with the transport's push (`.part`, fsync, rename); reading it back
-//! runs `head`, `sha256sum`, `tail` and `od` on the host, so the check covers the bytes on the
-//! host's disk without bringing them back. Only POSIX `sh` and coreutils are needed there.
+//! runs the trailer check of [`crate::remote_checksum`] on the host, so the check covers the bytes
+//! on the host's disk without bringing them back. Only POSIX `sh` and coreutils are needed there.
 
 use std::time::Duration;
 
 use super::BackupError;
 use super::destination::SshDestination;
 use super::store::{Digest, LocalSnapshot, StoredSnapshot, snapshot_of_meta};
+use crate::remote_checksum;
 use crate::render::shell_quote;
 use crate::snapshot::meta::SnapshotMeta;
 use crate::transfer::TransferMeter;
 use crate::transport::ssh::SshTransport;
-use crate::transport::{CommandRequest, Transport};
+use crate::transport::{CommandOutput, CommandRequest, Transport};
 
 /// Marks "no such file" in a script's output.
 const ABSENT: &str = "ETCDRILL-ABSENT";
@@ -76,36 +77,46 @@ impl SshStore {
 
     /// Runs a script on the host; its stdout when it exits 0.
     async fn run(&self, what: &str, script: &str) -> Result<String, BackupError> {
+        let output = self.run_output(script).await?;
+        if output.success() {
+            Ok(output.stdout)
+        } else {
+            Err(self.failed(what, &output))
+        }
+    }
+
+    /// Runs a script on the host, whatever its exit.
+    async fn run_output(&self, script: &str) -> Result<CommandOutput, BackupError> {
         let request = CommandRequest {
             script,
             sudo: self.sudo(),
             timeout: self.timeout,
             grace: GRACE,
         };
-        let output =
-            self.transport
-                .run(&request, None)
-                .await
-                .map_err(|source| BackupError::Transport {
-                    destination: self.shown.clone(),
-                    source,
-                })?;
-        if output.success() {
-            return Ok(output.stdout);
-        }
+        self.transport
+            .run(&request, None)
+            .await
+            .map_err(|source| BackupError::Transport {
+                destination: self.shown.clone(),
+                source,
+            })
+    }
+
+    /// The error of a script doing `what` that did not exit 0.
+    fn failed(&self, what: &str, output: &CommandOutput) -> BackupError {
         let why = if output.timed_out {
-            format!("timed out after {:?}", self.timeout)
+            format!("timed out after {}", crate::humanize::limit(self.timeout))
         } else {
             match output.exit_status {
                 Some(code) => format!("exit status {code}"),
                 None => "killed by a signal".to_string(),
             }
         };
-        Err(BackupError::Remote {
+        BackupError::Remote {
             destination: self.shown.clone(),
             what: what.to_string(),
             detail: format!("{why}: {}", output.stderr.trim()),
-        })
+        }
     }
 
     pub(crate) async fn read_meta(&self, name: &str) -> Result<Option<SnapshotMeta>, BackupError> {
@@ -156,48 +167,33 @@ impl SshStore {
         self.run("write metadata", &script).await.map(drop)
     }
 
+    /// Reads the copy back on the host with the one trailer check ([`remote_checksum`]).
     pub(crate) async fn digest(&self, name: &str) -> Result<Digest, BackupError> {
-        let path = shell_quote(&self.remote_path(name));
+        let path = self.remote_path(name);
         let script = format!(
-            "f={path}\n\
-             if [ ! -f \"$f\" ]; then echo {ABSENT}; exit 0; fi\n\
-             size=$(wc -c < \"$f\") || exit 1\n\
-             echo \"size $size\"\n\
-             if [ \"$size\" -ge 32 ]; then\n\
-             data=$(head -c $((size - 32)) \"$f\" | sha256sum) || exit 1\n\
-             echo \"data ${{data%% *}}\"\n\
-             echo \"trailer $(tail -c 32 \"$f\" | od -An -v -tx1 | tr -d ' \\n')\"\n\
-             fi\n"
+            "if [ ! -e {} ]; then echo {ABSENT}; exit 0; fi\n{}",
+            shell_quote(&path),
+            remote_checksum::script(&path)
         );
-        let text = self.run("read the copy back", &script).await?;
-        if text.trim() == ABSENT {
+        let output = self.run_output(&script).await?;
+        if output.success() && output.stdout.trim() == ABSENT {
             return Ok(Digest::Missing);
         }
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-                .map(|v| v.trim().to_string())
-        };
-        let size: u64 =
-            field("size")
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| BackupError::Remote {
-                    destination: self.shown.clone(),
-                    what: "read the copy back".into(),
-                    detail: format!("unexpected output: {}", text.trim()),
-                })?;
-        let sha256 = match (field("data"), field("trailer")) {
-            _ if size < 32 || size % 512 != 32 => Err(format!(
-                "no sha256 trailer: {size} bytes is not 512*k + 32 (truncated)"
-            )),
-            (Some(data), Some(trailer)) if data == trailer && data.len() == 64 => Ok(data),
-            (data, trailer) => Err(format!(
-                "corrupt: the sha256 of the data is {}, the trailer says {}",
-                data.unwrap_or_default(),
-                trailer.unwrap_or_default()
-            )),
-        };
-        Ok(Digest::Read { size, sha256 })
+        let reported = remote_checksum::reported(&output.stdout);
+        match (reported.size, reported.sha256) {
+            (Some(size), Some(sha256)) if output.success() => Ok(Digest::Read {
+                size,
+                sha256: Ok(sha256),
+            }),
+            // The file was read and its trailer does not match: the script says why.
+            (Some(size), _) if output.exit_status == Some(1) && !output.timed_out => {
+                Ok(Digest::Read {
+                    size,
+                    sha256: Err(output.stderr.trim().to_string()),
+                })
+            }
+            _ => Err(self.failed("read the copy back", &output)),
+        }
     }
 
     pub(crate) async fn list(&self) -> Result<Vec<StoredSnapshot>, BackupError> {

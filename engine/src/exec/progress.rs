@@ -8,9 +8,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::terminal::Terminal;
+use crate::humanize::{bytes, duration, human_ms};
 use crate::journal::{Event, Record, RunResult, SkipReason, StepResult};
 use crate::plan::Plan;
 use crate::transfer::TransferMeter;
@@ -78,7 +79,8 @@ struct Running {
 }
 
 impl Running {
-    /// Bytes moved so far and the rate, when the step moves any: `1.2 GiB of 2.0 GiB at 150 MiB/s`.
+    /// Bytes moved so far and the rate, when the step moves any: `1.2 GiB of 2.0 GiB at 150.0
+    /// MiB/s`.
     fn moved(&self, elapsed: Duration) -> Option<String> {
         let meter = self.meter.as_ref()?;
         let done = meter.done();
@@ -86,10 +88,11 @@ impl Running {
             return None;
         }
         let seconds = elapsed.as_secs_f64().max(0.001);
-        let rate = HumanBytes((done as f64 / seconds) as u64);
+        let rate = bytes(done as f64 / seconds);
+        let done = bytes(done as f64);
         Some(match meter.total() {
-            Some(total) => format!("{} of {} at {rate}/s", HumanBytes(done), HumanBytes(total)),
-            None => format!("{} at {rate}/s", HumanBytes(done)),
+            Some(total) => format!("{done} of {} at {rate}/s", bytes(total as f64)),
+            None => format!("{done} at {rate}/s"),
         })
     }
 }
@@ -246,13 +249,16 @@ impl Reporter {
                 for (step, running) in due {
                     running.last_said = now;
                     let elapsed = now.duration_since(running.started);
-                    let seconds = elapsed.as_secs_f64().round();
                     let moved = running
                         .moved(elapsed)
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default();
                     let step = crate::shown::escape_line(step);
-                    let _ = writeln!(out, "...     {step} still running ({seconds}s){moved}");
+                    let _ = writeln!(
+                        out,
+                        "...     {step} still running ({}){moved}",
+                        duration(elapsed)
+                    );
                 }
             }
         }
@@ -277,7 +283,7 @@ fn finish(running: Running) {
     }
 }
 
-/// A finished step's line with the bytes it moved: `ok      copy@a (6.0s): 1.0 GiB ...`.
+/// A finished step's line with the bytes it moved: `ok      copy@a (6.0 s): 1.0 GiB ...`.
 fn with_moved(line: String, moved: Option<String>) -> String {
     match moved {
         Some(moved) => format!("{line}: {moved}"),
@@ -357,22 +363,21 @@ fn describe(plan: &Plan, event: &Event, verbosity: Verbosity) -> Option<String> 
             output_tail,
             ..
         } => {
-            let seconds = *duration_ms as f64 / 1000.0;
+            let took = human_ms(*duration_ms);
             match result {
                 StepResult::Succeeded if verbose => {
-                    format!("ok      {step} ({seconds:.1}s){}", tail_lines(output_tail))
+                    format!("ok      {step} ({took}){}", tail_lines(output_tail))
                 }
-                StepResult::Succeeded => format!("ok      {step} ({seconds:.1}s)"),
+                StepResult::Succeeded => format!("ok      {step} ({took})"),
                 StepResult::Shown => format!(
                     "SHOWN   {step}: not run (check mode)\n{}",
                     indent(output_tail)
                 ),
-                StepResult::TimedOut => format!(
-                    "TIMEOUT {step} after {seconds:.1}s{}",
-                    tail_lines(output_tail)
-                ),
+                StepResult::TimedOut => {
+                    format!("TIMEOUT {step} after {took}{}", tail_lines(output_tail))
+                }
                 StepResult::Failed { error } => format!(
-                    "FAILED  {step} ({seconds:.1}s): {error}{}",
+                    "FAILED  {step} ({took}): {error}{}",
                     tail_lines(output_tail)
                 ),
             }
@@ -567,11 +572,11 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(lines[0], "start   copy@a: Copy it");
         assert!(
-            lines[1].starts_with("...     copy@a still running (11s): 1.00 MiB of 2.00 MiB at "),
+            lines[1].starts_with("...     copy@a still running (11.0 s): 1.0 MiB of 2.0 MiB at "),
             "{text}"
         );
         assert!(
-            lines[2] == "ok      copy@a (11.0s): 2.00 MiB of 2.00 MiB at 186.18 KiB/s",
+            lines[2] == "ok      copy@a (11.0 s): 2.0 MiB of 2.0 MiB at 186.2 KiB/s",
             "{text}"
         );
     }

@@ -120,23 +120,16 @@ impl SnapshotMeta {
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
 
-    /// Writes the file (pretty JSON, then a newline) atomically: to `PATH.part`, then renamed.
+    /// Writes the file (pretty JSON, then a newline) atomically and durably (see
+    /// [`crate::atomic_file`]).
     pub fn write(&self, path: &Path) -> Result<(), MetaError> {
         let mut text = serde_json::to_string_pretty(self).expect("metadata serialises");
         text.push('\n');
-        let mut part = path.as_os_str().to_owned();
-        part.push(".part");
-        let part = PathBuf::from(part);
-        let io = |what, at: &Path| {
-            let at = at.to_path_buf();
-            move |source| MetaError::Io {
-                what,
-                path: at,
-                source,
-            }
-        };
-        std::fs::write(&part, text).map_err(io("write", &part))?;
-        std::fs::rename(&part, path).map_err(io("rename into", path))
+        crate::atomic_file::write(path, text.as_bytes()).map_err(|source| MetaError::Io {
+            what: "write",
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

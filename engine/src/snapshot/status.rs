@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::bbolt::{Corruption, Db, Source, WalkError};
 use super::{SnapshotStatus, TrailerCheck};
+use crate::humanize::hex;
 
 /// Length of the sha256 trailer.
 pub(crate) const TRAILER: u64 = 32;
@@ -193,11 +194,6 @@ fn walk<S: Source + ?Sized>(src: &S, db_len: u64) -> Result<SnapshotStatus, Walk
         txid: db.meta.txid,
         sha256_trailer: TrailerCheck::Missing,
     })
-}
-
-/// Lowercase hex of bytes.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether the structure of a database in memory (any trailer ignored) is sound; no sha256.

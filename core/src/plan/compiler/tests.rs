@@ -1,5 +1,7 @@
 use super::*;
+use crate::plan::{Condition, Operation, Rollback};
 use crate::runbook::Runbook;
+use crate::runbook::action::Action;
 
 const INVENTORY: &str = "\
 name: lab
