@@ -32,11 +32,20 @@ fn main() -> ExitCode {
 }
 
 /// Reports a command line clap refused. Its message quotes the offending argument, which is text
-/// from input: shown without styling and with control and invisible characters escaped, as every
-/// other error is. Help and version are clap's to print.
+/// from input: clap reports the same command line with control and invisible characters escaped
+/// instead (coloured on a terminal, as ever), or, should that parse, the first error without
+/// styling and escaped. Help and version are clap's to print.
 fn usage_error(error: clap::Error) -> ExitCode {
     if !error.use_stderr() {
         error.exit();
+    }
+    let shown_args: Vec<String> = std::env::args_os()
+        .map(|arg| shown::escape(&arg.to_string_lossy()).into_owned())
+        .collect();
+    if let Err(shown_error) = Cli::try_parse_from(&shown_args) {
+        if shown_error.kind() == error.kind() {
+            shown_error.exit();
+        }
     }
     let message = error.render().to_string();
     let _ = io::stderr().write_all(shown::escape(&message).as_bytes());

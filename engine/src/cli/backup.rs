@@ -161,7 +161,7 @@ pub(super) fn list(args: &ListArgs, out: &mut dyn Write) -> Result<(), CliError>
                     c.meta.cluster.clone(),
                     c.meta.member.clone(),
                     c.meta.revision.to_string(),
-                    crate::etcd::human_bytes(c.meta.size as i64),
+                    crate::humanize::bytes(c.meta.size as f64),
                     match &c.problem {
                         Some(problem) => format!("BAD: {problem}"),
                         None if args.verify => "ok (read back)".into(),

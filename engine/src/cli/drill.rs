@@ -89,7 +89,7 @@ pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliErr
         outcome
             .facts
             .rto
-            .map(|rto| format!(" (RTO {:.1} s)", rto.as_secs_f64()))
+            .map(|rto| format!(" (RTO {})", crate::humanize::duration(rto)))
             .unwrap_or_default()
     ));
     if outcome.passed() {

@@ -357,9 +357,9 @@ pub(super) fn node_facts(
     let started = std::time::Instant::now();
     let facts = with_runtime(|_| async { Ok(crate::facts::gather(cluster, &names).await?) })?;
     reporter.note(&format!(
-        "{} (gathered in {:.1} s)",
+        "{} (gathered in {})",
         crate::facts::summary(&facts),
-        started.elapsed().as_secs_f64()
+        crate::humanize::duration(started.elapsed())
     ));
     for filled in crate::facts::reconcile(cluster, &facts)? {
         reporter.note(&format!("  taken from the node: {filled}"));

@@ -518,7 +518,7 @@ fn snapshot_verify(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
             sha256,
             status.revision,
             status.total_keys,
-            etcd::human_bytes(status.total_size as i64),
+            crate::humanize::bytes(status.total_size as f64),
             status.file_size,
             match &meta {
                 Some(meta) => format!(
@@ -560,7 +560,7 @@ fn snapshot_status(args: &SnapshotFileArgs, out: &mut dyn Write) -> Result<(), C
             format!("{:x}", status.hash),
             status.revision.to_string(),
             status.total_keys.to_string(),
-            etcd::human_bytes(status.total_size as i64),
+            crate::humanize::bytes(status.total_size as f64),
             status.version.clone().unwrap_or_default(),
         ]],
     );

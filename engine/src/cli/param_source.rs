@@ -52,8 +52,8 @@ impl<'a> ValueSource<'a> {
                     .map_err(|err| format!("cannot read standard input: {err}"))?;
                 if bytes.len() as u64 > MAX_VALUE_BYTES {
                     return Err(format!(
-                        "standard input holds more than {} MiB",
-                        MAX_VALUE_BYTES >> 20
+                        "standard input holds more than {}",
+                        crate::humanize::bytes(MAX_VALUE_BYTES as f64)
                     ));
                 }
                 String::from_utf8(bytes)

@@ -69,7 +69,10 @@ impl MetricsClient {
         let url = format!("{}/metrics", client_url.trim_end_matches('/'));
         match tokio::time::timeout(timeout, self.get(&url)).await {
             Ok(result) => result.map_err(|e| format!("GET {url}: {e}")),
-            Err(_) => Err(format!("GET {url}: no answer within {timeout:?}")),
+            Err(_) => Err(format!(
+                "GET {url}: no answer within {}",
+                crate::humanize::limit(timeout)
+            )),
         }
     }
 

@@ -76,7 +76,7 @@ pub fn health_table(facts: &Facts) -> String {
                     None => "unknown".into(),
                 },
                 e.health_took_ms
-                    .map(|ms| format!("{ms} ms"))
+                    .map(crate::humanize::human_ms)
                     .unwrap_or_default(),
                 e.health_error.clone().unwrap_or_default(),
             ]

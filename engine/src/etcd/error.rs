@@ -22,7 +22,7 @@ pub enum EtcdError {
         source: ApiError,
     },
     /// The call did not finish within its timeout.
-    #[error("{what} did not finish within {timeout:?}")]
+    #[error("{what} did not finish within {}", crate::humanize::limit(*timeout))]
     Timeout {
         /// The call and its endpoints.
         what: String,

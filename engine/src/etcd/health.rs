@@ -52,7 +52,10 @@ async fn check_all(ctx: &Ctx<'_>) -> Vec<(String, Result<(), String>)> {
     let results = join_all(ctx.endpoints.iter().map(|ep| async move {
         match tokio::time::timeout(ctx.timeout, check_endpoint(ctx, ep)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::humanize::limit(ctx.timeout)
+            )),
         }
     }))
     .await;

@@ -5,7 +5,7 @@ use etcd_client::{Client, CompactionOptions};
 use super::CallOutcome;
 use super::context::{Ctx, call_error, endpoint_status};
 use super::error::{ApiError, EtcdError};
-use super::status::human_bytes;
+use crate::humanize::bytes;
 use crate::runbook::action::CompactArgs;
 
 /// `etcd.defrag`: one endpoint at a time, in the order given.
@@ -22,8 +22,8 @@ pub(crate) async fn defrag(ctx: &Ctx<'_>) -> Result<CallOutcome, EtcdError> {
         done.push(format!(
             "{}: {} -> {}",
             ctx.short(endpoint),
-            human_bytes(before),
-            human_bytes(after)
+            bytes(before as f64),
+            bytes(after as f64)
         ));
     }
     Ok(CallOutcome::new(format!(

@@ -48,7 +48,7 @@ pub(crate) use alarms::active_alarms;
 pub(crate) use context::{Ctx, endpoint_status};
 pub(crate) use health::check_endpoint;
 pub(crate) use members::{list_any, node_of_member, same_url};
-pub(crate) use status::{cluster_id, human_bytes, largest_db_size};
+pub(crate) use status::{cluster_id, largest_db_size};
 
 use crate::inventory::Cluster;
 use crate::runbook::action::Action;

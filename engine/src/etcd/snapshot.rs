@@ -79,13 +79,13 @@ impl TrailerHasher {
         if digest.as_slice() != self.tail.as_slice() {
             return Err(format!(
                 "corrupt: the sha256 of the data is {}, the trailer says {}",
-                hex(&digest),
-                hex(&self.tail)
+                crate::humanize::hex(&digest),
+                crate::humanize::hex(&self.tail)
             ));
         }
         Ok(SnapshotFile {
             size,
-            sha256: hex(&digest),
+            sha256: crate::humanize::hex(&digest),
         })
     }
 }
@@ -129,17 +129,15 @@ pub async fn verify_snapshot_file(path: &Path) -> Result<SnapshotFile, EtcdError
     }
 }
 
-/// `etcd.snapshot.save`: streams from one member into `PATH.part`, checks the trailer, fsyncs,
-/// renames to `PATH` and fsyncs the directory, then writes `PATH.meta.json`. A failed save leaves
+/// `etcd.snapshot.save`: streams from one member into a part file beside `PATH`
+/// ([`crate::atomic_file`]), checks the trailer, then commits it (fsync, rename, directory fsync), then writes `PATH.meta.json`. A failed save leaves
 /// no `PATH`. Given several endpoints (`on: cluster`), it streams from a voting follower that
 /// answers, in the order given, else from any member that answers: sending the whole database
 /// loads the member, and the leader has the most to do.
 pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallOutcome, EtcdError> {
     let endpoint = &source_member(ctx).await?;
     let path = PathBuf::from(&args.path);
-    let mut part = path.clone().into_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
+    let part = crate::atomic_file::part_path(&path);
     let result = stream_to(ctx, endpoint, &path, &part).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&part).await;
@@ -338,17 +336,13 @@ async fn stream_to(
         path: path.to_path_buf(),
         reason: format!("the stream from {} has {reason}", ctx.label(endpoint)),
     })?;
-    file.sync_all().await.map_err(io("fsync", part))?;
     drop(file);
-    tokio::fs::rename(part, path)
-        .await
-        .map_err(io("rename snapshot into", path))?;
-    let dir_for_sync = dir.clone();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir_for_sync)?.sync_all())
+    let (from, to) = (part.to_path_buf(), path.to_path_buf());
+    tokio::task::spawn_blocking(move || crate::atomic_file::commit(&from, &to))
         .await
         .map_err(|join| std::io::Error::other(join.to_string()))
         .and_then(|r| r)
-        .map_err(io("fsync directory", &dir))?;
+        .map_err(io("commit snapshot into", path))?;
     Ok((checked, revision.unwrap_or(before)))
 }
 
@@ -366,9 +360,4 @@ async fn member_revision(
         .await
         .map_err(|err| call_error(format!("read of {}", ctx.label(endpoint)), err))?;
     Ok(resp.header().map_or(0, |h| h.revision()))
-}
-
-/// Lowercase hex of bytes.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

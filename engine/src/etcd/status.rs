@@ -57,22 +57,6 @@ pub(crate) async fn largest_db_size(
         .max()
 }
 
-/// A byte count for people: `24.6 kB`, `1.2 GB`.
-pub(crate) fn human_bytes(bytes: i64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
-
 pub(crate) fn header_revision(status: &StatusResponse) -> i64 {
     status.header().map_or(0, |h| h.revision())
 }
@@ -99,8 +83,8 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> Result<CallOutcome, EtcdError> {
             "{}: v{} db {} (in use {}) leader {} term {} index {} applied {}",
             ctx.short(endpoint),
             s.version(),
-            human_bytes(s.db_size()),
-            human_bytes(s.raft_used_db_size()),
+            crate::humanize::bytes(s.db_size() as f64),
+            crate::humanize::bytes(s.raft_used_db_size() as f64),
             if s.leader() == 0 {
                 "none".to_string()
             } else {

@@ -143,8 +143,9 @@ pub enum SandboxError {
     },
     /// The members did not all become healthy; they were stopped again.
     #[error(
-        "the sandbox did not become healthy within {within:?}: {reason}; its members were stopped, \
+        "the sandbox did not become healthy within {}: {reason}; its members were stopped, \
          their logs are in {}/m*/etcd.log (`etcdrill sandbox down --dir {}` removes it)",
+        crate::humanize::limit(*within),
         dir.display(),
         dir.display()
     )]

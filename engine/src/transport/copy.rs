@@ -74,7 +74,8 @@ impl Transport {
         let what = format!("push {} to {remote}", local.display());
         let Some((sent, status)) = result.filter(|_| !timed_out) else {
             return Err(self.remote(format!(
-                "{what} timed out after {timeout:?}{}",
+                "{what} timed out after {}{}",
+                crate::humanize::limit(timeout),
                 tail(&stderr)
             )));
         };
@@ -156,7 +157,7 @@ impl Transport {
                 }
                 let mut file = Metered::new(file, meter);
                 let received = tokio::io::copy_buf(&mut reader, &mut file).await?;
-                file.into_inner().sync_all().await?;
+                file.into_inner().flush().await?;
                 Ok::<_, std::io::Error>((header, received))
             };
             let work = async {
@@ -172,7 +173,8 @@ impl Transport {
         let checked = (|| {
             let Some((received, status)) = result.filter(|_| !timed_out) else {
                 return Err(self.remote(format!(
-                    "{what} timed out after {timeout:?}{}",
+                    "{what} timed out after {}{}",
+                    crate::humanize::limit(timeout),
                     tail(&stderr)
                 )));
             };
@@ -202,14 +204,16 @@ impl Transport {
                 return Err(e);
             }
         };
-        tokio::fs::rename(&part, local)
+        let (from, to) = (part.clone(), local.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::atomic_file::commit(&from, &to))
             .await
+            .map_err(|join| std::io::Error::other(join.to_string()))
+            .and_then(|r| r)
             .map_err(TransportError::io(format!(
-                "rename {} to {}",
+                "commit {} to {}",
                 part.display(),
                 local.display()
             )))?;
-        sync_parent(local).await?;
         Ok(received)
     }
 }
@@ -276,20 +280,6 @@ pub(super) fn part_path(path: &Path, writer: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.part", writer_tag(writer)));
     PathBuf::from(name)
-}
-
-/// fsyncs the directory holding `path`, so that a rename into it is durable.
-async fn sync_parent(path: &Path) -> Result<(), TransportError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let dir = tokio::fs::File::open(&parent)
-        .await
-        .map_err(TransportError::io(format!("open {}", parent.display())))?;
-    dir.sync_all()
-        .await
-        .map_err(TransportError::io(format!("fsync {}", parent.display())))
 }
 
 fn exit_text(status: Option<i32>) -> String {

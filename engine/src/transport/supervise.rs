@@ -151,7 +151,8 @@ pub(super) async fn supervise<T>(
                 None,
                 true,
                 Some(format!(
-                    "\n[etcdrill: timed out after {timeout:?}; the command never reported its process group, so it may still be running]\n"
+                    "\n[etcdrill: timed out after {}; the command never reported its process group, so it may still be running]\n",
+                    crate::humanize::limit(timeout)
                 )),
             ),
         },

@@ -234,7 +234,7 @@ fn check_backup(snapshot: &Path, meta: &SnapshotMeta) -> Result<(), String> {
     file.seek(SeekFrom::End(-32))
         .and_then(|_| file.read_exact(&mut trailer))
         .map_err(|e| format!("cannot read its trailer: {e}"))?;
-    let hex: String = trailer.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::humanize::hex(&trailer);
     if hex != meta.sha256 {
         return Err(format!(
             "its sha256 trailer is {hex}, the metadata says {}",

@@ -207,7 +207,12 @@ async fn read_alarms(ctx: &Ctx<'_>, endpoint: &str) -> Result<Vec<(u64, String)>
     let mut client = ctx.client_for(endpoint).await.map_err(|e| e.to_string())?;
     let alarms = tokio::time::timeout(ctx.timeout, active_alarms(ctx, &mut client))
         .await
-        .map_err(|_| format!("alarm list: no answer within {:?}", ctx.timeout))?
+        .map_err(|_| {
+            format!(
+                "alarm list: no answer within {}",
+                crate::humanize::limit(ctx.timeout)
+            )
+        })?
         .map_err(|e| e.to_string())?;
     Ok(alarms
         .into_iter()
@@ -242,7 +247,10 @@ async fn probe(
         match tokio::time::timeout(ctx.timeout, endpoint_status(ctx, endpoint)).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::humanize::limit(ctx.timeout)
+            )),
         }
     };
     let health = async {
@@ -252,7 +260,10 @@ async fn probe(
         let started = Instant::now();
         let result = match tokio::time::timeout(ctx.timeout, check_endpoint(ctx, endpoint)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {:?}", ctx.timeout)),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                crate::humanize::limit(ctx.timeout)
+            )),
         };
         Some((result, started.elapsed()))
     };
