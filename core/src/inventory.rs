@@ -292,6 +292,21 @@ pub struct NodeEtcd {
 }
 
 impl Cluster {
+    /// Where runs keep their directories: `given` (`--work-dir`), else the inventory's
+    /// `controller.work_dir`, else `.etcdrill`.
+    pub fn work_dir(&self, given: Option<&std::path::Path>) -> std::path::PathBuf {
+        given
+            .map(std::path::Path::to_path_buf)
+            .or_else(|| {
+                self.inventory()
+                    .controller
+                    .work_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+            })
+            .unwrap_or_else(|| std::path::PathBuf::from(".etcdrill"))
+    }
+
     /// Parses an inventory and resolves every node.
     pub fn load(source: SourceFile) -> Result<Self, Diagnostics> {
         let document = Document::<Inventory>::parse(source)?;

@@ -6,8 +6,7 @@ use clap::Args;
 
 use super::CliError;
 use super::execute::{
-    ExecArgs, ProgressArgs, WorkDirArgs, node_facts, options, reporter, secret_values,
-    with_runtime, work_dir,
+    ExecArgs, ProgressArgs, WorkDirArgs, node_facts, options, reporter, secret_values, with_runtime,
 };
 use super::report::write_report_with;
 use crate::exec::progress::Verbosity;
@@ -53,7 +52,7 @@ pub struct DrillRunArgs {
 pub(super) fn drill(args: &DrillArgs, verbosity: Verbosity) -> Result<(), CliError> {
     let DrillCommand::Run(args) = &args.command;
     let mut prepared = crate::drill::prepare(&args.drill, args.work_dir.work_dir.as_deref())?;
-    let work_dir = work_dir(args.work_dir.work_dir.as_deref(), &prepared.cluster);
+    let work_dir = prepared.cluster.work_dir(args.work_dir.work_dir.as_deref());
     let options = options(&args.exec, false);
     let terminal = Terminal::detect();
     let mut reporter = reporter(args.progress, verbosity, &terminal);

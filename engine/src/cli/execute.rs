@@ -195,7 +195,7 @@ impl Launch<'_> {
         let facts = node_facts(&mut cluster, &before_facts, &mut reporter)?;
         let cluster = &cluster;
         let plan = compile(runbook, cluster, inputs)?;
-        let work_dir = work_dir(self.work_dir, cluster);
+        let work_dir = cluster.work_dir(self.work_dir);
         let secrets = secret_values(runbook, inputs);
         let record = |dir: &RunDir| {
             // What the nodes said, beside the plan they shaped (best effort: the run does not
@@ -377,20 +377,6 @@ fn node_facts_event(facts: &[crate::facts::NodeFacts]) -> Vec<Event> {
     vec![Event::NodeFacts {
         facts: facts.to_vec(),
     }]
-}
-
-pub(super) fn work_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
-    given
-        .map(Path::to_path_buf)
-        .or_else(|| {
-            cluster
-                .inventory()
-                .controller
-                .work_dir
-                .clone()
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(".etcdrill"))
 }
 
 pub(super) fn options(exec: &ExecArgs, check: bool) -> RunOptions {

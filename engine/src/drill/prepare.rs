@@ -41,17 +41,7 @@ pub fn prepare(drill_path: &Path, work_dir: Option<&Path>) -> Result<PreparedDri
         }
     };
     check_nodes(&drill, &disaster, &cluster)?;
-    let work_dir = work_dir
-        .map(Path::to_owned)
-        .or_else(|| {
-            cluster
-                .inventory()
-                .controller
-                .work_dir
-                .clone()
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(".etcdrill"));
+    let work_dir = cluster.work_dir(work_dir);
     let mut params: Vec<ParamInput> = drill
         .value
         .params
