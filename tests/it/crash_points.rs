@@ -80,19 +80,9 @@ fn check_restored(bed: &Bed, kept: &Canary, lost: &Canary) -> Result<(), String>
 
 #[test]
 fn restore_3_node_resumes_after_a_crash_at_step_boundaries() {
-    let Some(bed) = support::bed(BedConfig::new(3)) else {
+    let Some((bed, kept, snapshot)) = seeded_bed_and_snapshot() else {
         return;
     };
-    bed.seed(100, 256).unwrap();
-    let kept = bed.put_canary("in-the-snapshot").unwrap();
-    bed.nodes()[0]
-        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
-        .unwrap();
-    let snapshot = bed.nodes()[0]
-        .host_path("/var/backups/etcd/drill.db")
-        .unwrap()
-        .display()
-        .to_string();
 
     // A run without a crash says where the step boundaries are.
     let lost = bed.put_canary("after-the-snapshot").unwrap();
