@@ -88,9 +88,16 @@ if [ -z "$text" ]; then
   for f in $files; do
     [ -f "$f" ] || continue
     text=$(printf '# %s\n' "$f"; cat -- "$f")
-    for d in "$f.d"/*.conf /etc/systemd/system/"${unit##*/}".d/*.conf; do
+    # Drop-ins beside the unit, and the administrator's in /etc when the unit lives elsewhere.
+    etc_dropins=/etc/systemd/system/${unit##*/}.d
+    for d in "$f.d"/*.conf; do
       [ -f "$d" ] && text=$(printf '%s\n# %s\n' "$text" "$d"; cat -- "$d")
     done
+    if [ "$etc_dropins" != "$f.d" ]; then
+      for d in "$etc_dropins"/*.conf; do
+        [ -f "$d" ] && text=$(printf '%s\n# %s\n' "$text" "$d"; cat -- "$d")
+      done
+    fi
     break
   done
 fi

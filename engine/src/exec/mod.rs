@@ -155,9 +155,7 @@ pub async fn run(
         check: options.check,
         etcdrill: env!("CARGO_PKG_VERSION").into(),
     })?;
-    for event in inputs.prologue.iter().cloned() {
-        dispatcher.emit(event)?;
-    }
+    dispatcher.emit_prologue()?;
     if !options.check && restores_a_snapshot(inputs.plan) {
         dispatcher.identify_cluster().await?;
     }
@@ -223,9 +221,7 @@ pub async fn resume(
     dispatcher.emit(Event::RunResumed {
         previous_records: state.records,
     })?;
-    for event in inputs.prologue.iter().cloned() {
-        dispatcher.emit(event)?;
-    }
+    dispatcher.emit_prologue()?;
     let result = dispatcher.drive(prompter, shutdown).await?;
     Ok(RunSummary {
         dir,
@@ -266,9 +262,7 @@ pub async fn rollback(
     );
     dispatcher.restore(&state);
     dispatcher.emit(Event::RollbackRequested { previous })?;
-    for event in inputs.prologue.iter().cloned() {
-        dispatcher.emit(event)?;
-    }
+    dispatcher.emit_prologue()?;
     let result = dispatcher.roll_back().await?;
     dispatcher.emit(Event::RunFinished { result })?;
     Ok(RunSummary {

@@ -210,6 +210,14 @@ impl<'a> Dispatcher<'a> {
         Ok(record)
     }
 
+    /// Journals the run's prologue (node facts gathered, a drill's stages so far), in order.
+    pub(super) fn emit_prologue(&mut self) -> Result<(), ExecError> {
+        for event in self.inputs.prologue.clone() {
+            self.emit(event)?;
+        }
+        Ok(())
+    }
+
     /// The plan compiled again with the values known now. It is compiled once per change of
     /// the values, not once per step: the steps of a wave that need run-time values share it.
     fn render(&mut self) -> Result<Rc<Plan>, String> {
