@@ -1,13 +1,17 @@
-//! Whole-cluster restore of a ~500 MB database on a 3-node test bed (issue 5): etcdrill's stock
-//! `runbooks/restore-3-node.yaml` against the same procedure as (a) a plain bash script, node by
-//! node over plain `ssh`, (b) an Ansible playbook (hosts in parallel, ControlPersist, pipelining)
-//! and (c) the floor: the snapshot copied and restored in parallel before the downtime, one `ssh`
-//! per node per phase over connections opened beforehand.
+//! Whole-cluster restore of a ~1 GB database on a 3-node test bed (issues 5 and 13): etcdrill's
+//! stock `runbooks/restore-3-node.yaml` against the same procedure as (a) a plain bash script, node
+//! by node over plain `ssh`, (b) an Ansible playbook (hosts in parallel, ControlPersist,
+//! pipelining) and (c) the floor: the snapshot copied and restored in parallel before the
+//! downtime, one `ssh` per node per phase over connections opened beforehand, then stop one by
+//! one, swap, start, healthy (the way etcdrill restores, with nothing else).
 //!
-//! Every variant restores the same snapshot, saved once, in the same sitting, in interleaved
-//! rounds. One health probe serves them all: a thread asks every member for a linearizable read
-//! of the `health` key (what `etcdctl endpoint health` does) every 100 ms.
-//! - total: from the start of the procedure (before the snapshot is copied) to the end of the
+//! Every variant takes its own snapshot of the live cluster first (the save is part of its
+//! total), then restores every member from it; the variants run in the same sitting, in
+//! interleaved rounds, once with etcd's `--experimental-initial-corrupt-check` off and once on
+//! (kubeadm sets it for etcd 3.5.0-3.5.2). One health probe serves them all: a thread asks
+//! every member for a linearizable read of the `health` key (what `etcdctl endpoint health`
+//! does) every 100 ms.
+//! - total: from the start of the procedure (before the snapshot is saved) to the end of the
 //!   first probe that finds every member healthy after all members were stopped;
 //! - downtime: from the first member stop command to that same instant;
 //! - outage: from the moment the last member was gone to that instant (ETCD-NOTES' "all stopped
@@ -16,8 +20,9 @@
 //! Needs root, the test bed's helpers and ansible-core in a directory of its own:
 //! `python3 -m pip install --target /var/tmp/etcdrill-ansible ansible-core`, then
 //! `cargo build -p etcdrill-testbed --bins && ETCDRILL_TESTBED_BIN_DIR=$PWD/target/debug cargo bench --bench restore`.
-//! `ETCDRILL_BENCH_ROUNDS` (default 3), `ETCDRILL_BENCH_KEYS` (default 5,000 keys of 100 KB),
-//! `ETCDRILL_BENCH_VARIANTS` (e.g. `etcdrill,floor`) and `ETCDRILL_ANSIBLE_DIR` change the run.
+//! `ETCDRILL_BENCH_ROUNDS` (default 5), `ETCDRILL_BENCH_KEYS` (default 10,000 keys of 100 KB),
+//! `ETCDRILL_BENCH_VARIANTS` (e.g. `etcdrill,floor`), `ETCDRILL_BENCH_CORRUPT_CHECK` (`off,on`,
+//! the default, or one of them) and `ETCDRILL_ANSIBLE_DIR` change the run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -113,6 +118,8 @@ struct Facts {
     addresses: Vec<String>,
     initial_cluster: String,
     endpoints: Vec<String>,
+    /// The controller's `etcdctl` with the client certificate, as one quoted command prefix.
+    etcdctl: String,
 }
 
 impl Facts {
@@ -129,12 +136,35 @@ impl Facts {
             .map(|(n, a)| format!("{n}=https://{a}:2380"))
             .collect::<Vec<_>>()
             .join(",");
+        let tls = bed.tls();
+        let etcdctl = [
+            bed.etcd_binaries().etcdctl.display().to_string(),
+            format!("--cacert={}", tls.ca_cert.display()),
+            format!("--cert={}", tls.client_cert.display()),
+            format!("--key={}", tls.client_key.display()),
+        ]
+        .iter()
+        .map(|word| shell_quote(word))
+        .collect::<Vec<_>>()
+        .join(" ");
         Facts {
             names,
             addresses,
             initial_cluster,
             endpoints: bed.client_urls(),
+            etcdctl,
         }
+    }
+
+    /// The controller-side command that saves a snapshot of the first member to `path`, as an
+    /// admin's script would (`etcdctl snapshot save` wants exactly one endpoint).
+    fn save_command(&self, path: &Path) -> String {
+        format!(
+            "ETCDCTL_API=3 {} --endpoints={} snapshot save {} >/dev/null",
+            self.etcdctl,
+            self.endpoints[0],
+            shell_quote(&path.display().to_string())
+        )
     }
 }
 
@@ -185,7 +215,7 @@ mod sh {
     /// Park the static pod's manifest and wait for the process to be gone.
     pub(super) fn stop() -> String {
         format!(
-            "set -e; {}; mv -f {MANIFEST} {PARKED}; while pgrep -x etcd >/dev/null; do sleep 0.1; done; {}",
+            "set -e; {}; mv -f {MANIFEST} {PARKED}; while pgrep -x etcd >/dev/null; do sleep 0.05; done; {}",
             mark("stop-begin"),
             mark("stop-end")
         )
@@ -389,14 +419,33 @@ fn clean_nodes(bed: &Bed) {
 // ---------------------------------------------------------------------------------------------
 // etcdrill
 
-fn run_etcdrill(inventory: &Path, work: &Path, snapshot: &Path) -> Measured {
+fn run_etcdrill(access: &EtcdAccess, inventory: &Path, work: &Path, tag: &str) -> Measured {
     let runbook_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/restore-3-node.yaml");
+    let snapshot = &work.join(format!("{tag}.db"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let started = SystemTime::now();
-    let runbook =
-        Runbook::load(SourceFile::read(&runbook_path).expect("runbook")).expect("runbook");
     let cluster =
         Cluster::load(SourceFile::read(inventory).expect("inventory")).expect("inventory");
+    let save = Instant::now();
+    runtime
+        .block_on(etcd::execute(
+            access,
+            &cluster,
+            &cluster.client_urls()[..1],
+            &Action::EtcdSnapshotSave(SnapshotSaveArgs {
+                path: snapshot.display().to_string(),
+            }),
+            Duration::from_secs(600),
+            None,
+        ))
+        .expect("etcdrill's snapshot save");
+    let save = save.elapsed();
+    let runbook =
+        Runbook::load(SourceFile::read(&runbook_path).expect("runbook")).expect("runbook");
     let params: Vec<ParamInput> = [
         ("snapshot", snapshot.display().to_string()),
         ("bump_revision", "0".to_string()),
@@ -418,10 +467,6 @@ fn run_etcdrill(inventory: &Path, work: &Path, snapshot: &Path) -> Measured {
         concurrency: 8,
         on_failure: OnFailure::Stop,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let summary = runtime.block_on(async {
         let (_stop, shutdown) = tokio::sync::watch::channel(0);
         let inputs = RunInputs {
@@ -478,9 +523,15 @@ fn run_etcdrill(inventory: &Path, work: &Path, snapshot: &Path) -> Measured {
     let first_stop = span("stop").1;
     let all_stopped = span("stop").2;
     let journal_downtime = Some(since(span("wait-healthy").2, first_stop));
-    let mut phases: Vec<(String, Duration)> =
-        vec![("load+compile+connect".into(), since(spans[0].1, started))];
+    let mut phases: Vec<(String, Duration)> = vec![
+        ("save (etcd.snapshot.save)".into(), save),
+        (
+            "load+compile+connect".into(),
+            since(spans[0].1, started).saturating_sub(save),
+        ),
+    ];
     phases.extend(spans.iter().map(|(n, s, e)| (n.clone(), since(*e, *s))));
+    let _ = std::fs::remove_file(snapshot);
     Measured {
         started,
         first_stop,
@@ -494,7 +545,8 @@ fn run_etcdrill(inventory: &Path, work: &Path, snapshot: &Path) -> Measured {
 // ---------------------------------------------------------------------------------------------
 // (a) the plain script
 
-fn run_script(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str) -> Measured {
+fn run_script(bed: &Bed, facts: &Facts, work: &Path, tag: &str) -> Measured {
+    let snapshot = &work.join(format!("{tag}.db"));
     let remote = "/var/backups/etcd/script-restore.db";
     let mut ssh = vec!["ssh".to_string()];
     ssh.extend(bed.ssh().options());
@@ -508,8 +560,9 @@ fn run_script(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str)
         "#!/bin/bash\n# Restore every member from one snapshot, node by node.\nset -euo pipefail\n",
     );
     script.push_str(&format!(
-        "snapshot={}\n",
-        shell_quote(&snapshot.display().to_string())
+        "snapshot={}\n{}\n",
+        shell_quote(&snapshot.display().to_string()),
+        facts.save_command(snapshot)
     ));
     for (i, address) in facts.addresses.iter().enumerate() {
         script.push_str(&format!("# {}\n", facts.names[i]));
@@ -558,11 +611,15 @@ fn run_script(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str)
         path.display()
     );
     let marks = read_marks(bed);
-    let mut phases = vec![(
-        "copy+verify+restore, node by node".to_string(),
-        since(first(&marks, "stop-begin"), started),
-    )];
+    let mut phases = vec![
+        ("save".to_string(), since(first(&marks, "copy-begin"), started)),
+        (
+            "save+copy+verify+restore, node by node".to_string(),
+            since(first(&marks, "stop-begin"), started),
+        ),
+    ];
     phases.extend(mark_sums(&marks, &["copy", "verify", "restore", "stop"]));
+    let _ = std::fs::remove_file(snapshot);
     Measured {
         started,
         first_stop: first(&marks, "stop-begin"),
@@ -576,14 +633,8 @@ fn run_script(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str)
 // ---------------------------------------------------------------------------------------------
 // (b) Ansible
 
-fn run_ansible(
-    bed: &Bed,
-    facts: &Facts,
-    ansible: &Path,
-    work: &Path,
-    snapshot: &Path,
-    tag: &str,
-) -> Measured {
+fn run_ansible(bed: &Bed, facts: &Facts, ansible: &Path, work: &Path, tag: &str) -> Measured {
+    let snapshot = &work.join(format!("{tag}.db"));
     let dir = work.join(format!("ansible-{tag}"));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let remote = "/var/backups/etcd/ansible-restore.db";
@@ -637,7 +688,10 @@ fn run_ansible(
         ),
     )
     .expect("write");
-    let playbook = r#"- name: copy, verify and restore
+    let playbook = format!(
+        "- name: save\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: save a snapshot of the first member\n      ansible.builtin.shell: {}\n\n",
+        serde_json::Value::String(facts.save_command(snapshot))
+    ) + r#"- name: copy, verify and restore
   hosts: etcd
   gather_facts: false
   any_errors_fatal: true
@@ -698,11 +752,12 @@ fn run_ansible(
     );
     let marks = read_marks(bed);
     let mut phases = vec![(
-        "start-up+copy+verify+restore".to_string(),
+        "start-up+save+copy+verify+restore".to_string(),
         since(first(&marks, "stop-begin"), started),
     )];
     phases.extend(junit_tasks(&junit));
     phases.extend(mark_phases(&marks, &["verify", "restore", "stop"]));
+    let _ = std::fs::remove_file(snapshot);
     Measured {
         started,
         first_stop: first(&marks, "stop-begin"),
@@ -744,7 +799,7 @@ fn junit_tasks(dir: &Path) -> Vec<(String, Duration)> {
     }
     tasks
         .into_iter()
-        .filter(|(n, _)| n.starts_with("copy"))
+        .filter(|(n, _)| n.starts_with("copy") || n.starts_with("save"))
         .map(|(n, t)| (format!("{n} (ansible task)"), t))
         .collect()
 }
@@ -752,7 +807,8 @@ fn junit_tasks(dir: &Path) -> Vec<(String, Duration)> {
 // ---------------------------------------------------------------------------------------------
 // (c) the floor
 
-fn run_floor(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str) -> Measured {
+fn run_floor(bed: &Bed, facts: &Facts, work: &Path, tag: &str) -> Measured {
+    let snapshot = &work.join(format!("{tag}.db"));
     let remote = "/var/backups/etcd/floor-restore.db";
     let control = work.join(format!("floor-{tag}-%h"));
     let mut base = bed.ssh().options();
@@ -787,6 +843,13 @@ fn run_floor(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str) 
     all(facts.addresses.iter().map(|a| ssh(a, "true")).collect());
 
     let started = SystemTime::now();
+    let t = Instant::now();
+    let saved = Command::new("sh")
+        .args(["-c", &facts.save_command(snapshot)])
+        .status()
+        .expect("sh runs");
+    assert!(saved.success(), "the floor's snapshot save failed");
+    let save = t.elapsed();
     let t = Instant::now();
     all(facts
         .addresses
@@ -830,12 +893,14 @@ fn run_floor(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str) 
             .status();
     }
     let marks = read_marks(bed);
+    let _ = std::fs::remove_file(snapshot);
     Measured {
         started,
         first_stop: first(&marks, "stop-begin"),
         all_stopped: last(&marks, "stop-end"),
         finished,
         phases: vec![
+            ("save (etcdctl on the controller)".into(), save),
             ("copy (parallel)".into(), copy),
             ("restore (parallel)".into(), restore),
             ("stop (one by one)".into(), stop),
@@ -848,13 +913,8 @@ fn run_floor(bed: &Bed, facts: &Facts, work: &Path, snapshot: &Path, tag: &str) 
 
 // ---------------------------------------------------------------------------------------------
 
-fn seed_and_save(
-    access: &EtcdAccess,
-    cluster: &Cluster,
-    endpoints: &[String],
-    keys: usize,
-    snapshot: &Path,
-) -> (Duration, u64, Duration) {
+/// Writes `keys` values of [`VALUE_BYTES`] with four writers; the time it took and the db size.
+fn seed(access: &EtcdAccess, endpoints: &[String], keys: usize) -> (Duration, u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -882,20 +942,7 @@ fn seed_and_save(
         let seeding = started.elapsed();
         let mut client = client;
         let db_size = client.status().await.expect("status").db_size() as u64;
-        let started = Instant::now();
-        etcd::execute(
-            access,
-            cluster,
-            &endpoints[..1],
-            &Action::EtcdSnapshotSave(SnapshotSaveArgs {
-                path: snapshot.display().to_string(),
-            }),
-            Duration::from_secs(600),
-            None,
-        )
-        .await
-        .expect("snapshot save");
-        (seeding, db_size, started.elapsed())
+        (seeding, db_size)
     })
 }
 
@@ -922,23 +969,29 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// What the whole benchmark was asked to run.
+struct Settings {
+    rounds: usize,
+    keys: usize,
+    variants: Vec<Variant>,
+    ansible: PathBuf,
+}
+
 fn main() {
-    let config = BedConfig::new(3);
-    if let Err(why) = etcdrill_testbed::check(&config) {
-        eprintln!("skipped: the test bed is unavailable here: {why}");
-        return;
-    }
-    let rounds: usize = std::env::var("ETCDRILL_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let keys: usize = std::env::var("ETCDRILL_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
-    let ansible = std::env::var_os("ETCDRILL_ANSIBLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/etcdrill-ansible"));
+    let settings = Settings {
+        rounds: std::env::var("ETCDRILL_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+        keys: std::env::var("ETCDRILL_BENCH_KEYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+        variants: Vec::new(),
+        ansible: std::env::var_os("ETCDRILL_ANSIBLE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/etcdrill-ansible")),
+    };
     let wanted: Vec<String> = std::env::var("ETCDRILL_BENCH_VARIANTS")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
@@ -946,16 +999,48 @@ fn main() {
         .into_iter()
         .filter(|v| wanted.is_empty() || wanted.iter().any(|w| w == v.name()))
         .collect();
-    if variants.contains(&Variant::Ansible) && !ansible.join("bin/ansible-playbook").is_file() {
+    if variants.contains(&Variant::Ansible)
+        && !settings.ansible.join("bin/ansible-playbook").is_file()
+    {
         eprintln!(
             "no ansible-core in {} (python3 -m pip install --target {} ansible-core): Ansible is left out",
-            ansible.display(),
-            ansible.display()
+            settings.ansible.display(),
+            settings.ansible.display()
         );
         variants.retain(|v| *v != Variant::Ansible);
     }
-    let load_at_start = loadavg();
+    let settings = Settings {
+        variants,
+        ..settings
+    };
+    let checks = std::env::var("ETCDRILL_BENCH_CORRUPT_CHECK").unwrap_or_else(|_| "off,on".into());
+    for check in checks.split(',') {
+        let corrupt_check = match check {
+            "on" => true,
+            "off" => false,
+            other => panic!("ETCDRILL_BENCH_CORRUPT_CHECK: `{other}` is neither on nor off"),
+        };
+        let mut config = BedConfig::new(3);
+        if corrupt_check {
+            config = config.extra_flag("--experimental-initial-corrupt-check=true");
+        }
+        if let Err(why) = etcdrill_testbed::check(&config) {
+            eprintln!("skipped: the test bed is unavailable here: {why}");
+            return;
+        }
+        sitting(config, corrupt_check, &settings);
+    }
+}
 
+/// One bed (corrupt check on or off): seed it, then every round restores it once per variant.
+fn sitting(config: BedConfig, corrupt_check: bool, settings: &Settings) {
+    let Settings {
+        rounds,
+        keys,
+        ref variants,
+        ref ansible,
+    } = *settings;
+    let load_at_start = loadavg();
     let bed = Bed::start(config).expect("the bed starts");
     let work = tempfile::Builder::new()
         .prefix("etcdrill-bench-restore-")
@@ -975,40 +1060,31 @@ fn main() {
         key: tls.client_key.display().to_string(),
     }))
     .expect("access");
-    let cluster =
-        Cluster::load(SourceFile::read(&inventory).expect("inventory")).expect("inventory");
-    let snapshot = work.path().join("snapshot.db");
-    let (seeding, db_size, save) =
-        seed_and_save(&access, &cluster, &facts.endpoints, keys, &snapshot);
-    let snapshot_size = std::fs::metadata(&snapshot).expect("snapshot").len();
+    let (seeding, db_size) = seed(&access, &facts.endpoints, keys);
     eprintln!(
-        "seeded {keys} keys of {VALUE_BYTES} bytes in {}; db {:.0} MB; snapshot saved in {} ({:.0} MB, {:.0} MB/s)",
+        "corrupt check {}: seeded {keys} keys of {VALUE_BYTES} bytes in {}; db {:.0} MB",
+        if corrupt_check { "on" } else { "off" },
         secs(seeding),
         db_size as f64 / 1e6,
-        secs(save),
-        snapshot_size as f64 / 1e6,
-        snapshot_size as f64 / 1e6 / save.as_secs_f64()
     );
 
     let mut rows: Vec<Row> = Vec::new();
     for round in 1..=rounds {
-        for &variant in &variants {
+        for &variant in variants {
             bed.wait_healthy(Duration::from_secs(120))
                 .expect("the cluster is healthy before a restore");
             clean_nodes(&bed);
-            std::thread::sleep(Duration::from_secs(2));
+            // Let the previous restore's write-back settle so it does not bill the next variant.
+            let _ = Command::new("sync").status();
             let tag = format!("{}-{round}", variant.name());
             let load = loadavg();
             let probe = Probe::start(access.clone(), facts.endpoints.clone());
             let measured = match variant {
-                Variant::Etcdrill => run_etcdrill(&inventory, work.path(), &snapshot),
-                Variant::Script => run_script(&bed, &facts, work.path(), &snapshot, &tag),
-                Variant::Ansible => {
-                    run_ansible(&bed, &facts, &ansible, work.path(), &snapshot, &tag)
-                }
-                Variant::Floor => run_floor(&bed, &facts, work.path(), &snapshot, &tag),
-            };
-            let healthy = probe
+                Variant::Etcdrill => run_etcdrill(&access, &inventory, work.path(), &tag),
+                Variant::Script => run_script(&bed, &facts, work.path(), &tag),
+                Variant::Ansible => run_ansible(&bed, &facts, ansible, work.path(), &tag),
+                Variant::Floor => run_floor(&bed, &facts, work.path(), &tag),
+            };            let healthy = probe
                 .healthy_after(measured.all_stopped)
                 .expect("the probe saw the cluster healthy after the restore");
             let row = Row {
@@ -1038,56 +1114,107 @@ fn main() {
         }
     }
     clean_nodes(&bed);
+    print_sitting(&rows, variants, corrupt_check, keys, db_size, seeding, &load_at_start);
+}
 
+/// The sitting's table: per variant the median and the range of each measure, and the ratios
+/// issue 13 sets targets for (total against Ansible's, downtime against the floor's).
+fn print_sitting(
+    rows: &[Row],
+    variants: &[Variant],
+    corrupt_check: bool,
+    keys: usize,
+    db_size: u64,
+    seeding: Duration,
+    load_at_start: &str,
+) {
     println!();
     println!(
-        "Restore of a {:.0} MB database ({} keys of {} KB), 3 static-pod members of etcd 3.5; snapshot {:.0} MB",
+        "Restore of a {:.0} MB database ({keys} keys of {} KB), 3 static-pod members of etcd 3.5, corrupt check {}, every variant saving its own snapshot first",
         db_size as f64 / 1e6,
-        keys,
         VALUE_BYTES / 1000,
-        snapshot_size as f64 / 1e6
+        if corrupt_check { "on" } else { "off" },
     );
     println!(
-        "seeding {}; snapshot save {}; load average at start {load_at_start}; {} vCPU",
+        "seeding {}; load average at start {load_at_start}, at the end {}; {} vCPU",
         secs(seeding),
-        secs(save),
+        loadavg(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<48} {:>9} {:>9} {:>9} {:>9} {:>5}",
-        "variant (median)", "total", "downtime", "outage", "tool exit", "runs"
+        "{:<48} {:>21} {:>21} {:>21} {:>21} {:>5}",
+        "variant: median (min-max)", "total", "downtime", "outage", "tool exit", "runs"
     );
-    let floor = rows
-        .iter()
-        .filter(|r| r.variant == Variant::Floor)
-        .map(|r| r.downtime)
-        .collect::<Vec<_>>();
-    let floor = (!floor.is_empty()).then(|| median(floor));
-    for &variant in &variants {
+    let median_of = |variant: Variant, f: fn(&Row) -> Duration| {
+        let values: Vec<Duration> = rows
+            .iter()
+            .filter(|r| r.variant == variant)
+            .map(f)
+            .collect();
+        (!values.is_empty()).then(|| median(values))
+    };
+    for &variant in variants {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.variant == variant).collect();
-        let pick = |f: fn(&Row) -> Duration| median(mine.iter().map(|r| f(r)).collect());
-        let downtime = pick(|r| r.downtime);
+        let spread = |f: fn(&Row) -> Duration| {
+            let values: Vec<Duration> = mine.iter().map(|r| f(r)).collect();
+            let (min, max) = (values.iter().min(), values.iter().max());
+            format!(
+                "{} ({:.1}-{:.1})",
+                secs(median(values.clone())),
+                min.map_or(0.0, Duration::as_secs_f64),
+                max.map_or(0.0, Duration::as_secs_f64)
+            )
+        };
         println!(
-            "{:<48} {:>9} {:>9} {:>9} {:>9} {:>5}{}",
+            "{:<48} {:>21} {:>21} {:>21} {:>21} {:>5}",
             variant.label(),
-            secs(pick(|r| r.total)),
-            secs(downtime),
-            secs(pick(|r| r.outage)),
-            secs(pick(|r| r.tool)),
+            spread(|r| r.total),
+            spread(|r| r.downtime),
+            spread(|r| r.outage),
+            spread(|r| r.tool),
             mine.len(),
-            floor
-                .map(|f| format!(
-                    "  downtime {:+.0}% vs floor",
-                    (downtime.as_secs_f64() / f.as_secs_f64() - 1.0) * 100.0
-                ))
-                .unwrap_or_default()
         );
     }
+    let ratio = |mine: Option<Duration>, theirs: Option<Duration>| match (mine, theirs) {
+        (Some(m), Some(t)) => format!("{:.2}x", m.as_secs_f64() / t.as_secs_f64()),
+        _ => "n/a".into(),
+    };
+    println!(
+        "etcdrill total / Ansible total: {} (target <= 0.6x); etcdrill downtime / floor downtime: {} (target <= 1.1x)",
+        ratio(
+            median_of(Variant::Etcdrill, |r| r.total),
+            median_of(Variant::Ansible, |r| r.total)
+        ),
+        ratio(
+            median_of(Variant::Etcdrill, |r| r.downtime),
+            median_of(Variant::Floor, |r| r.downtime)
+        ),
+    );
     let journal: Vec<Duration> = rows.iter().filter_map(|r| r.journal_downtime).collect();
     if !journal.is_empty() {
         println!(
             "etcdrill downtime from its journal (first stop started to wait-healthy finished), median: {}",
             secs(median(journal))
         );
+    }
+    // Phases: the median of each phase over the variant's rounds, in the order first seen.
+    for &variant in variants {
+        let mut names: Vec<&str> = Vec::new();
+        for row in rows.iter().filter(|r| r.variant == variant) {
+            for (name, _) in &row.phases {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        println!("{} phases (median):", variant.name());
+        for name in names {
+            let values: Vec<Duration> = rows
+                .iter()
+                .filter(|r| r.variant == variant)
+                .filter_map(|r| r.phases.iter().find(|(n, _)| n == name).map(|(_, d)| *d))
+                .collect();
+            println!("    {name:<44} {}", secs(median(values)));
+        }
     }
 }

@@ -14,9 +14,14 @@ use super::members::{self, node_of_member};
 use super::{CallOutcome, EtcdAccess};
 use crate::inventory::Cluster;
 
-/// First pause between `wait.healthy` polls; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest pause between `wait.healthy` polls.
+/// Pause between `wait.healthy` polls during its first [`FAST_POLLING_FOR`]: a member restarted
+/// by a restore or a replacement is usually healthy within seconds, and the wait is downtime, so
+/// it should end within a tenth of a second of health (a doubling backoff from 200 ms ended up to
+/// 2 s late, 0.4 s on average in the restore benchmark).
+const FAST_POLL: Duration = Duration::from_millis(100);
+/// How long `wait.healthy` polls every [`FAST_POLL`] before backing off.
+const FAST_POLLING_FOR: Duration = Duration::from_secs(30);
+/// Longest pause between `wait.healthy` polls, reached by doubling after the fast phase.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Whether one endpoint is healthy: a linearizable read of `health` succeeds (permission denied
@@ -118,7 +123,7 @@ pub(crate) async fn verify_healthy(
     Ok(CallOutcome::new(summary))
 }
 
-/// `wait.healthy`: polls with backoff until `members` (all by default) endpoints are healthy or
+/// `wait.healthy`: polls (every 100 ms for 30 s, then backing off to 2 s) until `members` (all by default) endpoints are healthy or
 /// the timeout passes; the error names the unhealthy endpoints and why.
 pub(crate) async fn wait_healthy(
     ctx: &Ctx<'_>,
@@ -128,7 +133,7 @@ pub(crate) async fn wait_healthy(
     let deadline = started + ctx.timeout;
     let total = ctx.endpoints.len();
     let needed = members.map_or(total, |n| n as usize);
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = FAST_POLL;
     let mut polls = 0u32;
     loop {
         polls += 1;
@@ -160,7 +165,9 @@ pub(crate) async fn wait_healthy(
             });
         }
         tokio::time::sleep(backoff.min(deadline - now)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if started.elapsed() >= FAST_POLLING_FOR {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
 
