@@ -10,7 +10,9 @@
 //! interleaved rounds, once with etcd's `--experimental-initial-corrupt-check` off and once on
 //! (kubeadm sets it for etcd 3.5.0-3.5.2). One health probe serves them all: a thread asks
 //! every member for a linearizable read of the `health` key (what `etcdctl endpoint health`
-//! does) every 100 ms.
+//! does) every 100 ms. Before each restore, leadership is moved to the last node, so that every
+//! variant stops the followers first and the leader last (a leader stopped first hands
+//! leadership over before it exits, and which node leads would otherwise decide the stop phase).
 //! - total: from the start of the procedure (before the snapshot is saved) to the end of the
 //!   first probe that finds every member healthy after all members were stopped;
 //! - downtime: from the first member stop command to that same instant;
@@ -40,7 +42,7 @@ use etcdrill::inventory::{Cluster, TlsFiles};
 use etcdrill::journal::{Event, Journal, RunResult};
 use etcdrill::plan::{ParamInput, compile};
 use etcdrill::runbook::Runbook;
-use etcdrill::runbook::action::{Action, SnapshotSaveArgs};
+use etcdrill::runbook::action::{Action, MoveLeaderArgs, SnapshotSaveArgs};
 use etcdrill::source::SourceFile;
 use etcdrill_testbed::{Bed, BedConfig, SEED_PREFIX, seed_value, shell_quote};
 
@@ -913,6 +915,30 @@ fn run_floor(bed: &Bed, facts: &Facts, work: &Path, tag: &str) -> Measured {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Moves leadership to the inventory's last node, so that every variant stops (in inventory
+/// order) the followers first and the leader last. A leader that gets SIGTERM hands leadership
+/// over before it exits (about a second here), so which node leads when the stops begin
+/// otherwise decides most of the stop phase, and differs from run to run.
+fn lead_from_last_node(access: &EtcdAccess, inventory: &Path) {
+    let cluster =
+        Cluster::load(SourceFile::read(inventory).expect("inventory")).expect("inventory");
+    let last = cluster.nodes.last().expect("nodes").name.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(etcd::execute(
+            access,
+            &cluster,
+            &cluster.client_urls(),
+            &Action::EtcdMoveLeader(MoveLeaderArgs { to: last }),
+            Duration::from_secs(30),
+            None,
+        ))
+        .expect("leadership moves to the last node");
+}
+
 /// Writes `keys` values of [`VALUE_BYTES`] with four writers; the time it took and the db size.
 fn seed(access: &EtcdAccess, endpoints: &[String], keys: usize) -> (Duration, u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1074,6 +1100,7 @@ fn sitting(config: BedConfig, corrupt_check: bool, settings: &Settings) {
             bed.wait_healthy(Duration::from_secs(120))
                 .expect("the cluster is healthy before a restore");
             clean_nodes(&bed);
+            lead_from_last_node(&access, &inventory);
             // Let the previous restore's write-back settle so it does not bill the next variant.
             let _ = Command::new("sync").status();
             let tag = format!("{}-{round}", variant.name());
