@@ -66,13 +66,15 @@ const COUNT_AWK: &str = r#"{ a[NR] = $0 }
 END { n = 0; for (i = 1; i <= NR; i++) n += find(a, i, ENVIRON["ETCDRILL_PATH"]); print n }"#;
 
 /// Prints the manifest with the one hostPath naming `ETCDRILL_FROM` changed to `ETCDRILL_TO`
-/// (quoted as it was); refuses (exit 3) unless exactly one names it.
+/// (quoted as it was, or in double quotes when it holds more than letters, digits and
+/// `. _ / + @ -`); refuses (exit 3) unless exactly one names it.
 const EDIT_AWK: &str = r#"{ a[NR] = $0 }
 END {
   from = ENVIRON["ETCDRILL_FROM"]; to = ENVIRON["ETCDRILL_TO"]; n = 0
   for (i = 1; i <= NR; i++) if (find(a, i, from)) { n++; at = i; s = vs; l = vl; quote = vq }
   if (n == 0) { print "no hostPath volume of the manifest is " from ": the volume mounted at --data-dir is not the data dir (is it mounted above --data-dir?); repoint it by hand" > "/dev/stderr"; exit 3 }
   if (n > 1) { print n " hostPath volumes of the manifest are " from ": which one holds etcd's data is not clear; repoint it by hand" > "/dev/stderr"; exit 3 }
+  if (quote == "" && to !~ /^[A-Za-z0-9._\/+@-]+$/) quote = "\""
   for (i = 1; i <= NR; i++) if (i == at) print substr(a[i], 1, s - 1) quote to quote substr(a[i], s + l); else print a[i]
 }"#;
 
@@ -89,11 +91,10 @@ END {
   if (!find(new, at, ENVIRON["ETCDRILL_TO"]) || substr(old[at], 1, s - 1) != substr(new[at], 1, vs - 1) || substr(old[at], s + l) != substr(new[at], vs + vl)) { print "line " at " changed more than the hostPath: left unchanged" > "/dev/stderr"; exit 3 }
 }"#;
 
-/// Characters the new host directory may hold: it is written into the manifest as it is.
-fn plain_path(value: &str) -> bool {
-    value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._/+@-".contains(c))
+/// Whether the new host directory can go into the manifest as it is, in its value's quotes (a
+/// plain value that needs them gets double quotes).
+fn quotable_path(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() || "\"'\\".contains(c))
 }
 
 fn refuse(message: String, hint: &str) -> ScriptError {
@@ -134,14 +135,13 @@ fn check<'n>(
             "give the new host directory as an absolute path, e.g. `{{node.data_dir}}-restored-{{run.id}}`",
         ));
     }
-    let placeholders = crate::render::has_placeholder(to);
-    if !placeholders && !plain_path(to) {
+    if !quotable_path(to) {
         return Err(refuse(
             format!(
-                "`to` is `{}`, which holds characters a manifest cannot take as they are",
+                "`to` is `{}`, which holds quotes, backslashes or control characters that cannot go into a manifest as they are",
                 args.to
             ),
-            "use letters, digits and . _ / + @ - in the new host directory",
+            "choose a new host directory without them",
         ));
     }
     let inside = |dir: &str, of: &str| dir == of || dir.starts_with(&format!("{of}/"));
@@ -157,19 +157,26 @@ fn check<'n>(
     Ok(Some(pod))
 }
 
-/// The shell lines that set the variables every script here uses.
-fn prologue(node: &Node, pod: &StaticPod, to: &str) -> String {
+/// The shell lines that set the variables every script here uses, and with `find` the awk
+/// functions and `count DIR FILE` (how many hostPath volumes of FILE are DIR).
+fn prologue(node: &Node, pod: &StaticPod, to: &str, find: bool) -> String {
     let parked = parked_manifest(pod);
-    format!(
-        "set -eu\nmanifest={}\nparked={}\nfrom={}\nto={}\nkeep={}\nfind={}\ncount() {{ ETCDRILL_PATH=\"$1\" awk \"$find\"{} \"$2\"; }}",
+    let mut text = format!(
+        "set -eu\nmanifest={}\nparked={}\nfrom={}\nto={}\nkeep={}",
         q(&pod.manifest),
         q(&parked),
         q(node.etcd.data_dir.trim_end_matches('/')),
         q(to.trim_end_matches('/')),
         q(&format!("{parked}.before-repoint")),
-        q(FIND_AWK),
-        q(&format!("\n{COUNT_AWK}")),
-    )
+    );
+    if find {
+        text.push_str(&format!(
+            "\nfind={}\ncount() {{ ETCDRILL_PATH=\"$1\" awk \"$find\"{} \"$2\"; }}",
+            q(FIND_AWK),
+            q(&format!("\n{COUNT_AWK}")),
+        ));
+    }
+    text
 }
 
 /// The repoint: with the member stopped (its manifest parked), the parked manifest's data volume
@@ -181,7 +188,7 @@ pub(crate) fn repoint(node: &Node, args: &DataDirRepointArgs) -> Result<String, 
     };
     Ok(format!(
         "{prologue}\nedited=\"$(dirname -- \"$parked\")/.$(basename -- \"$parked\").etcdrill-repoint\"\nif [ -f \"$manifest\" ]; then echo \"the member runs: $manifest is in place; stop it first (a changed live manifest would restart etcd on $to at once)\" >&2; exit 1; fi\n[ -f \"$parked\" ] || {{ echo \"no parked manifest at $parked: stop the member first\" >&2; exit 1; }}\nif [ -f \"$keep\" ] && [ \"$(count \"$to\" \"$parked\")\" = 1 ] && [ \"$(count \"$from\" \"$parked\")\" = 0 ]; then\n  # An earlier attempt repointed already (the controller stopped before it recorded the end).\n  echo \"$parked already points the data volume at $to\"\n  echo \"etcdrill-output repointed_at=$(stat -c %Y -- \"$parked\")\"\n  exit 0\nfi\n[ -d \"$to/member\" ] || {{ echo \"$to/member does not exist: nothing to point the data volume at\" >&2; exit 1; }}\n# etcdutl ran as root; an etcd running as its own user must be able to open the data.\nif [ -d \"$from\" ]; then chown -R \"$(stat -c %u:%g -- \"$from\")\" -- \"$to\"; fi\nchmod 700 -- \"$to\"\nrm -f -- \"$to/{mark}\"\ncp -p -- \"$parked\" \"$edited\"\nETCDRILL_FROM=\"$from\" ETCDRILL_TO=\"$to\" awk \"$find\"{edit} \"$parked\" >\"$edited\" || {{ rm -f -- \"$edited\"; exit 1; }}\nETCDRILL_FROM=\"$from\" ETCDRILL_TO=\"$to\" awk \"$find\"{proof} \"$parked\" \"$edited\" || {{ rm -f -- \"$edited\"; exit 1; }}\ncp -p -- \"$parked\" \"$keep\"\nmv -f -- \"$edited\" \"$parked\"\nsync\necho \"the data volume of $parked now is hostPath $to (was $from; --data-dir inside the pod is unchanged; the manifest as it was is kept as $keep)\"\necho \"warning: kubeadm upgrade writes the etcd-data hostPath from ClusterConfiguration's etcd.local.dataDir again: set it to $to (kubectl -n kube-system edit configmap kubeadm-config) before the next upgrade, or that upgrade starts etcd on $from\"\necho \"etcdrill-output repointed_at=$(date +%s)\"",
-        prologue = prologue(node, pod, &args.to),
+        prologue = prologue(node, pod, &args.to, true),
         mark = super::node_script::RESTORE_MARK,
         edit = q(&format!("\n{EDIT_AWK}")),
         proof = q(&format!("\n{PROOF_AWK}")),
@@ -189,12 +196,13 @@ pub(crate) fn repoint(node: &Node, args: &DataDirRepointArgs) -> Result<String, 
 }
 
 /// The undo: the kept manifest goes back where the manifest is (parked, in a restore's rollback
-/// order), when that manifest points at `to`; otherwise there is nothing of this step to undo.
+/// order). A manifest that is already the kept one has nothing to undo; one that no longer names
+/// `to` changed since and is left for a person.
 pub(crate) fn repoint_back(node: &Node, args: &DataDirRepointArgs) -> Option<String> {
     let pod = check(node, args).ok().flatten()?;
     Some(format!(
-        "{}\nif [ -f \"$manifest\" ]; then target=$manifest; elif [ -f \"$parked\" ]; then target=$parked; else echo \"no etcd manifest at $manifest or $parked\" >&2; exit 1; fi\nif [ ! -f \"$keep\" ] || [ \"$(count \"$to\" \"$target\")\" = 0 ]; then echo \"$target does not point the data volume at $to: nothing to undo\"; exit 0; fi\n# Hidden: the kubelet takes every other file of the manifests dir for a pod.\nback=\"$(dirname -- \"$target\")/.$(basename -- \"$target\").etcdrill-repoint-back\"\ncp -p -- \"$keep\" \"$back\"\nmv -f -- \"$back\" \"$target\"\nsync\necho \"the data volume of $target is hostPath $from again\"",
-        prologue(node, pod, &args.to)
+        "{}\nif [ -f \"$manifest\" ]; then target=$manifest; elif [ -f \"$parked\" ]; then target=$parked; else echo \"no etcd manifest at $manifest or $parked\" >&2; exit 1; fi\nif [ ! -f \"$keep\" ] || cmp -s -- \"$keep\" \"$target\"; then echo \"$target is as it was before the repoint: nothing to undo\"; exit 0; fi\ngrep -q -F -- \"$to\" \"$target\" || {{ echo \"$target no longer names $to: it changed after the repoint, so it is left as it is; $keep is the manifest from before\" >&2; exit 1; }}\n# Hidden: the kubelet takes every other file of the manifests dir for a pod.\nback=\"$(dirname -- \"$target\")/.$(basename -- \"$target\").etcdrill-repoint-back\"\ncp -p -- \"$keep\" \"$back\"\nmv -f -- \"$back\" \"$target\"\nsync\necho \"the data volume of $target is hostPath $from again\"",
+        prologue(node, pod, &args.to, false)
     ))
 }
 
@@ -204,7 +212,7 @@ pub(crate) fn preflight(node: &Node, args: &DataDirRepointArgs) -> Option<String
     let pod = check(node, args).ok().flatten()?;
     Some(format!(
         "{}\nif [ -f \"$manifest\" ]; then m=$manifest; elif [ -f \"$parked\" ]; then m=$parked; else echo \"no etcd manifest at $manifest or $parked\" >&2; exit 1; fi\nif [ \"$(count \"$to\" \"$m\")\" = 1 ]; then echo \"$m already points the data volume at $to\"; exit 0; fi\nn=$(count \"$from\" \"$m\")\n[ \"$n\" = 1 ] || {{ echo \"$n hostPath volumes of $m are $from, not exactly one: the repoint would refuse\" >&2; exit 1; }}\necho \"would point the data volume of $m (hostPath $from) at $to once the member is stopped\"",
-        prologue(node, pod, &args.to)
+        prologue(node, pod, &args.to, true)
     ))
 }
 
@@ -371,6 +379,23 @@ mod tests {
     }
 
     #[test]
+    fn a_new_directory_with_a_space_is_written_in_double_quotes() {
+        let layout = Layout::new(KUBEADM, "BASE/var/lib/etcd");
+        let to = format!("{}/var/lib/etcd new; x", layout.base);
+        std::fs::create_dir_all(format!("{to}/member")).unwrap();
+        let args = DataDirRepointArgs { to: to.clone() };
+        let (ok, _, stderr) = sh(&repoint(&layout.node, &args).unwrap());
+        assert!(ok, "{stderr}");
+        let after = layout.parked();
+        assert!(after.contains(&format!("path: \"{to}\"\n")), "{after}");
+        let config = crate::facts::config::from_manifest(&after).unwrap();
+        assert_eq!(config.host_data_dir.as_deref(), Some(to.as_str()));
+        let (ok, _, stderr) = sh(&repoint_back(&layout.node, &args).unwrap());
+        assert!(ok, "{stderr}");
+        assert!(!layout.parked().contains(&to));
+    }
+
+    #[test]
     fn a_repoint_that_cannot_be_exact_is_refused_and_changes_nothing() {
         // Two volumes on the data dir; none (the mount is above --data-dir).
         let twice = KUBEADM.replace("/etc/kubernetes/pki/etcd\n      type", "HOST\n      type");
@@ -453,7 +478,7 @@ mod tests {
             data_dir.clone(),
             format!("{data_dir}/inside"),
             format!("{}/var", layout.base),
-            format!("{data_dir}-new dir"),
+            format!("{data_dir}-\"new\""),
         ] {
             let error = repoint(&layout.node, &DataDirRepointArgs { to: to.clone() }).unwrap_err();
             assert_eq!(error.field, "to", "{to}");
