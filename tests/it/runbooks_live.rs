@@ -385,6 +385,84 @@ fn a_repoint_rolled_back_puts_the_host_path_back_and_the_old_cluster_serves() {
     assert_eq!(ids_after, ids_before, "the old members are back");
 }
 
+/// The controller is killed (SIGKILL) right after a data volume was repointed; `etcdrill resume`
+/// gathers the facts again (the manifests now name the new directories) but keeps the plan the
+/// run started with, finishes the restore, and the restore proves it took effect.
+#[test]
+fn a_repoint_restore_killed_during_the_downtime_resumes_and_verifies() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
+    let mut child = Etcdrill::new(work.path())
+        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+        .args(["-p", &snapshot, "-p", "method=repoint"])
+        .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
+        .spawn();
+    wait_for_record(work.path(), Duration::from_secs(120), |r| {
+        matches!(&r.event, Event::StepFinished { step, result: StepResult::Succeeded, .. } if step.starts_with("repoint-data-dir@"))
+    })
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = only_run(work.path());
+    assert!(
+        !journal(&run)
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RunFinished { .. })),
+        "killed too late"
+    );
+
+    let resumed = Etcdrill::new(work.path())
+        .args(["resume", run.to_str().unwrap(), "--yes"])
+        .run();
+    assert_eq!(
+        resumed.code(),
+        Some(0),
+        "{}",
+        support::diagnosis(&resumed, work.path())
+    );
+    let journal = journal(&run);
+    let new_dir = format!(
+        "/var/lib/etcd-restored-{}",
+        run.file_name().unwrap().to_str().unwrap()
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+        assert_eq!(
+            data_volume(node, "/etc/kubernetes/manifests/etcd.yaml").1,
+            new_dir
+        );
+    }
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
+}
+
 /// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
 /// /var/lib/etcd-restore-1 while --data-dir stays /var/lib/etcd, and the host's /var/lib/etcd is
 /// stale. An inventory that says `data_dir: /var/lib/etcd` is refused at that line before
