@@ -302,6 +302,47 @@ fn restore_3_node_by_repointing_the_host_path() {
     eprintln!("restore-3-node (repoint) took {:.1?}", run.took);
 }
 
+/// `method: auto` on a layout whose data dir is a small disk of its own, nearly full: there is no
+/// room there for a second copy of the database, so each static pod is restored beside the data
+/// dir (on the filesystem that has room) and its data volume repointed, and the restore proves it
+/// took effect.
+#[test]
+fn restore_3_node_repoints_where_the_data_dir_disk_has_no_room() {
+    let Some(bed) = bed(BedConfig::new(3).small_data_dir_disk(256)) else {
+        return;
+    };
+    for node in bed.nodes() {
+        // Leave 16 MiB: less than the restore needs (the database and a 64 MiB WAL segment).
+        node.exec_ok(
+            "mountpoint -q /var/lib/etcd && free=$(df -P -k /var/lib/etcd | awk 'NR == 2 { print $4 }') && head -c $(( (free - 16384) * 1024 )) /dev/zero > /var/lib/etcd/filler",
+        )
+        .unwrap();
+    }
+    let run = restore_and_prove(&bed, &["bump_revision=0", "mark_compacted=false"]);
+    let journal = journal(&run.dir());
+    let new_dir = format!(
+        "/var/lib/etcd-restored-{}",
+        run.dir().file_name().unwrap().to_str().unwrap()
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            support::step_outputs(&journal, &format!("choose-method@{}", node.name()))
+                .get("method")
+                .map(String::as_str),
+            Some("repoint")
+        );
+        let manifest = node
+            .exec_ok("cat /etc/kubernetes/manifests/etcd.yaml")
+            .unwrap();
+        let config = etcdrill::facts::config::from_manifest(&manifest).unwrap();
+        assert_eq!(config.host_data_dir, Some(new_dir.clone()));
+        node.exec_ok(
+            "test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd/.etcdrill-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+}
+
 /// A failure after the repoint, before the restored cluster served: the rollback stops the
 /// restored members, points each manifest's data volume back at the old data dir, starts the old
 /// members and removes the restored directories. The old cluster serves its data again: the key
