@@ -249,7 +249,28 @@ fn data_volume(node: &Node, at: &str) -> (String, String) {
 /// snapshot's); the old data dir is not touched and the manifest as it was is kept.
 #[test]
 fn restore_3_node_by_repointing_the_host_path() {
-    let Some(bed) = bed(BedConfig::new(3)) else {
+    restore_by_repointing(BedConfig::new(3), "/var/lib/etcd");
+}
+
+/// A repoint where an earlier restore done by hand already moved the hostPath: the data dir is the
+/// manifest's (`/var/lib/etcd-restore-1`), and the new directory goes beside it.
+#[test]
+fn restore_3_node_by_repointing_a_moved_host_path() {
+    restore_by_repointing(
+        BedConfig::new(3).moved_host_path(),
+        "/var/lib/etcd-restore-1",
+    );
+}
+
+/// A repoint by an SSH user that runs node commands through `sudo -n`.
+#[test]
+fn restore_3_node_by_repointing_as_a_user_with_sudo() {
+    restore_by_repointing(BedConfig::new(3).sudo_user(), "/var/lib/etcd");
+}
+
+/// `restore-3-node -p method=repoint` on a bed of `config` whose host data dir is `data_dir`.
+fn restore_by_repointing(config: BedConfig, data_dir: &str) {
+    let Some(bed) = bed(config) else {
         return;
     };
     let run = restore_and_prove(
@@ -258,7 +279,7 @@ fn restore_3_node_by_repointing_the_host_path() {
     );
     let journal = journal(&run.dir());
     let run_id = run.dir().file_name().unwrap().to_str().unwrap().to_owned();
-    let new_dir = format!("/var/lib/etcd-restored-{run_id}");
+    let new_dir = format!("{data_dir}-restored-{run_id}");
     for node in bed.nodes() {
         let name = node.name();
         assert_eq!(
@@ -291,11 +312,11 @@ fn restore_3_node_by_repointing_the_host_path() {
         );
         assert_eq!(
             data_volume(node, "/etc/kubernetes/etcdrill/etcd.yaml.before-repoint"),
-            ("/var/lib/etcd".to_owned(), "/var/lib/etcd".to_owned())
+            ("/var/lib/etcd".to_owned(), data_dir.to_owned())
         );
         // The old data is where it was, untouched; the restored one has no leftover of the restore.
         node.exec_ok(&format!(
-            "test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd/.etcdrill-* 2>/dev/null && test -d {new_dir}/member && ! ls -A {new_dir} | grep -v -x member"
+            "test -d {data_dir}/member && ! ls -d {data_dir}/.etcdrill-* 2>/dev/null && test -d {new_dir}/member && ! ls -A {new_dir} | grep -v -x member"
         ))
         .unwrap();
     }
