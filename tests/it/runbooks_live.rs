@@ -371,6 +371,20 @@ fn restore_3_node_repoints_where_the_data_dir_disk_has_no_room() {
 /// failure is a step added to a copy of the stock runbook after `start`.
 #[test]
 fn a_repoint_rolled_back_puts_the_host_path_back_and_the_old_cluster_serves() {
+    repoint_rolled_back(false);
+}
+
+/// The same failure with `--on-failure stop`, then `etcdrill rollback RUN`: the facts gathered
+/// again say the data dirs are the new directories (the restored members run there), and the
+/// rollback still undoes the plan the run started with.
+#[test]
+fn a_repoint_rolled_back_later_by_etcdrill_rollback_puts_the_host_path_back() {
+    repoint_rolled_back(true);
+}
+
+/// A `restore-3-node -p method=repoint` that fails after `start`, rolled back by the run itself or,
+/// with `later`, by `etcdrill rollback` after the run stopped.
+fn repoint_rolled_back(later: bool) {
     let Some(bed) = bed(BedConfig::new(3)) else {
         return;
     };
@@ -403,15 +417,49 @@ fn a_repoint_rolled_back_puts_the_host_path_back_and_the_old_cluster_serves() {
         &inventory_yaml(&bed, work.path()),
     );
     let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
-    let outcome = Etcdrill::new(work.path())
+    let on_failure = if later { "stop" } else { "rollback" };
+    let mut outcome = Etcdrill::new(work.path())
         .args(["run".as_ref(), runbook.as_os_str()])
         .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
         .args(["-p", &snapshot, "-p", "method=repoint"])
         .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
+        .args(["--on-failure", on_failure])
         .run();
-    let diagnosis = || support::diagnosis(&outcome, work.path());
-    assert_eq!(outcome.code(), Some(1), "{}", diagnosis());
+    assert_eq!(
+        outcome.code(),
+        Some(1),
+        "{}",
+        support::diagnosis(&outcome, work.path())
+    );
     let run = only_run(work.path());
+    if later {
+        // The restored members run on the new directories until a person rolls back.
+        let new_dir = format!(
+            "/var/lib/etcd-restored-{}",
+            run.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            data_volume(&bed.nodes()[0], "/etc/kubernetes/manifests/etcd.yaml").1,
+            new_dir
+        );
+        outcome = Etcdrill::new(work.path())
+            .args(["rollback", run.to_str().unwrap()])
+            .run();
+        assert_eq!(
+            outcome.code(),
+            Some(0),
+            "{}",
+            support::diagnosis(&outcome, work.path())
+        );
+        assert!(
+            outcome
+                .stderr()
+                .contains("since the run started: node1: the data dir is"),
+            "{}",
+            outcome.stderr()
+        );
+    }
+    let diagnosis = || support::diagnosis(&outcome, work.path());
     let journal = journal(&run);
     let undone = |step: &str| {
         journal.records.iter().any(|r| {
