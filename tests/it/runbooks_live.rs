@@ -92,9 +92,29 @@ fn assert_present(bed: &Bed, canary: &Canary) {
 }
 
 /// The snapshot restore of a 3-member cluster, checked end to end: seed and a canary in the
-/// snapshot, a canary after it, run `restore-3-node`, then the data is the snapshot's.
+/// snapshot, a canary after it, run `restore-3-node`, then the data is the snapshot's; the
+/// default method swaps `member/` inside the data dir.
 fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
     let Some(bed) = bed(config) else { return };
+    let run = restore_and_prove(&bed, extra_params);
+    // Every old data dir is kept aside for a rollback, and the restored one is in place; on a
+    // data dir that is a mount point, it still is one.
+    for node in bed.nodes() {
+        if bed.config().data_dir_mount_point {
+            node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
+        }
+        node.exec_ok(
+            "ls -d /var/lib/etcd/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-restore-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+    eprintln!("restore-3-node took {:.1?}", run.took);
+}
+
+/// Seeds the bed, saves a snapshot on node1, writes a key after it, runs `restore-3-node` with
+/// `extra_params`, and checks that the data is the snapshot's: the later key gone, new member and
+/// cluster IDs (journaled), and the run's own proof on every node. No temporary copy is left.
+fn restore_and_prove(bed: &Bed, extra_params: &[&str]) -> Run {
     bed.seed(100, 256).unwrap();
     let kept = bed.put_canary("in-the-snapshot").unwrap();
     let first = &bed.nodes()[0];
@@ -108,11 +128,11 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
 
     let mut params = vec![snapshot_param(first, "/var/backups/etcd/drill.db")];
     params.extend(extra_params.iter().map(|p| p.to_string()));
-    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
-    run.expect_success(&bed);
+    let run = Run::stock(bed, "restore-3-node", &params, inventory_yaml);
+    run.expect_success(bed);
 
-    assert_healthy_cluster(&bed, 3);
-    assert_present(&bed, &kept);
+    assert_healthy_cluster(bed, 3);
+    assert_present(bed, &kept);
     assert_eq!(
         bed.get(&lost.key).unwrap(),
         None,
@@ -147,8 +167,6 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
             .is_some_and(|(from, to)| *to == now && *from != now),
         "{changed:?}, now {now}"
     );
-    // Every old data dir is kept aside for a rollback, and the restored one is in place.
-
     // The run proved it itself, on every node.
     let journal = journal(&run.dir());
     for node in bed.nodes() {
@@ -157,12 +175,8 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
             Some("succeeded")
         );
     }
-    // Every old data dir is kept aside for a rollback, and the restored one is in place; on a
-    // data dir that is a mount point, it still is one. No temporary copy is left behind.
+    // No temporary copy is left behind.
     for node in bed.nodes() {
-        if bed.config().data_dir_mount_point {
-            node.exec_ok("mountpoint -q /var/lib/etcd").unwrap();
-        }
         node.exec_ok("! ls /var/backups/etcd/*.part 2>/dev/null")
             .unwrap();
         if bed.config().shared_backup_dir {
@@ -174,12 +188,8 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
                 .collect();
             node.exec_ok(&format!("ls {}", names.join(" "))).unwrap();
         }
-        node.exec_ok(
-            "ls -d /var/lib/etcd/.etcdrill-before-restore-*/member && ! ls -d /var/lib/etcd/.etcdrill-restore-* 2>/dev/null",
-        )
-        .unwrap();
     }
-    eprintln!("restore-3-node took {:.1?}", run.took);
+    run
 }
 
 #[test]
@@ -223,6 +233,344 @@ fn restore_3_node_as_a_user_with_sudo() {
 fn restore_3_node_with_the_initial_corrupt_check_on() {
     let config = BedConfig::new(3).extra_flag("--experimental-initial-corrupt-check=true");
     restore_3_node(config, &["bump_revision=0", "mark_compacted=false"]);
+}
+
+/// The manifest's data volume on `node`, parsed as the Pod it is: `(--data-dir, the host dir
+/// behind it)`. `at` is the manifest's path on the node.
+fn data_volume(node: &Node, at: &str) -> (String, String) {
+    let text = std::fs::read_to_string(node.host_path(at).unwrap()).unwrap();
+    let config = etcdrill::facts::config::from_manifest(&text).unwrap();
+    (config.data_dir.unwrap(), config.host_data_dir.unwrap())
+}
+
+/// The Kubernetes documentation's restore (`-p method=repoint`) on static pods: each member's
+/// snapshot data goes into a new host directory beside the data dir, the parked manifest's data
+/// volume is pointed at it, and etcd runs there (the run proves it, and the data is the
+/// snapshot's); the old data dir is not touched and the manifest as it was is kept.
+#[test]
+fn restore_3_node_by_repointing_the_host_path() {
+    restore_by_repointing(BedConfig::new(3), "/var/lib/etcd");
+}
+
+/// A repoint where an earlier restore done by hand already moved the hostPath: the data dir is the
+/// manifest's (`/var/lib/etcd-restore-1`), and the new directory goes beside it.
+#[test]
+fn restore_3_node_by_repointing_a_moved_host_path() {
+    restore_by_repointing(
+        BedConfig::new(3).moved_host_path(),
+        "/var/lib/etcd-restore-1",
+    );
+}
+
+/// A repoint by an SSH user that runs node commands through `sudo -n`.
+#[test]
+fn restore_3_node_by_repointing_as_a_user_with_sudo() {
+    restore_by_repointing(BedConfig::new(3).sudo_user(), "/var/lib/etcd");
+}
+
+/// `restore-3-node -p method=repoint` on a bed of `config` whose host data dir is `data_dir`.
+fn restore_by_repointing(config: BedConfig, data_dir: &str) {
+    let Some(bed) = bed(config) else {
+        return;
+    };
+    let run = restore_and_prove(
+        &bed,
+        &["method=repoint", "bump_revision=0", "mark_compacted=false"],
+    );
+    let journal = journal(&run.dir());
+    let run_id = run.dir().file_name().unwrap().to_str().unwrap().to_owned();
+    let new_dir = format!("{data_dir}-restored-{run_id}");
+    for node in bed.nodes() {
+        let name = node.name();
+        assert_eq!(
+            support::step_outputs(&journal, &format!("choose-method@{name}"))
+                .get("method")
+                .map(String::as_str),
+            Some("repoint")
+        );
+        for (step, result) in [
+            ("restore-beside", "succeeded"),
+            ("repoint-data-dir", "succeeded"),
+        ] {
+            assert_eq!(
+                step_result(&journal, &format!("{step}@{name}")).as_deref(),
+                Some(result),
+                "{step}@{name}"
+            );
+        }
+        for skipped in ["restore", "swap-data-dir"] {
+            assert_ne!(
+                step_result(&journal, &format!("{skipped}@{name}")).as_deref(),
+                Some("succeeded"),
+                "{skipped}@{name} ran"
+            );
+        }
+        // The manifest points the data volume at the new directory; --data-dir is unchanged.
+        assert_eq!(
+            data_volume(node, "/etc/kubernetes/manifests/etcd.yaml"),
+            ("/var/lib/etcd".to_owned(), new_dir.clone())
+        );
+        assert_eq!(
+            data_volume(node, "/etc/kubernetes/etcdrill/etcd.yaml.before-repoint"),
+            ("/var/lib/etcd".to_owned(), data_dir.to_owned())
+        );
+        // The old data is where it was, untouched; the restored one has no leftover of the restore.
+        node.exec_ok(&format!(
+            "test -d {data_dir}/member && ! ls -d {data_dir}/.etcdrill-* 2>/dev/null && test -d {new_dir}/member && ! ls -A {new_dir} | grep -v -x member"
+        ))
+        .unwrap();
+    }
+    eprintln!("restore-3-node (repoint) took {:.1?}", run.took);
+}
+
+/// `method: auto` on a layout whose data dir is a small disk of its own, nearly full: there is no
+/// room there for a second copy of the database, so each static pod is restored beside the data
+/// dir (on the filesystem that has room) and its data volume repointed, and the restore proves it
+/// took effect.
+#[test]
+fn restore_3_node_repoints_where_the_data_dir_disk_has_no_room() {
+    let Some(bed) = bed(BedConfig::new(3).small_data_dir_disk(256)) else {
+        return;
+    };
+    for node in bed.nodes() {
+        // Leave 16 MiB: less than the restore needs (the database and a 64 MiB WAL segment).
+        node.exec_ok(
+            "mountpoint -q /var/lib/etcd && free=$(df -P -k /var/lib/etcd | awk 'NR == 2 { print $4 }') && head -c $(( (free - 16384) * 1024 )) /dev/zero > /var/lib/etcd/filler",
+        )
+        .unwrap();
+    }
+    let run = restore_and_prove(&bed, &["bump_revision=0", "mark_compacted=false"]);
+    let journal = journal(&run.dir());
+    let new_dir = format!(
+        "/var/lib/etcd-restored-{}",
+        run.dir().file_name().unwrap().to_str().unwrap()
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            support::step_outputs(&journal, &format!("choose-method@{}", node.name()))
+                .get("method")
+                .map(String::as_str),
+            Some("repoint")
+        );
+        let manifest = node
+            .exec_ok("cat /etc/kubernetes/manifests/etcd.yaml")
+            .unwrap();
+        let config = etcdrill::facts::config::from_manifest(&manifest).unwrap();
+        assert_eq!(config.host_data_dir, Some(new_dir.clone()));
+        node.exec_ok(
+            "test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd/.etcdrill-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+}
+
+/// A failure after the repoint, before the restored cluster served: the rollback stops the
+/// restored members, points each manifest's data volume back at the old data dir, starts the old
+/// members and removes the restored directories. The old cluster serves its data again: the key
+/// written after the snapshot is there, and the cluster and member IDs are the old ones. The
+/// failure is a step added to a copy of the stock runbook after `start`.
+#[test]
+fn a_repoint_rolled_back_puts_the_host_path_back_and_the_old_cluster_serves() {
+    repoint_rolled_back(false);
+}
+
+/// The same failure with `--on-failure stop`, then `etcdrill rollback RUN`: the facts gathered
+/// again say the data dirs are the new directories (the restored members run there), and the
+/// rollback still undoes the plan the run started with.
+#[test]
+fn a_repoint_rolled_back_later_by_etcdrill_rollback_puts_the_host_path_back() {
+    repoint_rolled_back(true);
+}
+
+/// A `restore-3-node -p method=repoint` that fails after `start`, rolled back by the run itself or,
+/// with `later`, by `etcdrill rollback` after the run stopped.
+fn repoint_rolled_back(later: bool) {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(20, 64).unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let after = bed.put_canary("after-the-snapshot").unwrap();
+    let mut ids_before: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+
+    let stock = std::fs::read_to_string(stock_runbook("restore-3-node")).unwrap();
+    let wait = "    needs: [start]\n    timeout: 5m\n";
+    assert!(
+        stock.contains(wait),
+        "the stock runbook changed: update the test"
+    );
+    let failing = stock.replacen(
+        wait,
+        "    needs: [start, fail-after-start]\n    timeout: 5m\n",
+        1,
+    ) + "\n  - id: fail-after-start\n    title: Fails after the restored members started\n    on: node:node2\n    action: shell\n    needs: [start]\n    with: {run: 'echo failing on purpose >&2; exit 1'}\n    probe: true\n";
+    let work = tempfile::tempdir().unwrap();
+    let runbook = write(work.path(), "restore-failing.yaml", &failing);
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
+    let on_failure = if later { "stop" } else { "rollback" };
+    let mut outcome = Etcdrill::new(work.path())
+        .args(["run".as_ref(), runbook.as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+        .args(["-p", &snapshot, "-p", "method=repoint"])
+        .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
+        .args(["--on-failure", on_failure])
+        .run();
+    assert_eq!(
+        outcome.code(),
+        Some(1),
+        "{}",
+        support::diagnosis(&outcome, work.path())
+    );
+    let run = only_run(work.path());
+    if later {
+        // The restored members run on the new directories until a person rolls back.
+        let new_dir = format!(
+            "/var/lib/etcd-restored-{}",
+            run.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            data_volume(&bed.nodes()[0], "/etc/kubernetes/manifests/etcd.yaml").1,
+            new_dir
+        );
+        outcome = Etcdrill::new(work.path())
+            .args(["rollback", run.to_str().unwrap()])
+            .run();
+        assert_eq!(
+            outcome.code(),
+            Some(0),
+            "{}",
+            support::diagnosis(&outcome, work.path())
+        );
+        assert!(
+            outcome
+                .stderr()
+                .contains("since the run started: node1: the data dir is"),
+            "{}",
+            outcome.stderr()
+        );
+    }
+    let diagnosis = || support::diagnosis(&outcome, work.path());
+    let journal = journal(&run);
+    let undone = |step: &str| {
+        journal.records.iter().any(|r| {
+            matches!(&r.event, Event::RollbackFinished { step: s, result: StepResult::Succeeded, .. } if s == step)
+        })
+    };
+    for node in bed.nodes() {
+        let name = node.name();
+        for step in ["start", "repoint-data-dir", "stop", "restore-beside"] {
+            assert!(
+                undone(&format!("{step}@{name}")),
+                "{step}@{name} was not undone: {}",
+                diagnosis()
+            );
+        }
+        assert_eq!(
+            data_volume(node, "/etc/kubernetes/manifests/etcd.yaml"),
+            ("/var/lib/etcd".to_owned(), "/var/lib/etcd".to_owned()),
+            "{}",
+            diagnosis()
+        );
+        node.exec_ok(
+            "test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd-restored-* 2>/dev/null",
+        )
+        .unwrap();
+    }
+    // The old cluster, with its data.
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &after);
+    let mut ids_after: Vec<u64> = bed.member_list().unwrap().iter().map(|m| m.id).collect();
+    ids_after.sort_unstable();
+    ids_before.sort_unstable();
+    assert_eq!(ids_after, ids_before, "the old members are back");
+}
+
+/// The controller is killed (SIGKILL) right after a data volume was repointed; `etcdrill resume`
+/// gathers the facts again (the manifests now name the new directories) but keeps the plan the
+/// run started with, finishes the restore, and the restore proves it took effect.
+#[test]
+fn a_repoint_restore_killed_during_the_downtime_resumes_and_verifies() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let snapshot = snapshot_param(first, "/var/backups/etcd/drill.db");
+    let mut child = Etcdrill::new(work.path())
+        .args(["run".as_ref(), stock_runbook("restore-3-node").as_os_str()])
+        .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+        .args(["-p", &snapshot, "-p", "method=repoint"])
+        .args(["-p", "bump_revision=0", "-p", "mark_compacted=false"])
+        .spawn();
+    wait_for_record(work.path(), Duration::from_secs(120), |r| {
+        matches!(&r.event, Event::StepFinished { step, result: StepResult::Succeeded, .. } if step.starts_with("repoint-data-dir@"))
+    })
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = only_run(work.path());
+    assert!(
+        !journal(&run)
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::RunFinished { .. })),
+        "killed too late"
+    );
+
+    let resumed = Etcdrill::new(work.path())
+        .args(["resume", run.to_str().unwrap(), "--yes"])
+        .run();
+    assert_eq!(
+        resumed.code(),
+        Some(0),
+        "{}",
+        support::diagnosis(&resumed, work.path())
+    );
+    let journal = journal(&run);
+    let new_dir = format!(
+        "/var/lib/etcd-restored-{}",
+        run.file_name().unwrap().to_str().unwrap()
+    );
+    for node in bed.nodes() {
+        assert_eq!(
+            step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
+            Some("succeeded")
+        );
+        assert_eq!(
+            data_volume(node, "/etc/kubernetes/manifests/etcd.yaml").1,
+            new_dir
+        );
+    }
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
 }
 
 /// The Kubernetes documentation's restore leaves the manifest's `etcd-data` hostPath at
@@ -1109,4 +1457,140 @@ fn external_etcd_facts_come_from_its_systemd_unit() {
         "{told}"
     );
     assert!(support::no_runs(refused.work.path()), "nothing ran");
+}
+
+/// `restore-3-node` compiled for a one-node inventory under `base` (static pod or external),
+/// with `-p` `params`.
+fn restore_plan(
+    base: &std::path::Path,
+    management: &str,
+    params: &[(&str, &str)],
+) -> Result<etcdrill::plan::Plan, String> {
+    use etcdrill::source::SourceFile;
+    let inventory = format!(
+        "name: t\ndefaults:\n  etcd:\n    management: {management}\n    data_dir: '{0}/var/lib/etcd'\n    backup_dir: '{0}/backups'\nnodes:\n  - {{name: n1, address: 10.0.0.1}}\n",
+        base.display()
+    );
+    let cluster =
+        etcdrill::inventory::Cluster::load(SourceFile::new("inventory.yaml", inventory)).unwrap();
+    let runbook = etcdrill::runbook::Runbook::load(
+        SourceFile::read(&stock_runbook("restore-3-node")).unwrap(),
+    )
+    .unwrap();
+    let source = SourceFile::new("command line", "");
+    let inputs: Vec<etcdrill::plan::ParamInput> = [("snapshot", "/srv/snapshot.db")]
+        .iter()
+        .chain(params)
+        .map(|(name, value)| etcdrill::plan::ParamInput {
+            name: name.to_string(),
+            value: serde_yaml::Value::String(value.to_string()),
+            source: source.clone(),
+            location: None,
+        })
+        .collect();
+    etcdrill::plan::compile(&runbook, &cluster, &inputs).map_err(|e| e.to_string())
+}
+
+/// `method: auto` chooses per node from the free space of the filesystem each restore would
+/// write to, and `repoint` is refused for an external etcd, where the plan is compiled. The
+/// rendered `choose-method` script runs here with a stand-in `df` that puts the data dir on a
+/// disk of its own (`/data`, or the root filesystem with `SAME=1`) and the rest on `/`.
+#[test]
+fn the_restore_method_is_chosen_from_the_room_where_each_restore_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("var/lib/etcd/member")).unwrap();
+    std::fs::create_dir_all(base.join("backups")).unwrap();
+    std::fs::create_dir_all(base.join("bin")).unwrap();
+    // A 1 GiB snapshot (sparse): the restore needs 1048576 + 65536 KiB.
+    std::fs::File::create(base.join("backups/etcdrill-restore-n1.db"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let df = base.join("bin/df");
+    std::fs::write(
+        &df,
+        "#!/bin/sh\nfor last; do :; done\ncase $last in \"$DATA\"|\"$DATA\"/*) free=$DATA_FREE; on=/data ;; *) free=$ROOT_FREE; on=/ ;; esac\n[ -z \"${SAME:-}\" ] || on=/\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\necho \"disk 1 1 $free 1% $on\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&df, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let choose = |management: &str, method: &str, data_free: u64, root_free: u64, same: bool| {
+        let plan = restore_plan(base, management, &[("method", method)]).unwrap();
+        let step = plan
+            .steps()
+            .find(|(_, s)| s.key == "choose-method@n1")
+            .unwrap()
+            .1;
+        let etcdrill::plan::Operation::Script { script } = &step.operation else {
+            panic!("{step:?}")
+        };
+        let path = format!(
+            "{}:{}",
+            base.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.replace("⟨run.id⟩", "r1"))
+            .env("PATH", path)
+            .env("DATA", base.join("var/lib/etcd"))
+            .env("DATA_FREE", data_free.to_string())
+            .env("ROOT_FREE", root_free.to_string())
+            .env("SAME", if same { "1" } else { "" })
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match out.status.success() {
+            true => Ok(stdout.lines().last().unwrap_or_default().to_owned()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    };
+    let pod = "{static_pod: {}}";
+    let external = "{external: {start: 'systemctl start etcd', stop: 'systemctl stop etcd'}}";
+    let room = 2_000_000;
+    let tight = 1_000;
+    // Room on the data dir's own disk: swap, whatever the management.
+    assert_eq!(
+        choose(pod, "auto", room, tight, false).as_deref(),
+        Ok("swap")
+    );
+    assert_eq!(
+        choose(external, "auto", room, tight, false).as_deref(),
+        Ok("swap")
+    );
+    // No room there, room beside it: a static pod repoints, an external etcd cannot.
+    assert_eq!(
+        choose(pod, "auto", tight, room, false).as_deref(),
+        Ok("repoint")
+    );
+    let refused = choose(external, "auto", tight, room, false).unwrap_err();
+    assert!(
+        refused.contains("an external etcd cannot be repointed"),
+        "{refused}"
+    );
+    // No room anywhere, or the new directory on the same full filesystem: the run stops there.
+    let refused = choose(pod, "auto", tight, tight, false).unwrap_err();
+    assert!(refused.contains("no room for the restore"), "{refused}");
+    let refused = choose(pod, "auto", tight, tight, true).unwrap_err();
+    assert!(refused.contains("which also holds"), "{refused}");
+    // Asked for, a method is taken as it is (the restore itself checks its room).
+    assert_eq!(
+        choose(pod, "swap", tight, room, false).as_deref(),
+        Ok("swap")
+    );
+    assert_eq!(
+        choose(pod, "repoint", room, room, false).as_deref(),
+        Ok("repoint")
+    );
+
+    // An external etcd has no hostPath: `repoint` is refused when the plan is compiled, at the
+    // line that would repoint, before anything runs.
+    let error = restore_plan(base, external, &[("method", "repoint")]).unwrap_err();
+    assert!(
+        error.contains("node `n1` runs etcd as an external service")
+            && error.contains("restore-3-node.yaml:")
+            && error.contains("-p method=swap"),
+        "{error}"
+    );
+    assert!(restore_plan(base, external, &[("method", "swap")]).is_ok());
 }

@@ -265,6 +265,26 @@ pub fn reconcile(cluster: &mut Cluster, facts: &[NodeFacts]) -> Result<Vec<Strin
     }
 }
 
+/// What the nodes say now that differs from what a run started from, one line per node whose
+/// host data dir moved (a repoint of that run, or a change by hand).
+pub fn changed_since(started: &[NodeFacts], now: &[NodeFacts]) -> Vec<String> {
+    now.iter()
+        .filter_map(|now| {
+            let then = started.iter().find(|f| f.node == now.node)?;
+            let (was, is) = (
+                then.config.host_data_dir.as_deref()?,
+                now.config.host_data_dir.as_deref()?,
+            );
+            (was != is).then(|| {
+                format!(
+                    "{}: the data dir is {is} now, {was} when the run started (its plan keeps {was})",
+                    now.node
+                )
+            })
+        })
+        .collect()
+}
+
 /// The facts as a person reads them: one block per node.
 pub fn summary(facts: &[NodeFacts]) -> String {
     let gib = |bytes: Option<u64>| {

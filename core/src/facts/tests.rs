@@ -122,3 +122,31 @@ fn facts_round_trip_through_json() {
     assert_eq!(serde_json::from_str::<NodeFacts>(&json).unwrap(), node);
     assert!(summary(&[node]).contains("/var/lib/etcd (its own mount point, ext4, 1.0 GiB free)"));
 }
+
+#[test]
+fn a_run_reopened_after_its_repoint_keeps_the_data_dir_it_started_with() {
+    // cp2 states /var/lib/etcd; the run repointed both data volumes.
+    let started = [facts("cp1", "/var/lib/etcd"), facts("cp2", "/var/lib/etcd")];
+    let now = [
+        facts("cp1", "/var/lib/etcd-restored-r1"),
+        facts("cp2", "/var/lib/etcd-restored-r1"),
+    ];
+    let changes = changed_since(&started, &now);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].starts_with(
+        "cp1: the data dir is /var/lib/etcd-restored-r1 now, /var/lib/etcd when the run started"
+    ));
+    // Reconciled with what the run started from: nothing refused, nothing moved.
+    let mut cluster = Cluster::load(SourceFile::new("inv.yaml", INVENTORY)).unwrap();
+    reconcile(&mut cluster, &started).unwrap();
+    assert!(
+        cluster
+            .nodes
+            .iter()
+            .all(|n| n.etcd.data_dir == "/var/lib/etcd")
+    );
+    // Reconciled with what the nodes say now, the stated data dir would refuse the resume.
+    let mut cluster = Cluster::load(SourceFile::new("inv.yaml", INVENTORY)).unwrap();
+    assert!(reconcile(&mut cluster, &now).is_err());
+    assert!(changed_since(&started, &started).is_empty());
+}

@@ -3,6 +3,7 @@
 
 mod compiler;
 mod context;
+mod host_path;
 mod node_script;
 
 use indexmap::IndexMap;

@@ -53,6 +53,7 @@ pub(crate) fn operation(
         Action::EtcdSnapshotRestore(args) => snapshot_restore(node, cluster, args)?,
         Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
         Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
+        Action::EtcdDataDirRepoint(args) => super::host_path::repoint(node, args)?,
         Action::EtcdSnapshotVerify(args) => crate::remote_checksum::script(&args.path),
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
@@ -109,6 +110,7 @@ pub(crate) fn preflight(action: &Action, node: &Node) -> Option<String> {
             q(&node.etcd.data_dir),
             q(&args.at)
         ),
+        Action::EtcdDataDirRepoint(args) => return super::host_path::preflight(node, args),
         Action::EtcdStopMember(_) | Action::EtcdStartMember(_) | Action::EtcdConfigureMember(_) => {
             match &node.etcd.management {
                 Management::StaticPod(pod) => format!(
@@ -153,6 +155,10 @@ pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
         )),
         Action::EtcdDataDirReplace(args) => Some(data_dir_replace_back(node, args)),
         Action::EtcdDataDirSetAside(args) => Some(data_dir_set_aside_back(node, args)),
+        Action::EtcdDataDirRepoint(args) => match super::host_path::repoint_back(node, args) {
+            Some(script) => Some(script),
+            None => return Rollback::NotNeeded,
+        },
         Action::Shell(_) => return Rollback::Declined,
         Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) => return Rollback::NotNeeded,
         other => unreachable!("`{}` does not run on nodes", other.kind()),
@@ -166,7 +172,7 @@ pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
 }
 
 /// Where a static pod's manifest waits while the member is stopped.
-fn parked_manifest(pod: &StaticPod) -> String {
+pub(crate) fn parked_manifest(pod: &StaticPod) -> String {
     let name = Path::new(&pod.manifest)
         .file_name()
         .map_or("etcd.yaml".into(), |n| n.to_string_lossy().into_owned());
@@ -456,7 +462,7 @@ const RESTORE_STAGING: &str = ".etcdrill-partial";
 /// Written inside a restore's `data_dir` just before the restored `member/` moves in: which
 /// snapshot file and which etcdutl command made it, so a later attempt of the same step knows
 /// the restore is done, and any other leftover is refused.
-const RESTORE_MARK: &str = ".etcdrill-restored-from";
+pub(crate) const RESTORE_MARK: &str = ".etcdrill-restored-from";
 
 /// Checks that `value` (the `field` of a data-dir action) is a directory directly inside the
 /// member's data dir, other than `member/`: renames between it and `DATA_DIR/member` then stay

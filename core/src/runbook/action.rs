@@ -229,6 +229,12 @@ actions! {
         Action, Node, destructive: false, outputs: ["swapped_at"],
         summary: "swap in a data dir"
     }
+    /// Points a static pod's data volume (the hostPath mounted at `--data-dir`) at another host
+    /// directory while the member is stopped, keeping the old manifest for rollback.
+    EtcdDataDirRepoint = "etcd.data_dir.repoint" (DataDirRepointArgs) {
+        Action, Node, destructive: false, outputs: ["repointed_at"],
+        summary: "repoint the data dir's hostPath"
+    }
     /// Sets the member's data aside inside its data dir, leaving it without member data.
     EtcdDataDirSetAside = "etcd.data_dir.set_aside" (DataDirSetAsideArgs) {
         Action, Node, destructive: false, outputs: [],
@@ -473,6 +479,7 @@ impl Action {
             Action::EtcdDataDirReplace(args) => {
                 vec![("with", &args.with), ("keep_old_at", &args.keep_old_at)]
             }
+            Action::EtcdDataDirRepoint(args) => vec![("to", &args.to)],
             Action::FileCopy(args) => vec![("from", &args.from), ("to", &args.to)],
             Action::BackupShip(args) => vec![("snapshot", &args.snapshot)],
             _ => Vec::new(),
@@ -588,6 +595,17 @@ pub struct DataDirReplaceArgs {
     pub with: String,
     /// Where the old `member/` is kept (as `KEEP_OLD_AT/member`), for rollback.
     pub keep_old_at: String,
+}
+
+/// Arguments of `etcd.data_dir.repoint`: the Kubernetes documentation's restore, which leaves
+/// `--data-dir` as it is and points the volume mounted there at a new host directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataDirRepointArgs {
+    /// The host directory holding the restored `member/` that the data volume's hostPath will
+    /// name: absolute, outside the data dir. Empty means there is nothing to repoint on this node
+    /// (a runbook that offers the repoint to static pods only renders it empty elsewhere).
+    pub to: String,
 }
 
 /// Arguments of `etcd.data_dir.set_aside`.

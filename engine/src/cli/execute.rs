@@ -350,6 +350,19 @@ pub(super) fn node_facts(
     plan: &Plan,
     reporter: &mut Reporter,
 ) -> Result<Vec<crate::facts::NodeFacts>, CliError> {
+    node_facts_since(cluster, plan, reporter, None)
+}
+
+/// [`node_facts`] for a run that started earlier (resume, rollback): the facts are gathered and
+/// shown, but the inventory is reconciled with `started_from`, the facts the run started from when it
+/// recorded them, so the plan is the one it started with even after its own steps changed what
+/// the nodes say (a repointed data volume). What changed since is shown.
+pub(super) fn node_facts_since(
+    cluster: &mut Cluster,
+    plan: &Plan,
+    reporter: &mut Reporter,
+    started_from: Option<Vec<crate::facts::NodeFacts>>,
+) -> Result<Vec<crate::facts::NodeFacts>, CliError> {
     let names = crate::facts::nodes_touched(plan);
     if names.is_empty() {
         return Ok(Vec::new());
@@ -361,7 +374,16 @@ pub(super) fn node_facts(
         crate::facts::summary(&facts),
         crate::humanize::duration(started.elapsed())
     ));
-    for filled in crate::facts::reconcile(cluster, &facts)? {
+    let against = match started_from.filter(|recorded| !recorded.is_empty()) {
+        Some(recorded) => {
+            for change in crate::facts::changed_since(&recorded, &facts) {
+                reporter.note(&format!("  since the run started: {change}"));
+            }
+            recorded
+        }
+        None => facts.clone(),
+    };
+    for filled in crate::facts::reconcile(cluster, &against)? {
         reporter.note(&format!("  taken from the node: {filled}"));
     }
     Ok(facts)

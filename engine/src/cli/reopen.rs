@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::CliError;
-use super::execute::node_facts;
+use super::execute::node_facts_since;
 use super::load::{read, read_inventory};
 use crate::document::Document;
 use crate::exec;
@@ -138,7 +138,14 @@ pub(super) fn reopen(args: &RunRefArgs, facts: Facts<'_>) -> Result<Reopened, Cl
     // gathered again from the nodes to resume or roll back, the run's own record to report.
     let before_facts = compile(&runbook, &cluster, &inputs)?;
     let facts = match facts {
-        Facts::Gather(reporter) => node_facts(&mut cluster, &before_facts, reporter)?,
+        // What the run started from fills the inventory: its own steps may have changed what the
+        // nodes say since (a repointed data volume), and the plan must be the one it started with.
+        Facts::Gather(reporter) => node_facts_since(
+            &mut cluster,
+            &before_facts,
+            reporter,
+            crate::facts::read(&dir.path),
+        )?,
         Facts::Recorded => {
             if let Some(recorded) = crate::facts::read(&dir.path) {
                 crate::facts::reconcile(&mut cluster, &recorded)?;

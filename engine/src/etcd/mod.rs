@@ -172,6 +172,7 @@ async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, EtcdError> {
         | Action::EtcdConfigureMember(_)
         | Action::EtcdDataDirReplace(_)
         | Action::EtcdDataDirSetAside(_)
+        | Action::EtcdDataDirRepoint(_)
         | Action::FileCopy(_)
         | Action::BackupShip(_)
         | Action::BackupPrune(_) => Err(EtcdError::Unsupported {

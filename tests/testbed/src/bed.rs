@@ -182,6 +182,11 @@ impl Bed {
                 management: config.management,
                 has_etcdutl: binaries.etcdutl.is_some(),
                 mounts,
+                disks: config
+                    .data_dir_disk_mib
+                    .map(|mib| (paths::DATA_DIR, mib))
+                    .into_iter()
+                    .collect(),
                 init_pid: 0,
             };
             let flags = etcd_config::flags(&config, &members, member, &token)?;

@@ -72,6 +72,9 @@ pub struct BedConfig {
     /// The SSH user is not root ([`SUDO_USER`](crate::SUDO_USER)) and runs node commands through
     /// `sudo -n`.
     pub sudo_user: bool,
+    /// The data dir `/var/lib/etcd` is a small disk of its own of this many MiB (a tmpfs inside
+    /// the node's mount namespace), for layouts whose data dir lacks room for a second copy.
+    pub data_dir_disk_mib: Option<u64>,
 }
 
 impl BedConfig {
@@ -88,6 +91,7 @@ impl BedConfig {
             shared_backup_dir: false,
             moved_host_path: false,
             sudo_user: false,
+            data_dir_disk_mib: None,
         }
     }
 
@@ -137,6 +141,13 @@ impl BedConfig {
     /// Logs in as a user that is not root and runs node commands through `sudo -n`.
     pub fn sudo_user(mut self) -> Self {
         self.sudo_user = true;
+        self
+    }
+
+    /// Makes every node's data dir a small disk of its own of `mib` MiB (a tmpfs): a test can
+    /// fill it to leave no room for a restore there. Its files are not visible from the host.
+    pub fn small_data_dir_disk(mut self, mib: u64) -> Self {
+        self.data_dir_disk_mib = Some(mib);
         self
     }
 

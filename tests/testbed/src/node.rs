@@ -39,6 +39,8 @@ pub struct Node {
     /// Bind mounts made inside the node after its private directories: `(path on the node, host
     /// directory)`, e.g. a data dir that is a mount point, or a backup dir shared by the nodes.
     pub(crate) mounts: Vec<(&'static str, PathBuf)>,
+    /// Small disks (tmpfs) mounted inside the node after the bind mounts: `(path on the node, MiB)`.
+    pub(crate) disks: Vec<(&'static str, u64)>,
     /// Host PID of the node's PID 1 (`testbed-init`), the target of `nsenter`.
     pub(crate) init_pid: u32,
 }

@@ -142,6 +142,11 @@ pub(crate) fn spawn_node(
     for (at, source) in &node.mounts {
         script.push_str(&format!("mount --bind {} {at}\n", q(source)));
     }
+    for (at, mib) in &node.disks {
+        script.push_str(&format!(
+            "mkdir -p {at}\nmount -t tmpfs -o size={mib}m,mode=700 etcd-disk {at}\n"
+        ));
+    }
     script.push_str(&format!(
         "/usr/sbin/sshd -f {} -E /var/log/sshd.log\n",
         q(sshd_config)
