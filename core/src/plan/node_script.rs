@@ -54,6 +54,12 @@ pub(crate) fn operation(
         Action::EtcdDataDirReplace(args) => data_dir_replace(node, args)?,
         Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
         Action::EtcdSnapshotVerify(args) => crate::remote_checksum::script(&args.path),
+        Action::EtcdSnapshotDistribute(args) => {
+            return Ok(Operation::Distribute {
+                from: args.from.clone(),
+                to: args.to.clone(),
+            });
+        }
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
                 direction: args.direction,
@@ -154,7 +160,9 @@ pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
         Action::EtcdDataDirReplace(args) => Some(data_dir_replace_back(node, args)),
         Action::EtcdDataDirSetAside(args) => Some(data_dir_set_aside_back(node, args)),
         Action::Shell(_) => return Rollback::Declined,
-        Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) => return Rollback::NotNeeded,
+        Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) | Action::EtcdSnapshotDistribute(_) => {
+            return Rollback::NotNeeded;
+        }
         other => unreachable!("`{}` does not run on nodes", other.kind()),
     };
     match script {

@@ -164,6 +164,13 @@ actions! {
         Probe, ControllerOrNode, destructive: false, outputs: ["size", "sha256"],
         summary: "verify a snapshot file"
     }
+    /// Streams a snapshot file on the controller to the node, read once for every node the step
+    /// runs on, hashed on both ends, renamed into place only when the hashes and the sha256
+    /// trailer agree.
+    EtcdSnapshotDistribute = "etcd.snapshot.distribute" (SnapshotDistributeArgs) {
+        Action, Node, destructive: false, outputs: ["path", "size", "sha256"],
+        summary: "put a snapshot on every node in one pass"
+    }
     /// Restores a snapshot into a new data directory with etcdutl.
     EtcdSnapshotRestore = "etcd.snapshot.restore" (SnapshotRestoreArgs) {
         Action, Node, destructive: true, outputs: [],
@@ -377,6 +384,17 @@ pub struct SnapshotVerifyArgs {
     pub path: String,
 }
 
+/// Arguments of `etcd.snapshot.distribute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotDistributeArgs {
+    /// The snapshot file on the controller: bbolt data followed by its sha256, as
+    /// `etcd.snapshot.save` and `etcdctl snapshot save` write it.
+    pub from: String,
+    /// Where the copy goes on the node; its directory is created when missing.
+    pub to: String,
+}
+
 /// Arguments of `backup.ship`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -474,6 +492,7 @@ impl Action {
                 vec![("with", &args.with), ("keep_old_at", &args.keep_old_at)]
             }
             Action::FileCopy(args) => vec![("from", &args.from), ("to", &args.to)],
+            Action::EtcdSnapshotDistribute(args) => vec![("from", &args.from), ("to", &args.to)],
             Action::BackupShip(args) => vec![("snapshot", &args.snapshot)],
             _ => Vec::new(),
         }

@@ -173,6 +173,7 @@ async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, EtcdError> {
         | Action::EtcdDataDirReplace(_)
         | Action::EtcdDataDirSetAside(_)
         | Action::FileCopy(_)
+        | Action::EtcdSnapshotDistribute(_)
         | Action::BackupShip(_)
         | Action::BackupPrune(_) => Err(EtcdError::Unsupported {
             action: call.kind().name(),

@@ -57,6 +57,8 @@ pub(crate) struct StepEnv<'a> {
     pub redactor: &'a Redactor,
     /// The run's id: with the node, it names the temporary files a copy writes.
     pub run_id: &'a str,
+    /// Where the instances of a snapshot distribution meet to share one read.
+    pub rounds: &'a crate::distribute::Rounds,
 }
 
 impl StepEnv<'_> {
@@ -74,6 +76,15 @@ impl StepEnv<'_> {
                     .ok_or_else(|| format!("no connection to node `{name}`"))
             }
             Host::Controller | Host::Cluster => Ok((self.local, false)),
+        }
+    }
+
+    /// Names a copy's temporary file: nodes may share the directory (one NFS backup dir), so it
+    /// carries the run and the node.
+    fn writer(&self, host: &Host) -> String {
+        match host {
+            Host::Node(name) => format!("{}.{name}", self.run_id),
+            Host::Controller | Host::Cluster => self.run_id.to_owned(),
         }
     }
 }
@@ -258,12 +269,7 @@ async fn run_operation(
                 Ok(found) => found,
                 Err(error) => return Attempt::failed(error),
             };
-            // Nodes may share the directory (one NFS backup dir): the temporary file carries
-            // the run and the node.
-            let writer = match &step.host {
-                Host::Node(name) => format!("{}.{name}", env.run_id),
-                Host::Controller | Host::Cluster => env.run_id.to_owned(),
-            };
+            let writer = env.writer(&step.host);
             let copied = match direction {
                 CopyDirection::Push => {
                     transport
@@ -285,6 +291,22 @@ async fn run_operation(
                 },
                 Err(err) => Attempt::failed(error_chain(&err)),
             }
+        }
+        Operation::Distribute { from, to } => {
+            let (transport, sudo) = match env.transport(&step.host) {
+                Ok(found) => found,
+                Err(error) => return Attempt::failed(error),
+            };
+            let destination = crate::distribute::Destination {
+                transport,
+                node: &step.host.to_string(),
+                to,
+                writer: &env.writer(&step.host),
+                sudo,
+            };
+            called(
+                crate::distribute::distribute(env.rounds, from, &destination, timeout, meter).await,
+            )
         }
     }
 }

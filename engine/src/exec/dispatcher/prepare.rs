@@ -278,7 +278,8 @@ impl Dispatcher<'_> {
                     direction: crate::runbook::action::CopyDirection::Push,
                     from,
                     to,
-                },
+                }
+                | Operation::Distribute { from, to },
             ) => match std::fs::metadata(from) {
                 Ok(meta) => Some(Operation::Script {
                     script: format!(

@@ -1,0 +1,191 @@
+//! `etcd.snapshot.distribute`: a snapshot file on the controller put on every node of a step in
+//! one pass. The controller reads the file once for all the instances that start together and
+//! hands the bytes to every node's transport at once ([`fanout`]); each node hashes what it
+//! writes as it writes it and fsyncs it under a name of its own (`PATH.RUN.NODE.part`), and the
+//! controller renames that part file into place only when the node's hash equals its own and the
+//! sha256 trailer checked out. A node whose bytes do not hash right fails its own instance, and
+//! nothing is left at `PATH`.
+//!
+//! # Rounds
+//!
+//! The instances of one step are separate plan steps (each node's shows, retries and resumes on
+//! its own), so they meet in a [`Rounds`] by source path. The first to arrive opens a round and
+//! starts its reader as a task of its own; the reader lets the runtime go round a few times
+//! before it seals the round, so that the instances the dispatcher started in the same wave join
+//! it. An instance that comes later (a retry, a resumed run, a node held back by
+//! `--concurrency`) opens a round of its own and reads the same file again: it gets the same
+//! bytes, only not in the same pass.
+
+mod fanout;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::etcd::CallOutcome;
+use crate::transfer::TransferMeter;
+use crate::transport::Transport;
+use fanout::{Chunk, Digest};
+
+/// How many times a new round's reader yields to the runtime before it seals the round: the
+/// instances started in the same wave of the dispatcher have joined by then.
+const GATHER_YIELDS: usize = 4;
+
+/// How a round ended, as every instance in it sees it.
+#[derive(Debug)]
+struct RoundEnd {
+    /// The nodes that were sent the bytes, in the order they joined.
+    nodes: Vec<String>,
+    /// The digest of what was read, or why the source is not a sound snapshot.
+    digest: Result<Digest, String>,
+}
+
+/// A round that still takes instances.
+struct OpenRound {
+    nodes: Vec<String>,
+    writers: Vec<mpsc::Sender<Chunk>>,
+    end: watch::Sender<Option<Arc<RoundEnd>>>,
+}
+
+/// The rounds of a run: where instances streaming the same file meet. One per run, shared by
+/// every step execution.
+#[derive(Default)]
+pub(crate) struct Rounds {
+    open: Arc<Mutex<HashMap<PathBuf, OpenRound>>>,
+}
+
+/// One instance's place in a round.
+struct Ticket {
+    chunks: mpsc::Receiver<Chunk>,
+    end: watch::Receiver<Option<Arc<RoundEnd>>>,
+}
+
+impl Rounds {
+    /// Joins the open round reading `from`, or opens one and starts its reader.
+    fn join(&self, from: &Path, node: &str) -> Ticket {
+        let (writer, chunks) = fanout::queue();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(round) = open.get_mut(from) {
+            round.nodes.push(node.to_owned());
+            round.writers.push(writer);
+            return Ticket {
+                chunks,
+                end: round.end.subscribe(),
+            };
+        }
+        let (end, seen) = watch::channel(None);
+        open.insert(
+            from.to_path_buf(),
+            OpenRound {
+                nodes: vec![node.to_owned()],
+                writers: vec![writer],
+                end,
+            },
+        );
+        tokio::spawn(read_round(Arc::clone(&self.open), from.to_path_buf()));
+        Ticket { chunks, end: seen }
+    }
+}
+
+/// A round's reader: gathers the instances of the wave, seals the round, reads the file once
+/// for all of them and tells each how it ended.
+async fn read_round(open: Arc<Mutex<HashMap<PathBuf, OpenRound>>>, from: PathBuf) {
+    for _ in 0..GATHER_YIELDS {
+        tokio::task::yield_now().await;
+    }
+    let Some(round) = open.lock().unwrap_or_else(|e| e.into_inner()).remove(&from) else {
+        return;
+    };
+    let digest = match tokio::fs::File::open(&from).await {
+        Ok(file) => fanout::fan_out(file, round.writers).await,
+        Err(err) => Err(format!("cannot open it: {err}")),
+    };
+    round.end.send_replace(Some(Arc::new(RoundEnd {
+        nodes: round.nodes,
+        digest,
+    })));
+}
+
+/// Where and how one instance writes.
+pub(crate) struct Destination<'a> {
+    /// The node's transport.
+    pub transport: &'a Transport,
+    /// The node's name.
+    pub node: &'a str,
+    /// The path on the node.
+    pub to: &'a str,
+    /// Names the part file: the run and the node.
+    pub writer: &'a str,
+    /// Through `sudo -n`.
+    pub sudo: bool,
+}
+
+/// One instance of `etcd.snapshot.distribute`: streams `from` to the destination within
+/// `timeout`, counting the bytes sent on `meter`. Outputs `path`, `size` and `sha256` (of the
+/// data, equal to its trailer, as `etcd.snapshot.verify` reports it).
+pub(crate) async fn distribute(
+    rounds: &Rounds,
+    from: &str,
+    at: &Destination<'_>,
+    timeout: Duration,
+    meter: &TransferMeter,
+) -> Result<CallOutcome, String> {
+    let source = Path::new(from);
+    let size = tokio::fs::metadata(source)
+        .await
+        .map_err(|err| format!("cannot read the snapshot {from} on the controller: {err}"))?
+        .len();
+    meter.set_total(size);
+    let Ticket { chunks, mut end } = rounds.join(source, at.node);
+    let transport = at.transport;
+    let landed = transport
+        .receive(chunks, at.to, at.writer, at.sudo, timeout, meter)
+        .await
+        .map_err(|err| crate::humanize::error_chain(&err))?;
+    let end = match end.wait_for(Option::is_some).await {
+        Ok(end) => end.clone().expect("waited for it"),
+        Err(_) => return Err("the controller's reader of the snapshot stopped".into()),
+    };
+    let refuse = |reason: String| async move {
+        // The part file is the only thing written; a failure to remove it is secondary.
+        let _ = transport
+            .settle_part(at.to, at.writer, false, at.sudo, timeout)
+            .await;
+        Err(reason)
+    };
+    let digest = match &end.digest {
+        Ok(digest) => digest,
+        Err(reason) => {
+            return refuse(format!("the snapshot {from} on the controller: {reason}")).await;
+        }
+    };
+    if landed.size != digest.size || landed.sha256 != digest.file_sha256 {
+        return refuse(format!(
+            "the copy on {} is not the snapshot: {} bytes hashing to {} landed, {} bytes hashing to {} were read",
+            at.node, landed.size, landed.sha256, digest.size, digest.file_sha256
+        ))
+        .await;
+    }
+    transport
+        .settle_part(at.to, at.writer, true, at.sudo, timeout)
+        .await
+        .map_err(|err| crate::humanize::error_chain(&err))?;
+    let shared = if end.nodes.len() > 1 {
+        format!(", one read for {}", end.nodes.join(", "))
+    } else {
+        String::new()
+    };
+    Ok(CallOutcome::new(format!(
+        "streamed {from} to {} on {}: {} bytes, sha256 of the file {} on both ends, trailer sha256 {}{shared}",
+        at.to, at.node, digest.size, digest.file_sha256, digest.sha256
+    ))
+    .output("path", at.to)
+    .output("size", digest.size)
+    .output("sha256", &digest.sha256))
+}
+
+#[cfg(test)]
+mod tests;
