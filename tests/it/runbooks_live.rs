@@ -3,6 +3,7 @@
 //! the cluster etcd itself reports afterwards. These tests need root; see
 //! `etcdrill_testbed::require`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use etcdrill::journal::{Event, SkipReason, StepResult};
@@ -151,6 +152,30 @@ fn restore_3_node(config: BedConfig, extra_params: &[&str]) {
 
     // The run proved it itself, on every node.
     let journal = journal(&run.dir());
+    // One read of the snapshot for every node, and every node's copy hashed to the same sha256.
+    let names: Vec<&str> = bed.nodes().iter().map(|n| n.name()).collect();
+    let mut sha256s = BTreeSet::new();
+    for node in bed.nodes() {
+        let key = format!("distribute-snapshot@{}", node.name());
+        let finished = journal.records.iter().find_map(|r| match &r.event {
+            Event::StepFinished {
+                step,
+                result: StepResult::Succeeded,
+                outputs,
+                output_tail,
+                ..
+            } if *step == key => Some((outputs.clone(), output_tail.clone())),
+            _ => None,
+        });
+        let (outputs, output) = finished.unwrap_or_else(|| panic!("{key} did not succeed"));
+        assert!(
+            output.contains(&format!("one read for {}", names.join(", "))),
+            "{output}"
+        );
+        assert!(outputs["size"].parse::<u64>().unwrap() > 0);
+        sha256s.insert(outputs["sha256"].clone());
+    }
+    assert_eq!(sha256s.len(), 1, "{sha256s:?}");
     for node in bed.nodes() {
         assert_eq!(
             step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
@@ -448,25 +473,35 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
             run.diagnosis(&bed)
         );
         let journal = journal(&run.dir());
-        assert_eq!(
-            step_result(&journal, "verify-snapshot").as_deref(),
-            Some("failed"),
-            "{bad}: {}",
-            run.diagnosis(&bed)
-        );
-        let error = journal
-            .records
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::StepFinished {
-                    step,
-                    result: StepResult::Failed { error },
-                    ..
-                } if step == "verify-snapshot" => Some(error.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        assert!(error.contains(why), "{bad}: {error}");
+        // Every node's copy fails on the trailer the controller checked as the bytes passed.
+        for node in bed.nodes() {
+            let key = format!("distribute-snapshot@{}", node.name());
+            assert_eq!(
+                step_result(&journal, &key).as_deref(),
+                Some("failed"),
+                "{bad}: {}",
+                run.diagnosis(&bed)
+            );
+            let error = journal
+                .records
+                .iter()
+                .find_map(|r| match &r.event {
+                    Event::StepFinished {
+                        step,
+                        result: StepResult::Failed { error },
+                        ..
+                    } if *step == key => Some(error.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            assert!(error.contains(why), "{bad}: {error}");
+            // Nothing was renamed into place, and no part file is left.
+            node.exec_ok(&format!(
+                "test ! -e /var/backups/etcd/etcdrill-restore-{}.db && ! ls /var/backups/etcd/*.part 2>/dev/null",
+                node.name()
+            ))
+            .unwrap();
+        }
         let started: Vec<&str> = journal
             .records
             .iter()
@@ -480,8 +515,8 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
             "{bad}: a member was stopped: {started:?}"
         );
         assert!(
-            started.iter().all(|s| !s.starts_with("copy-snapshot@")),
-            "{bad}: the snapshot was copied: {started:?}"
+            started.iter().all(|s| !s.starts_with("restore@")),
+            "{bad}: a restore started: {started:?}"
         );
 
         let pids_after: Vec<Vec<u32>> =
@@ -496,6 +531,86 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
         assert_present(&bed, &canary);
         assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 50);
     }
+}
+
+/// A node whose backup dir is full cannot take the snapshot: its copy fails, the others get
+/// theirs from the same read, and the run ends before any member is stopped. Nothing is left in
+/// the full dir (no part file).
+#[test]
+fn a_node_whose_backup_dir_is_full_fails_its_copy_before_anything_is_stopped() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let canary = bed.put_canary("untouched").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/good.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    // One 4 KiB page of tmpfs over node2's backup dir, in node2's mount namespace only: a
+    // snapshot (at least four bbolt pages) never fits.
+    let full = &bed.nodes()[1];
+    full.exec_ok("mount -t tmpfs -o size=4k etcdrill-full /var/backups/etcd")
+        .unwrap();
+    let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    let params = [
+        snapshot_param(first, "/var/backups/etcd/good.db"),
+        "bump_revision=0".into(),
+        "mark_compacted=false".into(),
+    ];
+    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+    let left_in_full = full.exec_ok("ls -A /var/backups/etcd").unwrap();
+    full.exec_ok("umount /var/backups/etcd").unwrap();
+    assert_ne!(run.outcome.code(), Some(0), "{}", run.diagnosis(&bed));
+    assert_eq!(left_in_full.trim(), "", "left in the full backup dir");
+
+    let journal = journal(&run.dir());
+    let key = format!("distribute-snapshot@{}", full.name());
+    assert_eq!(step_result(&journal, &key).as_deref(), Some("failed"));
+    let error = journal
+        .records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::StepFinished {
+                step,
+                result: StepResult::Failed { error },
+                ..
+            } if *step == key => Some(error.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        error.contains("No space left on device") && error.contains("writing"),
+        "{error}"
+    );
+    for node in [&bed.nodes()[0], &bed.nodes()[2]] {
+        assert_eq!(
+            step_result(&journal, &format!("distribute-snapshot@{}", node.name())).as_deref(),
+            Some("succeeded"),
+            "{}",
+            run.diagnosis(&bed)
+        );
+    }
+    let started: Vec<&str> = journal
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepStarted { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        started
+            .iter()
+            .all(|s| !s.starts_with("stop@") && *s != "confirm-downtime"),
+        "a member was stopped: {started:?}"
+    );
+    let pids_after: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    assert_eq!(pids_after, pids_before, "etcd was restarted somewhere");
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &canary);
 }
 
 #[test]
@@ -905,14 +1020,23 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
             }
             "restore-3-node" => {
                 for node in bed.nodes() {
-                    let key = format!("verify-copies@{}", node.name());
+                    let key = format!("before-restore@{}", node.name());
                     assert!(
-                        skipped.contains(&(key.clone(), "copy-snapshot".into())),
+                        skipped.contains(&(key.clone(), "distribute-snapshot".into())),
                         "{key}: {skipped:?}"
+                    );
+                    // The copy checked the node has room for the snapshot.
+                    let key = format!("distribute-snapshot@{}", node.name());
+                    let (result, output) = support::step_finished(&journal, &key).unwrap();
+                    assert_eq!(result, StepResult::Shown);
+                    assert!(
+                        output.contains(&format!("checked on {}:", node.name()))
+                            && output.contains("bytes free"),
+                        "{output}"
                     );
                 }
                 assert!(
-                    report.contains("not run in check mode: depends on `copy-snapshot`"),
+                    report.contains("not run in check mode: depends on `distribute-snapshot`"),
                     "{report}"
                 );
                 // The destructive steps say what they would do, with the real paths.
