@@ -692,6 +692,61 @@ fn quorum_recovery_on_a_moved_host_path() {
     quorum_recovery(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
 }
 
+/// The survivor's data is not usable either (its WAL is gone): the runbook's second path restores
+/// every member from the snapshot, streamed to all three nodes in one read.
+#[test]
+fn quorum_recovery_restores_from_a_snapshot_when_the_survivor_is_not_usable() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(100, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let survivor = &bed.nodes()[0];
+    survivor
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    for node in &bed.nodes()[1..] {
+        bed.stop_member(node).unwrap();
+        node.exec_ok(WIPE_DATA_DIR).unwrap();
+    }
+    bed.stop_member(survivor).unwrap();
+    survivor.exec_ok("rm -rf /var/lib/etcd/member/wal").unwrap();
+
+    let run = Run::stock(
+        &bed,
+        "quorum-recovery",
+        &[
+            format!("survivor={}", survivor.name()),
+            snapshot_param(survivor, "/var/backups/etcd/drill.db"),
+            "bump_revision=0".into(),
+            "mark_compacted=false".into(),
+        ],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    run.expect_success(&bed);
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
+    assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
+    let journal = journal(&run.dir());
+    for node in bed.nodes() {
+        let key = format!("fb-distribute-snapshot@{}", node.name());
+        let (result, output) = support::step_finished(&journal, &key).unwrap();
+        assert_eq!(result, StepResult::Succeeded, "{key}: {output}");
+        assert!(
+            output.contains("one read for node1, node2, node3"),
+            "{output}"
+        );
+    }
+}
+
 /// Empties the host data dir of a bed whose `etcd-data` hostPath was moved.
 const WIPE_MOVED_DATA_DIR: &str =
     "find /var/lib/etcd-restore-1 -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +";

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::etcd::CallOutcome;
 use crate::transfer::TransferMeter;
-use crate::transport::Transport;
+use crate::transport::{Landed, Transport};
 use fanout::{Chunk, Digest};
 
 /// How many times a new round's reader yields to the runtime before it seals the round: the
@@ -37,7 +37,7 @@ const GATHER_YIELDS: usize = 4;
 /// How a round ended, as every instance in it sees it.
 #[derive(Debug)]
 struct RoundEnd {
-    /// The nodes that were sent the bytes, in the order they joined.
+    /// The nodes that were sent the bytes.
     nodes: Vec<String>,
     /// The digest of what was read, or why the source is not a sound snapshot.
     digest: Result<Digest, String>,
@@ -134,12 +134,13 @@ pub(crate) async fn distribute(
     meter: &TransferMeter,
 ) -> Result<CallOutcome, String> {
     let source = Path::new(from);
+    // Before the first await: the instances polled together join together.
+    let Ticket { chunks, mut end } = rounds.join(source, at.node);
     let size = tokio::fs::metadata(source)
         .await
         .map_err(|err| format!("cannot read the snapshot {from} on the controller: {err}"))?
         .len();
     meter.set_total(size);
-    let Ticket { chunks, mut end } = rounds.join(source, at.node);
     let transport = at.transport;
     let landed = transport
         .receive(chunks, at.to, at.writer, at.sudo, timeout, meter)
@@ -162,19 +163,17 @@ pub(crate) async fn distribute(
             return refuse(format!("the snapshot {from} on the controller: {reason}")).await;
         }
     };
-    if landed.size != digest.size || landed.sha256 != digest.file_sha256 {
-        return refuse(format!(
-            "the copy on {} is not the snapshot: {} bytes hashing to {} landed, {} bytes hashing to {} were read",
-            at.node, landed.size, landed.sha256, digest.size, digest.file_sha256
-        ))
-        .await;
+    if let Err(reason) = same_bytes(&landed, digest, at.node) {
+        return refuse(reason).await;
     }
     transport
         .settle_part(at.to, at.writer, true, at.sudo, timeout)
         .await
         .map_err(|err| crate::humanize::error_chain(&err))?;
     let shared = if end.nodes.len() > 1 {
-        format!(", one read for {}", end.nodes.join(", "))
+        let mut nodes = end.nodes.clone();
+        nodes.sort();
+        format!(", one read for {}", nodes.join(", "))
     } else {
         String::new()
     };
@@ -185,6 +184,17 @@ pub(crate) async fn distribute(
     .output("path", at.to)
     .output("size", digest.size)
     .output("sha256", &digest.sha256))
+}
+
+/// Whether what landed on `node` is what the controller read: the same size and sha256.
+fn same_bytes(landed: &Landed, read: &Digest, node: &str) -> Result<(), String> {
+    if landed.size == read.size && landed.sha256 == read.file_sha256 {
+        return Ok(());
+    }
+    Err(format!(
+        "the copy on {node} is not the snapshot: {} bytes hashing to {} landed, {} bytes hashing to {} were read",
+        landed.size, landed.sha256, read.size, read.file_sha256
+    ))
 }
 
 #[cfg(test)]

@@ -153,3 +153,26 @@ async fn a_missing_source_fails_before_anything_is_written() {
     assert!(err.contains("cannot read the snapshot"), "{err}");
     assert!(!to.parent().unwrap().exists());
 }
+
+#[test]
+fn a_copy_that_hashes_differently_is_not_the_snapshot() {
+    let read = Digest {
+        size: 544,
+        file_sha256: "a".repeat(64),
+        sha256: "b".repeat(64),
+    };
+    let landed = |size, sha256: &str| Landed {
+        size,
+        sha256: sha256.to_owned(),
+    };
+    assert_eq!(
+        same_bytes(&landed(544, &"a".repeat(64)), &read, "cp1"),
+        Ok(())
+    );
+    let err = same_bytes(&landed(544, &"c".repeat(64)), &read, "cp2").unwrap_err();
+    assert!(
+        err.starts_with("the copy on cp2 is not the snapshot: 544 bytes hashing to ccc"),
+        "{err}"
+    );
+    assert!(same_bytes(&landed(512, &"a".repeat(64)), &read, "cp3").is_err());
+}
