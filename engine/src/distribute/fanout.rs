@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use crate::etcd::TrailerHasher;
 
 /// The most bytes one read takes from the source.
-pub(crate) const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 1024 * 1024;
 /// Chunks queued for one writer before the reader waits for it.
-pub(crate) const QUEUED_CHUNKS: usize = 4;
+pub(crate) const QUEUED_CHUNKS: usize = 8;
 
 /// A piece of the source, shared by every writer it goes to.
 pub(crate) type Chunk = Arc<Vec<u8>>;

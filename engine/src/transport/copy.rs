@@ -27,7 +27,7 @@ type Stdin<'t> = Pin<Box<dyn AsyncWrite + Send + 't>>;
 pub(crate) struct Landed {
     /// Bytes written.
     pub size: u64,
-    /// Hex sha256 of what was written, as `sha256sum` printed it.
+    /// Hex sha256 of what was written, as the node computed it.
     pub sha256: String,
 }
 impl Transport {
@@ -80,8 +80,8 @@ impl Transport {
         Ok(sent)
     }
 
-    /// Writes what arrives on `chunks` to `remote.WRITER.part` on the node, hashing it with
-    /// `sha256sum` as it is written, and fsyncs it, counting the bytes sent on `meter`. The part
+    /// Writes what arrives on `chunks` to `remote.WRITER.part` on the node, hashing it (sha256)
+    /// as it is written, and fsyncs it, counting the bytes sent on `meter`. The part
     /// file stays until [`Transport::settle_part`] renames or removes it; a failed write removes
     /// it. Dropping `chunks` early (a failed write) tells the sender this node takes no more.
     pub(crate) async fn receive(
@@ -370,8 +370,10 @@ pub(super) fn push_script(remote: &str, writer: &str, expected: u64) -> String {
 }
 
 /// The remote side of [`Transport::receive`]: data on stdin into `remote.WRITER.part` through
-/// `tee`, hashed by `sha256sum` on the way, checked that `tee` wrote it all, fsync'd; prints
+/// `tee`, hashed on the way, checked that `tee` wrote it all, fsync'd; prints
 /// `etcdrill-received SIZE SHA256`. The part file is removed unless the script gets that far.
+/// The hash is `openssl dgst -sha256` where openssl runs (it uses the CPU's SHA instructions:
+/// 0.18 s of CPU for 160 MB where coreutils' `sha256sum` took 1.1 s), else `sha256sum`.
 pub(super) fn receive_script(remote: &str, writer: &str) -> String {
     format!(
         "{prologue}set -e\n\
@@ -380,7 +382,8 @@ pub(super) fn receive_script(remote: &str, writer: &str) -> String {
          mkdir -p -- \"$(dirname -- \"$f\")\"\n\
          trap 'rm -f -- \"$p\"' EXIT\n\
          : > \"$p\"\n\
-         r=$( {{ {{ tee -- \"$p\"; echo \"tee=$?\" >&3; }} | sha256sum; }} 3>&1 )\n\
+         if openssl dgst -sha256 -r </dev/null >/dev/null 2>&1; then digest() {{ openssl dgst -sha256 -r; }}; else digest() {{ sha256sum; }}; fi\n\
+         r=$( {{ {{ tee -- \"$p\"; echo \"tee=$?\" >&3; }} | digest; }} 3>&1 )\n\
          case $r in *tee=0*) ;; *) echo \"etcdrill: writing $p failed\" >&2; exit 1 ;; esac\n\
          h=$(printf '%s\\n' \"$r\" | sed -n 's/^\\([0-9a-f]\\{{64\\}}\\).*/\\1/p')\n\
          n=$(($(wc -c < \"$p\")))\n\
@@ -451,4 +454,70 @@ fn tail(stderr: &str) -> String {
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
     format!(": {}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// Runs the receive script with `sh` on `data`, with only `tools` on its PATH.
+    fn receive_with(tools: &[&str], data: &[u8]) -> (String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for tool in tools {
+            let found = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("no {tool}"));
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+        let target = dir.path().join("backup/copy.db");
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", &receive_script(target.to_str().unwrap(), "run1.cp1")])
+            .env_clear()
+            .env("PATH", &bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let part = part_path(&target, "run1.cp1");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            std::fs::read(part).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_node_hashes_what_it_writes_with_openssl_or_sha256sum() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let want = format!(
+            "etcdrill-received {} {}\n",
+            data.len(),
+            crate::humanize::hex(&Sha256::digest(&data))
+        );
+        let base = [
+            "tee", "sed", "wc", "sync", "mkdir", "dirname", "rm", "cat", "ps",
+        ];
+        for hasher in ["openssl", "sha256sum"] {
+            let tools: Vec<&str> = base.iter().copied().chain([hasher]).collect();
+            let (stdout, written) = receive_with(&tools, &data);
+            assert_eq!(stdout, want, "{hasher}");
+            assert_eq!(written, data, "{hasher}");
+        }
+    }
 }
