@@ -143,7 +143,7 @@ pub(crate) async fn distribute(
     meter.set_total(size);
     let transport = at.transport;
     let landed = transport
-        .receive(chunks, at.to, at.writer, at.sudo, timeout, meter)
+        .receive(chunks, size, at.to, at.writer, at.sudo, timeout, meter)
         .await
         .map_err(|err| crate::humanize::error_chain(&err))?;
     let end = match end.wait_for(Option::is_some).await {

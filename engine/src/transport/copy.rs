@@ -80,13 +80,16 @@ impl Transport {
         Ok(sent)
     }
 
-    /// Writes what arrives on `chunks` to `remote.WRITER.part` on the node, hashing it (sha256)
-    /// as it is written, and fsyncs it, counting the bytes sent on `meter`. The part
-    /// file stays until [`Transport::settle_part`] renames or removes it; a failed write removes
-    /// it. Dropping `chunks` early (a failed write) tells the sender this node takes no more.
+    /// Writes what arrives on `chunks` (`expected` bytes in all) to `remote.WRITER.part` on the
+    /// node, hashing it (sha256) as it is written, and fsyncs it, counting the bytes sent on
+    /// `meter`. The part file stays until [`Transport::settle_part`] renames or removes it; a
+    /// failed or short write (the controller gone mid-stream) removes it. Dropping `chunks` early
+    /// (a failed write) tells the sender this node takes no more.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn receive(
         &self,
         mut chunks: mpsc::Receiver<Arc<Vec<u8>>>,
+        expected: u64,
         remote: &str,
         writer: &str,
         sudo: bool,
@@ -96,7 +99,7 @@ impl Transport {
         let what = format!("stream to {remote}");
         let (sent, reply) = self
             .fed(
-                &receive_script(remote, writer),
+                &receive_script(remote, writer, expected),
                 &what,
                 sudo,
                 timeout,
@@ -371,10 +374,11 @@ pub(super) fn push_script(remote: &str, writer: &str, expected: u64) -> String {
 
 /// The remote side of [`Transport::receive`]: data on stdin into `remote.WRITER.part` through
 /// `tee`, hashed on the way, checked that `tee` wrote it all, fsync'd; prints
-/// `etcdrill-received SIZE SHA256`. The part file is removed unless the script gets that far.
+/// `etcdrill-received SIZE SHA256`. The part file is removed unless the script gets that far
+/// with `expected` bytes.
 /// The hash is `openssl dgst -sha256` where openssl runs (it uses the CPU's SHA instructions:
 /// 0.18 s of CPU for 160 MB where coreutils' `sha256sum` took 1.1 s), else `sha256sum`.
-pub(super) fn receive_script(remote: &str, writer: &str) -> String {
+pub(super) fn receive_script(remote: &str, writer: &str, expected: u64) -> String {
     format!(
         "{prologue}set -e\n\
          f={file}\n\
@@ -387,6 +391,7 @@ pub(super) fn receive_script(remote: &str, writer: &str) -> String {
          case $r in *tee=0*) ;; *) echo \"etcdrill: writing $p failed\" >&2; exit 1 ;; esac\n\
          h=$(printf '%s\\n' \"$r\" | sed -n 's/^\\([0-9a-f]\\{{64\\}}\\).*/\\1/p')\n\
          n=$(($(wc -c < \"$p\")))\n\
+         if [ \"$n\" -ne {expected} ]; then echo \"etcdrill: received $n of {expected} bytes\" >&2; exit 1; fi\n\
          sync -- \"$p\" 2>/dev/null || sync\n\
          trap - EXIT\n\
          echo \"etcdrill-received $n $h\"\n",
@@ -465,12 +470,17 @@ mod tests {
 
     use super::*;
 
-    /// Runs the receive script with `sh` on `data`, with only `tools` on its PATH.
-    fn receive_with(tools: &[&str], data: &[u8]) -> (String, Vec<u8>) {
+    const TOOLS: [&str; 9] = [
+        "tee", "sed", "wc", "sync", "mkdir", "dirname", "rm", "cat", "ps",
+    ];
+
+    /// Runs the receive script with `sh` on `data`, announced as `expected` bytes, with only
+    /// `tools` and `hasher` on its PATH: what it printed and the part file it left, or its stderr.
+    fn receive_with(hasher: &str, data: &[u8], expected: u64) -> Result<(String, Vec<u8>), String> {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        for tool in tools {
+        for tool in TOOLS.iter().chain([&hasher]) {
             let found = ["/usr/bin", "/bin"]
                 .iter()
                 .map(|d| Path::new(d).join(tool))
@@ -480,7 +490,10 @@ mod tests {
         }
         let target = dir.path().join("backup/copy.db");
         let mut child = Command::new("/bin/sh")
-            .args(["-c", &receive_script(target.to_str().unwrap(), "run1.cp1")])
+            .args([
+                "-c",
+                &receive_script(target.to_str().unwrap(), "run1.cp1", expected),
+            ])
             .env_clear()
             .env("PATH", &bin)
             .stdin(Stdio::piped())
@@ -490,16 +503,15 @@ mod tests {
             .unwrap();
         child.stdin.take().unwrap().write_all(data).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let part = part_path(&target, "run1.cp1");
-        (
+        if !out.status.success() {
+            assert!(!part.exists(), "a failed receive left its part file");
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok((
             String::from_utf8(out.stdout).unwrap(),
             std::fs::read(part).unwrap(),
-        )
+        ))
     }
 
     #[test]
@@ -510,14 +522,16 @@ mod tests {
             data.len(),
             crate::humanize::hex(&Sha256::digest(&data))
         );
-        let base = [
-            "tee", "sed", "wc", "sync", "mkdir", "dirname", "rm", "cat", "ps",
-        ];
         for hasher in ["openssl", "sha256sum"] {
-            let tools: Vec<&str> = base.iter().copied().chain([hasher]).collect();
-            let (stdout, written) = receive_with(&tools, &data);
+            let (stdout, written) = receive_with(hasher, &data, data.len() as u64).unwrap();
             assert_eq!(stdout, want, "{hasher}");
             assert_eq!(written, data, "{hasher}");
         }
+    }
+
+    #[test]
+    fn a_stream_cut_short_leaves_no_part_file() {
+        let err = receive_with("sha256sum", b"half of it", 20).unwrap_err();
+        assert!(err.contains("received 10 of 20 bytes"), "{err}");
     }
 }
