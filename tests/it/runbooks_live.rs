@@ -495,6 +495,13 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
                 })
                 .unwrap_or_default();
             assert!(error.contains(why), "{bad}: {error}");
+            // Once: another attempt would read the same bytes (the step allows two retries).
+            let attempts = journal
+                .records
+                .iter()
+                .filter(|r| matches!(&r.event, Event::StepStarted { step, .. } if *step == key))
+                .count();
+            assert_eq!(attempts, 1, "{bad}: {key} was retried");
             // Nothing was renamed into place, and no part file is left.
             node.exec_ok(&format!(
                 "test ! -e /var/backups/etcd/etcdrill-restore-{}.db && ! ls /var/backups/etcd/*.part 2>/dev/null",

@@ -123,6 +123,16 @@ pub(crate) struct Destination<'a> {
     pub sudo: bool,
 }
 
+/// Why an instance failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The snapshot on the controller cannot be read or is not sound (no trailer, corrupt):
+    /// another attempt would read the same bytes, so none is made.
+    Source(String),
+    /// Getting the bytes onto this node failed; another attempt may not.
+    Node(String),
+}
+
 /// One instance of `etcd.snapshot.distribute`: streams `from` to the destination within
 /// `timeout`, counting the bytes sent on `meter`. Outputs `path`, `size` and `sha256` (of the
 /// data, equal to its trailer, as `etcd.snapshot.verify` reports it).
@@ -132,25 +142,33 @@ pub(crate) async fn distribute(
     at: &Destination<'_>,
     timeout: Duration,
     meter: &TransferMeter,
-) -> Result<CallOutcome, String> {
+) -> Result<CallOutcome, Failure> {
     let source = Path::new(from);
     // Before the first await: the instances polled together join together.
     let Ticket { chunks, mut end } = rounds.join(source, at.node);
     let size = tokio::fs::metadata(source)
         .await
-        .map_err(|err| format!("cannot read the snapshot {from} on the controller: {err}"))?
+        .map_err(|err| {
+            Failure::Source(format!(
+                "cannot read the snapshot {from} on the controller: {err}"
+            ))
+        })?
         .len();
     meter.set_total(size);
     let transport = at.transport;
     let landed = transport
         .receive(chunks, size, at.to, at.writer, at.sudo, timeout, meter)
         .await
-        .map_err(|err| crate::humanize::error_chain(&err))?;
+        .map_err(|err| Failure::Node(crate::humanize::error_chain(&err)))?;
     let end = match end.wait_for(Option::is_some).await {
         Ok(end) => end.clone().expect("waited for it"),
-        Err(_) => return Err("the controller's reader of the snapshot stopped".into()),
+        Err(_) => {
+            return Err(Failure::Node(
+                "the controller's reader of the snapshot stopped".into(),
+            ));
+        }
     };
-    let refuse = |reason: String| async move {
+    let refuse = |reason: Failure| async move {
         // The part file is the only thing written; a failure to remove it is secondary.
         let _ = transport
             .settle_part(at.to, at.writer, false, at.sudo, timeout)
@@ -160,16 +178,17 @@ pub(crate) async fn distribute(
     let digest = match &end.digest {
         Ok(digest) => digest,
         Err(reason) => {
-            return refuse(format!("the snapshot {from} on the controller: {reason}")).await;
+            let reason = format!("the snapshot {from} on the controller: {reason}");
+            return refuse(Failure::Source(reason)).await;
         }
     };
     if let Err(reason) = same_bytes(&landed, digest, at.node) {
-        return refuse(reason).await;
+        return refuse(Failure::Node(reason)).await;
     }
     transport
         .settle_part(at.to, at.writer, true, at.sudo, timeout)
         .await
-        .map_err(|err| crate::humanize::error_chain(&err))?;
+        .map_err(|err| Failure::Node(crate::humanize::error_chain(&err)))?;
     let shared = if end.nodes.len() > 1 {
         let mut nodes = end.nodes.clone();
         nodes.sort();

@@ -23,7 +23,7 @@ async fn distribute_all(
     rounds: &Rounds,
     from: &Path,
     targets: &[(&str, PathBuf)],
-) -> Vec<(Result<CallOutcome, String>, u64)> {
+) -> Vec<(Result<CallOutcome, Failure>, u64)> {
     let transport = Transport::local();
     let from = from.to_str().unwrap();
     let runs = targets.iter().map(|(node, to)| {
@@ -67,7 +67,7 @@ async fn instances_that_start_together_share_one_read_and_each_gets_the_file() {
     let rounds = Rounds::default();
     let results = distribute_all(&rounds, &source, &targets).await;
     for ((node, to), (result, sent)) in targets.iter().zip(results) {
-        let outcome = result.unwrap_or_else(|e| panic!("{node}: {e}"));
+        let outcome = result.unwrap_or_else(|e| panic!("{node}: {e:?}"));
         assert!(
             outcome.summary.contains("one read for cp1, cp2, cp3"),
             "{node}: {}",
@@ -104,9 +104,12 @@ async fn a_node_that_cannot_write_fails_alone() {
         ("cp3", dir.path().join("cp3/restore.db")),
     ];
     let results = distribute_all(&Rounds::default(), &source, &targets).await;
-    let errors: Vec<Option<String>> = results.into_iter().map(|(r, _)| r.err()).collect();
+    let errors: Vec<Option<Failure>> = results.into_iter().map(|(r, _)| r.err()).collect();
     assert!(errors[0].is_none() && errors[2].is_none(), "{errors:?}");
-    let failed = errors[1].as_deref().unwrap();
+    // The node's failure: another attempt may go better.
+    let Some(Failure::Node(failed)) = &errors[1] else {
+        panic!("{errors:?}")
+    };
     assert!(
         failed.contains("stream to") && failed.contains("not-a-dir"),
         "{failed}"
@@ -126,7 +129,10 @@ async fn a_corrupted_source_is_renamed_nowhere() {
     ];
     let results = distribute_all(&Rounds::default(), &source, &targets).await;
     for ((node, to), (result, _)) in targets.iter().zip(results) {
-        let err = result.unwrap_err();
+        // The source's failure: no attempt would go better.
+        let Err(Failure::Source(err)) = result else {
+            panic!("{node}: {result:?}")
+        };
         assert!(
             err.contains("on the controller: corrupt: the sha256 of the data is"),
             "{node}: {err}"
@@ -150,7 +156,10 @@ async fn a_missing_source_fails_before_anything_is_written() {
     )
     .await;
     let err = results.into_iter().next().unwrap().0.unwrap_err();
-    assert!(err.contains("cannot read the snapshot"), "{err}");
+    assert!(
+        matches!(&err, Failure::Source(reason) if reason.contains("cannot read the snapshot")),
+        "{err:?}"
+    );
     assert!(!to.parent().unwrap().exists());
 }
 

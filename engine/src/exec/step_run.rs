@@ -95,6 +95,8 @@ struct Attempt {
     exit_status: Option<i32>,
     outputs: BTreeMap<String, String>,
     output: String,
+    /// A failure no further attempt can mend (the same bad input would be read again).
+    lasting: bool,
 }
 
 impl Attempt {
@@ -104,6 +106,7 @@ impl Attempt {
             exit_status: None,
             outputs: BTreeMap::new(),
             output: String::new(),
+            lasting: false,
         }
     }
 }
@@ -131,7 +134,7 @@ pub(crate) async fn run_step(
         let outcome = run_operation(env, step, &step.operation, &meter).await;
         let duration = started.elapsed();
         let succeeded = outcome.result == StepResult::Succeeded;
-        let last = succeeded || attempt == attempts || *stopping.borrow() > 0;
+        let last = succeeded || outcome.lasting || attempt == attempts || *stopping.borrow() > 0;
         let _ = messages.send(Message::Finished {
             index,
             attempt,
@@ -229,6 +232,7 @@ async fn run_operation(
                             exit_status: output.exit_status,
                             outputs,
                             output: combined,
+                            lasting: false,
                         },
                         Err(error) => Attempt {
                             output: combined,
@@ -288,6 +292,7 @@ async fn run_operation(
                     exit_status: None,
                     outputs: BTreeMap::new(),
                     output: format!("copied {bytes} bytes from {from} to {to}"),
+                    lasting: false,
                 },
                 Err(err) => Attempt::failed(error_chain(&err)),
             }
@@ -304,9 +309,15 @@ async fn run_operation(
                 writer: &env.writer(&step.host),
                 sudo,
             };
-            called(
-                crate::distribute::distribute(env.rounds, from, &destination, timeout, meter).await,
-            )
+            use crate::distribute::{Failure, distribute};
+            match distribute(env.rounds, from, &destination, timeout, meter).await {
+                Ok(outcome) => called(Ok(outcome)),
+                Err(Failure::Node(error)) => Attempt::failed(error),
+                Err(Failure::Source(error)) => Attempt {
+                    lasting: true,
+                    ..Attempt::failed(error)
+                },
+            }
         }
     }
 }
@@ -355,6 +366,7 @@ fn called(result: Result<crate::etcd::CallOutcome, String>) -> Attempt {
             exit_status: None,
             outputs: outcome.outputs,
             output: outcome.summary,
+            lasting: false,
         },
         Err(error) => Attempt::failed(error),
     }
