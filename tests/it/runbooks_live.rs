@@ -540,6 +540,86 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
     }
 }
 
+/// `etcd.snapshot.distribute` with `save: true`: the snapshot is taken from a member into the
+/// controller's file while it streams to every node (one transfer for save, copy and verify);
+/// a second run finds the file and streams it again, so every attempt gets the same bytes.
+#[test]
+fn a_snapshot_taken_from_a_member_streams_to_every_node_in_the_same_pass() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(200, 1024).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let runbook = write(
+        work.path(),
+        "take.yaml",
+        "name: take\nsummary: take a snapshot and put it on every node\nparams:\n  at: {type: string}\n\
+         steps:\n  - id: take\n    title: Take a snapshot onto every node\n    on: each\n\
+         \x20   action: etcd.snapshot.distribute\n    with:\n      from: \"{{params.at}}\"\n\
+         \x20     to: \"{{node.backup_dir}}/taken-{{node.name}}.db\"\n      save: true\n",
+    );
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let saved = work.path().join("saved/snapshot.db");
+    let run = |expect: &str| {
+        let outcome = Etcdrill::new(work.path())
+            .args(["run".as_ref(), runbook.as_os_str()])
+            .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+            .args(["-p", &format!("at={}", saved.display())])
+            .run();
+        assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
+        let runs: Vec<_> = std::fs::read_dir(work.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let newest = runs
+            .iter()
+            .max_by_key(|r| {
+                std::fs::metadata(r.join("journal.jsonl"))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .unwrap();
+        let journal = journal(newest);
+        for node in bed.nodes() {
+            let key = format!("take@{}", node.name());
+            let (result, output) = support::step_finished(&journal, &key).unwrap();
+            assert_eq!(result, StepResult::Succeeded, "{key}: {output}");
+            assert!(
+                output.starts_with(expect) && output.contains("one read for node1, node2, node3"),
+                "{key}: {output}"
+            );
+        }
+    };
+    run("took a snapshot from ");
+    let bytes = std::fs::read(&saved).unwrap();
+    let (data, trailer) = bytes.split_at(bytes.len() - 32);
+    use sha2::Digest as _;
+    assert_eq!(
+        sha2::Sha256::digest(data).as_slice(),
+        trailer,
+        "a sound snapshot"
+    );
+    for node in bed.nodes() {
+        let copy = node
+            .host_path(format!("/var/backups/etcd/taken-{}.db", node.name()))
+            .unwrap();
+        assert_eq!(std::fs::read(copy).unwrap(), bytes, "{}", node.name());
+    }
+    // Written past it: a second run streams the saved file, not a new snapshot.
+    bed.put_canary("after-the-first-take").unwrap();
+    run("streamed ");
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes);
+    for node in bed.nodes() {
+        node.exec_ok("! ls /var/backups/etcd/*.part 2>/dev/null")
+            .unwrap();
+    }
+}
+
 /// A node whose backup dir is full cannot take the snapshot: its copy fails, the others get
 /// theirs from the same read, and the run ends before any member is stopped. Nothing is left in
 /// the full dir (no part file).

@@ -409,10 +409,19 @@ fn restore_streams_the_snapshot_once_checked_and_restores_before_any_downtime() 
             let Host::Node(node) = &plan.graph[copy].host else {
                 panic!("{}", plan.graph[copy].key)
             };
-            let Operation::Distribute { from, to } = &plan.graph[copy].operation else {
+            let Operation::Distribute {
+                from,
+                to,
+                save_from,
+            } = &plan.graph[copy].operation
+            else {
                 panic!("{:?}", plan.graph[copy].operation)
             };
             assert!(from.ends_with(".db"), "{from}");
+            assert!(
+                save_from.is_empty(),
+                "the runbook restores the file it is given"
+            );
             assert!(
                 to.ends_with(&format!("/etcdrill-restore-{node}.db")),
                 "{to}"

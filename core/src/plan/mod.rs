@@ -163,6 +163,10 @@ pub enum Operation {
         from: String,
         /// Where it goes on the node.
         to: String,
+        /// The endpoints a new snapshot is taken from into `from` when it does not exist yet;
+        /// empty when `from` must exist.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        save_from: Vec<String>,
     },
 }
 

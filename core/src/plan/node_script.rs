@@ -58,6 +58,11 @@ pub(crate) fn operation(
             return Ok(Operation::Distribute {
                 from: args.from.clone(),
                 to: args.to.clone(),
+                save_from: if args.save {
+                    cluster.client_urls()
+                } else {
+                    Vec::new()
+                },
             });
         }
         Action::FileCopy(args) => {

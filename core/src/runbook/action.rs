@@ -393,6 +393,12 @@ pub struct SnapshotDistributeArgs {
     pub from: String,
     /// Where the copy goes on the node; its directory is created when missing.
     pub to: String,
+    /// When `from` does not exist yet, take a new snapshot from a member (the first voting
+    /// follower that answers) and write it to `from` while it streams to the nodes: save, copy
+    /// and verify in one transfer. A retry or a resumed run finds `from` and reads it, so every
+    /// node gets the same snapshot. Give `from` a name no earlier run used (`{{run.dir}}/...`).
+    #[serde(default)]
+    pub save: bool,
 }
 
 /// Arguments of `backup.ship`.

@@ -37,28 +37,42 @@ pub(crate) fn queue() -> (mpsc::Sender<Chunk>, mpsc::Receiver<Chunk>) {
     mpsc::channel(QUEUED_CHUNKS)
 }
 
+/// Where a round's bytes come from, a chunk at a time.
+pub(crate) trait Source {
+    /// The next chunk, `None` at the end; `Err` says why reading stopped.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// A file (or any reader) read [`CHUNK`] bytes at a time.
+pub(crate) struct Reader<R>(pub R);
+
+impl<R: AsyncRead + Unpin> Source for Reader<R> {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
+        let mut buffer = vec![0u8; CHUNK];
+        let read = self.0.read(&mut buffer).await.map_err(|e| e.to_string())?;
+        buffer.truncate(read);
+        Ok(Some(buffer).filter(|b| !b.is_empty()))
+    }
+}
+
 /// Reads `source` to its end once, sending every chunk to each writer in `writers` that still
 /// takes them, and checks the sha256 trailer. The writers' queues close when it returns: after
 /// the last byte, or early when the source fails or no writer is left. `Err` says why in words
 /// that name the trailer (`no sha256 trailer`, `corrupt`) or the read.
-pub(crate) async fn fan_out<R: AsyncRead + Unpin>(
-    mut source: R,
+pub(crate) async fn fan_out(
+    source: &mut impl Source,
     mut writers: Vec<mpsc::Sender<Chunk>>,
 ) -> Result<Digest, String> {
     let mut hasher = TrailerHasher::default();
     let mut size = 0u64;
     loop {
-        let mut buffer = vec![0u8; CHUNK];
-        let read = source
-            .read(&mut buffer)
-            .await
-            .map_err(|err| format!("read failed after {size} bytes: {err}"))?;
-        if read == 0 {
-            break;
-        }
-        buffer.truncate(read);
+        let buffer = match source.next_chunk().await {
+            Ok(Some(buffer)) => buffer,
+            Ok(None) => break,
+            Err(err) => return Err(format!("read failed after {size} bytes: {err}")),
+        };
         hasher.update(&buffer);
-        size += read as u64;
+        size += buffer.len() as u64;
         let chunk = Arc::new(buffer);
         // In turn: a full queue holds the reader until its writer takes a chunk, so the reader
         // never runs ahead of the slowest writer by more than its queue.
@@ -145,13 +159,11 @@ mod tests {
         let (to_fast, fast_queue) = queue();
         let (to_slow, slow_queue) = queue();
         let ahead = std::cell::Cell::new(0u64);
-        let reader = fan_out(
-            Counted {
-                inner: &source,
-                read: &read,
-            },
-            vec![to_fast, to_slow],
-        );
+        let mut counted = Reader(Counted {
+            inner: &source,
+            read: &read,
+        });
+        let reader = fan_out(&mut counted, vec![to_fast, to_slow]);
         let watch = async {
             // Samples how far the reader is ahead of the slow writer while they run.
             loop {
@@ -203,8 +215,9 @@ mod tests {
             first.map(|c| c.len())
         };
         let got = AtomicU64::new(0);
+        let mut reader = Reader(&source[..]);
         let (digest, bytes, first) = tokio::join!(
-            fan_out(&source[..], vec![to_ok, to_failing]),
+            fan_out(&mut reader, vec![to_ok, to_failing]),
             drain(ok_queue, 0, &got),
             failing
         );
@@ -218,7 +231,9 @@ mod tests {
         let source = snapshot(8 * CHUNK / 512);
         let (to_gone, gone) = queue();
         drop(gone);
-        let err = fan_out(&source[..], vec![to_gone]).await.unwrap_err();
+        let err = fan_out(&mut Reader(&source[..]), vec![to_gone])
+            .await
+            .unwrap_err();
         assert!(err.contains("no node is receiving"), "{err}");
     }
 
@@ -233,8 +248,11 @@ mod tests {
         ] {
             let (to_writer, writer) = queue();
             let got = AtomicU64::new(0);
-            let (digest, bytes) =
-                tokio::join!(fan_out(source, vec![to_writer]), drain(writer, 0, &got));
+            let mut reader = Reader(source);
+            let (digest, bytes) = tokio::join!(
+                fan_out(&mut reader, vec![to_writer]),
+                drain(writer, 0, &got)
+            );
             let err = digest.unwrap_err();
             assert!(err.contains(why), "{err}");
             // The writer got the bytes; only the verdict keeps them from being renamed.

@@ -4,7 +4,9 @@
 //! writes as it writes it and fsyncs it under a name of its own (`PATH.RUN.NODE.part`), and the
 //! controller renames that part file into place only when the node's hash equals its own and the
 //! sha256 trailer checked out. A node whose bytes do not hash right fails its own instance, and
-//! nothing is left at `PATH`.
+//! nothing is left at `PATH`. With `save`, a round whose file does not exist yet takes the
+//! snapshot from a member instead and writes it to the file as it passes ([`live`]): save, copy
+//! and verify in one transfer.
 //!
 //! # Rounds
 //!
@@ -17,18 +19,21 @@
 //! bytes, only not in the same pass.
 
 mod fanout;
+mod live;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::etcd::CallOutcome;
 use crate::transfer::TransferMeter;
 use crate::transport::{Landed, Transport};
 use fanout::{Chunk, Digest};
+pub(crate) use live::Save;
+use live::{Live, Opened};
 
 /// How many times a new round's reader yields to the runtime before it seals the round: the
 /// instances started in the same wave of the dispatcher have joined by then.
@@ -41,13 +46,19 @@ struct RoundEnd {
     nodes: Vec<String>,
     /// The digest of what was read, or why the source is not a sound snapshot.
     digest: Result<Digest, String>,
+    /// The member the snapshot was taken from, when it was taken live.
+    taken_from: Option<String>,
 }
+
+/// Hands a live round's reader the stream its opener opened.
+type Feed = oneshot::Sender<Result<Opened, String>>;
 
 /// A round that still takes instances.
 struct OpenRound {
     nodes: Vec<String>,
     writers: Vec<mpsc::Sender<Chunk>>,
     end: watch::Sender<Option<Arc<RoundEnd>>>,
+    live: bool,
 }
 
 /// The rounds of a run: where instances streaming the same file meet. One per run, shared by
@@ -61,21 +72,28 @@ pub(crate) struct Rounds {
 struct Ticket {
     chunks: mpsc::Receiver<Chunk>,
     end: watch::Receiver<Option<Arc<RoundEnd>>>,
+    /// The bytes come from a member, not from the file (whose size is not known yet).
+    live: bool,
 }
 
 impl Rounds {
-    /// Joins the open round reading `from`, or opens one and starts its reader.
-    fn join(&self, from: &Path, node: &str) -> Ticket {
+    /// Joins the open round reading `from`, or opens one and starts its reader. A new round is
+    /// live when `save` is asked and `from` does not exist: then its opener gets the [`Feed`]
+    /// to hand the reader the stream it opens.
+    fn join(&self, from: &Path, node: &str, save: bool) -> (Ticket, Option<Feed>) {
         let (writer, chunks) = fanout::queue();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(round) = open.get_mut(from) {
             round.nodes.push(node.to_owned());
             round.writers.push(writer);
-            return Ticket {
+            let ticket = Ticket {
                 chunks,
                 end: round.end.subscribe(),
+                live: round.live,
             };
+            return (ticket, None);
         }
+        let live = save && !from.exists();
         let (end, seen) = watch::channel(None);
         open.insert(
             from.to_path_buf(),
@@ -83,30 +101,77 @@ impl Rounds {
                 nodes: vec![node.to_owned()],
                 writers: vec![writer],
                 end,
+                live,
             },
         );
-        tokio::spawn(read_round(Arc::clone(&self.open), from.to_path_buf()));
-        Ticket { chunks, end: seen }
+        let (feed, fed) = if live {
+            let (feed, fed) = oneshot::channel();
+            (Some(feed), Some(fed))
+        } else {
+            (None, None)
+        };
+        tokio::spawn(read_round(Arc::clone(&self.open), from.to_path_buf(), fed));
+        let ticket = Ticket {
+            chunks,
+            end: seen,
+            live,
+        };
+        (ticket, feed)
     }
 }
 
-/// A round's reader: gathers the instances of the wave, seals the round, reads the file once
-/// for all of them and tells each how it ended.
-async fn read_round(open: Arc<Mutex<HashMap<PathBuf, OpenRound>>>, from: PathBuf) {
+/// A round's reader: gathers the instances of the wave, seals the round, reads the file (or
+/// the stream `fed` brings, into the file) once for all of them and tells each how it ended.
+async fn read_round(
+    open: Arc<Mutex<HashMap<PathBuf, OpenRound>>>,
+    from: PathBuf,
+    fed: Option<oneshot::Receiver<Result<Opened, String>>>,
+) {
     for _ in 0..GATHER_YIELDS {
         tokio::task::yield_now().await;
     }
     let Some(round) = open.lock().unwrap_or_else(|e| e.into_inner()).remove(&from) else {
         return;
     };
-    let digest = match tokio::fs::File::open(&from).await {
-        Ok(file) => fanout::fan_out(file, round.writers).await,
-        Err(err) => Err(format!("cannot open it: {err}")),
+    let (digest, taken_from) = match fed {
+        None => match tokio::fs::File::open(&from).await {
+            Ok(file) => (
+                fanout::fan_out(&mut fanout::Reader(file), round.writers).await,
+                None,
+            ),
+            Err(err) => (Err(format!("cannot open it: {err}")), None),
+        },
+        Some(fed) => match fed.await {
+            Ok(Ok(opened)) => {
+                let member = opened.member.clone();
+                (take(opened, &from, round.writers).await, Some(member))
+            }
+            Ok(Err(reason)) => (Err(reason), None),
+            Err(_) => (Err("nothing opened a snapshot stream".into()), None),
+        },
     };
     round.end.send_replace(Some(Arc::new(RoundEnd {
         nodes: round.nodes,
         digest,
+        taken_from,
     })));
+}
+
+/// Takes the snapshot `opened` streams into `from` on the controller while fanning it out; `from`
+/// exists afterwards only if the stream checked out.
+async fn take(
+    opened: Opened,
+    from: &Path,
+    writers: Vec<mpsc::Sender<Chunk>>,
+) -> Result<Digest, String> {
+    let mut live = Live::create(opened, from).await?;
+    match fanout::fan_out(&mut live, writers).await {
+        Ok(digest) => live.keep(from).await.map(|()| digest),
+        Err(reason) => {
+            live.discard().await;
+            Err(reason)
+        }
+    }
 }
 
 /// Where and how one instance writes.
@@ -134,27 +199,45 @@ pub(crate) enum Failure {
 }
 
 /// One instance of `etcd.snapshot.distribute`: streams `from` to the destination within
-/// `timeout`, counting the bytes sent on `meter`. Outputs `path`, `size` and `sha256` (of the
-/// data, equal to its trailer, as `etcd.snapshot.verify` reports it).
+/// `timeout`, counting the bytes sent on `meter`; with `save`, takes the snapshot from a member
+/// into `from` as it streams when `from` does not exist yet. Outputs `path`, `size` and `sha256`
+/// (of the data, equal to its trailer, as `etcd.snapshot.verify` reports it).
 pub(crate) async fn distribute(
     rounds: &Rounds,
     from: &str,
+    save: Option<&Save<'_>>,
     at: &Destination<'_>,
     timeout: Duration,
     meter: &TransferMeter,
 ) -> Result<CallOutcome, Failure> {
     let source = Path::new(from);
     // Before the first await: the instances polled together join together.
-    let Ticket { chunks, mut end } = rounds.join(source, at.node);
-    let size = tokio::fs::metadata(source)
-        .await
-        .map_err(|err| {
-            Failure::Source(format!(
-                "cannot read the snapshot {from} on the controller: {err}"
-            ))
-        })?
-        .len();
-    meter.set_total(size);
+    let (
+        Ticket {
+            chunks,
+            mut end,
+            live,
+        },
+        feed,
+    ) = rounds.join(source, at.node, save.is_some());
+    if let (Some(feed), Some(save)) = (feed, save) {
+        // The reader waits for it; whether it went is what the round's end says.
+        let _ = feed.send(live::open(save, timeout).await);
+    }
+    let size = if live {
+        None
+    } else {
+        let size = tokio::fs::metadata(source)
+            .await
+            .map_err(|err| {
+                Failure::Source(format!(
+                    "cannot read the snapshot {from} on the controller: {err}"
+                ))
+            })?
+            .len();
+        meter.set_total(size);
+        Some(size)
+    };
     let transport = at.transport;
     let landed = transport
         .receive(chunks, size, at.to, at.writer, at.sudo, timeout, meter)
@@ -177,6 +260,11 @@ pub(crate) async fn distribute(
     };
     let digest = match &end.digest {
         Ok(digest) => digest,
+        // A live stream that failed may go better the next time; a file reads the same.
+        Err(reason) if live => {
+            let reason = format!("taking the snapshot into {from}: {reason}");
+            return refuse(Failure::Node(reason)).await;
+        }
         Err(reason) => {
             let reason = format!("the snapshot {from} on the controller: {reason}");
             return refuse(Failure::Source(reason)).await;
@@ -196,8 +284,12 @@ pub(crate) async fn distribute(
     } else {
         String::new()
     };
+    let taken = match &end.taken_from {
+        Some(member) => format!("took a snapshot from {member} into {from} and streamed it"),
+        None => format!("streamed {from}"),
+    };
     Ok(CallOutcome::new(format!(
-        "streamed {from} to {} on {}: {} bytes, sha256 of the file {} on both ends, trailer sha256 {}{shared}",
+        "{taken} to {} on {}: {} bytes, sha256 of the file {} on both ends, trailer sha256 {}{shared}",
         at.to, at.node, digest.size, digest.file_sha256, digest.sha256
     ))
     .output("path", at.to)

@@ -39,7 +39,7 @@ async fn distribute_all(
                 sudo: false,
             };
             let meter = TransferMeter::default();
-            let result = distribute(rounds, from, &at, Duration::from_secs(60), &meter).await;
+            let result = distribute(rounds, from, None, &at, Duration::from_secs(60), &meter).await;
             (result, meter.done())
         }
     });

@@ -182,7 +182,7 @@ pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallO
 
 /// The endpoint to stream from: the first voting follower that answers, else the first member
 /// that answers.
-async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
+pub(crate) async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
     if ctx.endpoints.len() == 1 {
         return Ok(ctx.endpoints[0].clone());
     }

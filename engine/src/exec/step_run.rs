@@ -297,7 +297,11 @@ async fn run_operation(
                 Err(err) => Attempt::failed(error_chain(&err)),
             }
         }
-        Operation::Distribute { from, to } => {
+        Operation::Distribute {
+            from,
+            to,
+            save_from,
+        } => {
             let (transport, sudo) = match env.transport(&step.host) {
                 Ok(found) => found,
                 Err(error) => return Attempt::failed(error),
@@ -309,8 +313,14 @@ async fn run_operation(
                 writer: &env.writer(&step.host),
                 sudo,
             };
-            use crate::distribute::{Failure, distribute};
-            match distribute(env.rounds, from, &destination, timeout, meter).await {
+            use crate::distribute::{Failure, Save, distribute};
+            let save = Save {
+                access: env.access,
+                cluster: env.cluster,
+                endpoints: save_from,
+            };
+            let save = Some(&save).filter(|_| !save_from.is_empty());
+            match distribute(env.rounds, from, save, &destination, timeout, meter).await {
                 Ok(outcome) => called(Ok(outcome)),
                 Err(Failure::Node(error)) => Attempt::failed(error),
                 Err(Failure::Source(error)) => Attempt {

@@ -272,6 +272,13 @@ impl Dispatcher<'_> {
         }
         let preflight = match (&step.preflight, &step.operation) {
             (Some(preflight), _) => Some(preflight.clone()),
+            // A snapshot still to be taken from a member: its size is not known yet.
+            (
+                None,
+                Operation::Distribute {
+                    from, save_from, ..
+                },
+            ) if !save_from.is_empty() && !std::path::Path::new(from).exists() => None,
             (
                 None,
                 Operation::Copy {
@@ -279,7 +286,7 @@ impl Dispatcher<'_> {
                     from,
                     to,
                 }
-                | Operation::Distribute { from, to },
+                | Operation::Distribute { from, to, .. },
             ) => match std::fs::metadata(from) {
                 Ok(meta) => Some(Operation::Script {
                     script: format!(
