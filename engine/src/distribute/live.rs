@@ -91,20 +91,27 @@ impl Live {
 }
 
 impl Source for Live {
+    /// Gathers the stream's messages (etcd sends 32 KiB at a time) into chunks of about
+    /// [`CHUNK`](super::fanout::CHUNK) bytes, so that the writers' queues hold as much as they
+    /// do for a file.
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
-        let message = self
-            .stream
-            .message()
-            .await
-            .map_err(|err| format!("snapshot from {}: {err}", self.member))?;
-        let Some(message) = message else {
-            return Ok(None);
-        };
-        let blob = message.blob();
-        self.file
-            .write_all(blob)
-            .await
-            .map_err(|err| format!("write {}: {err}", self.part.display()))?;
-        Ok(Some(blob.to_vec()))
+        let mut chunk = Vec::with_capacity(super::fanout::CHUNK);
+        while chunk.len() < super::fanout::CHUNK {
+            let message = self
+                .stream
+                .message()
+                .await
+                .map_err(|err| format!("snapshot from {}: {err}", self.member))?;
+            let Some(message) = message else {
+                break;
+            };
+            let blob = message.blob();
+            self.file
+                .write_all(blob)
+                .await
+                .map_err(|err| format!("write {}: {err}", self.part.display()))?;
+            chunk.extend_from_slice(blob);
+        }
+        Ok(Some(chunk).filter(|c| !c.is_empty()))
     }
 }
