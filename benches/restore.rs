@@ -614,7 +614,10 @@ fn run_script(bed: &Bed, facts: &Facts, work: &Path, tag: &str) -> Measured {
     );
     let marks = read_marks(bed);
     let mut phases = vec![
-        ("save".to_string(), since(first(&marks, "copy-begin"), started)),
+        (
+            "save".to_string(),
+            since(first(&marks, "copy-begin"), started),
+        ),
         (
             "save+copy+verify+restore, node by node".to_string(),
             since(first(&marks, "stop-begin"), started),
@@ -1111,7 +1114,8 @@ fn sitting(config: BedConfig, corrupt_check: bool, settings: &Settings) {
                 Variant::Script => run_script(&bed, &facts, work.path(), &tag),
                 Variant::Ansible => run_ansible(&bed, &facts, ansible, work.path(), &tag),
                 Variant::Floor => run_floor(&bed, &facts, work.path(), &tag),
-            };            let healthy = probe
+            };
+            let healthy = probe
                 .healthy_after(measured.all_stopped)
                 .expect("the probe saw the cluster healthy after the restore");
             let row = Row {
@@ -1141,7 +1145,15 @@ fn sitting(config: BedConfig, corrupt_check: bool, settings: &Settings) {
         }
     }
     clean_nodes(&bed);
-    print_sitting(&rows, variants, corrupt_check, keys, db_size, seeding, &load_at_start);
+    print_sitting(
+        &rows,
+        variants,
+        corrupt_check,
+        keys,
+        db_size,
+        seeding,
+        &load_at_start,
+    );
 }
 
 /// The sitting's table: per variant the median and the range of each measure, and the ratios

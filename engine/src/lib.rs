@@ -14,6 +14,7 @@ pub use etcdrill_core::{
 pub mod backup;
 pub mod cli;
 pub mod diagnose;
+mod distribute;
 pub mod drill;
 pub mod etcd;
 pub mod exec;

@@ -3,6 +3,7 @@
 //! the cluster etcd itself reports afterwards. These tests need root; see
 //! `etcdrill_testbed::require`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use etcdrill::journal::{Event, SkipReason, StepResult};
@@ -169,6 +170,30 @@ fn restore_and_prove(bed: &Bed, extra_params: &[&str]) -> Run {
     );
     // The run proved it itself, on every node.
     let journal = journal(&run.dir());
+    // One read of the snapshot for every node, and every node's copy hashed to the same sha256.
+    let names: Vec<&str> = bed.nodes().iter().map(|n| n.name()).collect();
+    let mut sha256s = BTreeSet::new();
+    for node in bed.nodes() {
+        let key = format!("distribute-snapshot@{}", node.name());
+        let finished = journal.records.iter().find_map(|r| match &r.event {
+            Event::StepFinished {
+                step,
+                result: StepResult::Succeeded,
+                outputs,
+                output_tail,
+                ..
+            } if *step == key => Some((outputs.clone(), output_tail.clone())),
+            _ => None,
+        });
+        let (outputs, output) = finished.unwrap_or_else(|| panic!("{key} did not succeed"));
+        assert!(
+            output.contains(&format!("one read for {}", names.join(", "))),
+            "{output}"
+        );
+        assert!(outputs["size"].parse::<u64>().unwrap() > 0);
+        sha256s.insert(outputs["sha256"].clone());
+    }
+    assert_eq!(sha256s.len(), 1, "{sha256s:?}");
     for node in bed.nodes() {
         assert_eq!(
             step_result(&journal, &format!("verify-restored@{}", node.name())).as_deref(),
@@ -796,25 +821,42 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
             run.diagnosis(&bed)
         );
         let journal = journal(&run.dir());
-        assert_eq!(
-            step_result(&journal, "verify-snapshot").as_deref(),
-            Some("failed"),
-            "{bad}: {}",
-            run.diagnosis(&bed)
-        );
-        let error = journal
-            .records
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::StepFinished {
-                    step,
-                    result: StepResult::Failed { error },
-                    ..
-                } if step == "verify-snapshot" => Some(error.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        assert!(error.contains(why), "{bad}: {error}");
+        // Every node's copy fails on the trailer the controller checked as the bytes passed.
+        for node in bed.nodes() {
+            let key = format!("distribute-snapshot@{}", node.name());
+            assert_eq!(
+                step_result(&journal, &key).as_deref(),
+                Some("failed"),
+                "{bad}: {}",
+                run.diagnosis(&bed)
+            );
+            let error = journal
+                .records
+                .iter()
+                .find_map(|r| match &r.event {
+                    Event::StepFinished {
+                        step,
+                        result: StepResult::Failed { error },
+                        ..
+                    } if *step == key => Some(error.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            assert!(error.contains(why), "{bad}: {error}");
+            // Once: another attempt would read the same bytes (the step allows two retries).
+            let attempts = journal
+                .records
+                .iter()
+                .filter(|r| matches!(&r.event, Event::StepStarted { step, .. } if *step == key))
+                .count();
+            assert_eq!(attempts, 1, "{bad}: {key} was retried");
+            // Nothing was renamed into place, and no part file is left.
+            node.exec_ok(&format!(
+                "test ! -e /var/backups/etcd/etcdrill-restore-{}.db && ! ls /var/backups/etcd/*.part 2>/dev/null",
+                node.name()
+            ))
+            .unwrap();
+        }
         let started: Vec<&str> = journal
             .records
             .iter()
@@ -828,8 +870,8 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
             "{bad}: a member was stopped: {started:?}"
         );
         assert!(
-            started.iter().all(|s| !s.starts_with("copy-snapshot@")),
-            "{bad}: the snapshot was copied: {started:?}"
+            started.iter().all(|s| !s.starts_with("restore@")),
+            "{bad}: a restore started: {started:?}"
         );
 
         let pids_after: Vec<Vec<u32>> =
@@ -844,6 +886,166 @@ fn a_corrupted_or_truncated_snapshot_is_refused_before_anything_is_stopped() {
         assert_present(&bed, &canary);
         assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 50);
     }
+}
+
+/// `etcd.snapshot.distribute` with `save: true`: the snapshot is taken from a member into the
+/// controller's file while it streams to every node (one transfer for save, copy and verify);
+/// a second run finds the file and streams it again, so every attempt gets the same bytes.
+#[test]
+fn a_snapshot_taken_from_a_member_streams_to_every_node_in_the_same_pass() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(200, 1024).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let runbook = write(
+        work.path(),
+        "take.yaml",
+        "name: take\nsummary: take a snapshot and put it on every node\nparams:\n  at: {type: string}\n\
+         steps:\n  - id: take\n    title: Take a snapshot onto every node\n    on: each\n\
+         \x20   action: etcd.snapshot.distribute\n    with:\n      from: \"{{params.at}}\"\n\
+         \x20     to: \"{{node.backup_dir}}/taken-{{node.name}}.db\"\n      save: true\n",
+    );
+    let inventory = write(
+        work.path(),
+        "inventory.yaml",
+        &inventory_yaml(&bed, work.path()),
+    );
+    let saved = work.path().join("saved/snapshot.db");
+    let run = |expect: &str| {
+        let outcome = Etcdrill::new(work.path())
+            .args(["run".as_ref(), runbook.as_os_str()])
+            .args(["-i".as_ref(), inventory.as_os_str(), "--yes".as_ref()])
+            .args(["-p", &format!("at={}", saved.display())])
+            .run();
+        assert_eq!(outcome.code(), Some(0), "{}", outcome.shown());
+        let runs: Vec<_> = std::fs::read_dir(work.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let newest = runs
+            .iter()
+            .max_by_key(|r| {
+                std::fs::metadata(r.join("journal.jsonl"))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .unwrap();
+        let journal = journal(newest);
+        for node in bed.nodes() {
+            let key = format!("take@{}", node.name());
+            let (result, output) = support::step_finished(&journal, &key).unwrap();
+            assert_eq!(result, StepResult::Succeeded, "{key}: {output}");
+            assert!(
+                output.starts_with(expect) && output.contains("one read for node1, node2, node3"),
+                "{key}: {output}"
+            );
+        }
+    };
+    run("took a snapshot from ");
+    let bytes = std::fs::read(&saved).unwrap();
+    let (data, trailer) = bytes.split_at(bytes.len() - 32);
+    use sha2::Digest as _;
+    assert_eq!(
+        sha2::Sha256::digest(data).as_slice(),
+        trailer,
+        "a sound snapshot"
+    );
+    for node in bed.nodes() {
+        let copy = node
+            .host_path(format!("/var/backups/etcd/taken-{}.db", node.name()))
+            .unwrap();
+        assert_eq!(std::fs::read(copy).unwrap(), bytes, "{}", node.name());
+    }
+    // Written past it: a second run streams the saved file, not a new snapshot.
+    bed.put_canary("after-the-first-take").unwrap();
+    run("streamed ");
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes);
+    for node in bed.nodes() {
+        node.exec_ok("! ls /var/backups/etcd/*.part 2>/dev/null")
+            .unwrap();
+    }
+}
+
+/// A node whose backup dir is full cannot take the snapshot: its copy fails, the others get
+/// theirs from the same read, and the run ends before any member is stopped. Nothing is left in
+/// the full dir (no part file).
+#[test]
+fn a_node_whose_backup_dir_is_full_fails_its_copy_before_anything_is_stopped() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(50, 256).unwrap();
+    let canary = bed.put_canary("untouched").unwrap();
+    let first = &bed.nodes()[0];
+    first
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/good.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    // One 4 KiB page of tmpfs over node2's backup dir, in node2's mount namespace only: a
+    // snapshot (at least four bbolt pages) never fits.
+    let full = &bed.nodes()[1];
+    full.exec_ok("mount -t tmpfs -o size=4k etcdrill-full /var/backups/etcd")
+        .unwrap();
+    let pids_before: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    let params = [
+        snapshot_param(first, "/var/backups/etcd/good.db"),
+        "bump_revision=0".into(),
+        "mark_compacted=false".into(),
+    ];
+    let run = Run::stock(&bed, "restore-3-node", &params, inventory_yaml);
+    let left_in_full = full.exec_ok("ls -A /var/backups/etcd").unwrap();
+    full.exec_ok("umount /var/backups/etcd").unwrap();
+    assert_ne!(run.outcome.code(), Some(0), "{}", run.diagnosis(&bed));
+    assert_eq!(left_in_full.trim(), "", "left in the full backup dir");
+
+    let journal = journal(&run.dir());
+    let key = format!("distribute-snapshot@{}", full.name());
+    assert_eq!(step_result(&journal, &key).as_deref(), Some("failed"));
+    let error = journal
+        .records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::StepFinished {
+                step,
+                result: StepResult::Failed { error },
+                ..
+            } if *step == key => Some(error.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        error.contains("No space left on device") && error.contains("writing"),
+        "{error}"
+    );
+    for node in [&bed.nodes()[0], &bed.nodes()[2]] {
+        assert_eq!(
+            step_result(&journal, &format!("distribute-snapshot@{}", node.name())).as_deref(),
+            Some("succeeded"),
+            "{}",
+            run.diagnosis(&bed)
+        );
+    }
+    let started: Vec<&str> = journal
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::StepStarted { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        started
+            .iter()
+            .all(|s| !s.starts_with("stop@") && *s != "confirm-downtime"),
+        "a member was stopped: {started:?}"
+    );
+    let pids_after: Vec<Vec<u32>> = bed.nodes().iter().map(|n| n.etcd_pids().unwrap()).collect();
+    assert_eq!(pids_after, pids_before, "etcd was restarted somewhere");
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &canary);
 }
 
 #[test]
@@ -923,6 +1125,61 @@ fn quorum_recovery_on_a_mount_point_data_dir() {
 #[test]
 fn quorum_recovery_on_a_moved_host_path() {
     quorum_recovery(BedConfig::new(3).moved_host_path(), WIPE_MOVED_DATA_DIR);
+}
+
+/// The survivor's data is not usable either (its WAL is gone): the runbook's second path restores
+/// every member from the snapshot, streamed to all three nodes in one read.
+#[test]
+fn quorum_recovery_restores_from_a_snapshot_when_the_survivor_is_not_usable() {
+    let Some(bed) = bed(BedConfig::new(3)) else {
+        return;
+    };
+    bed.seed(100, 256).unwrap();
+    let kept = bed.put_canary("in-the-snapshot").unwrap();
+    let survivor = &bed.nodes()[0];
+    survivor
+        .etcdctl(&["snapshot", "save", "/var/backups/etcd/drill.db"])
+        .unwrap()
+        .into_stdout()
+        .unwrap();
+    let lost = bed.put_canary("after-the-snapshot").unwrap();
+    for node in &bed.nodes()[1..] {
+        bed.stop_member(node).unwrap();
+        node.exec_ok(WIPE_DATA_DIR).unwrap();
+    }
+    bed.stop_member(survivor).unwrap();
+    survivor.exec_ok("rm -rf /var/lib/etcd/member/wal").unwrap();
+
+    let run = Run::stock(
+        &bed,
+        "quorum-recovery",
+        &[
+            format!("survivor={}", survivor.name()),
+            snapshot_param(survivor, "/var/backups/etcd/drill.db"),
+            "bump_revision=0".into(),
+            "mark_compacted=false".into(),
+        ],
+        |bed, work| inventory_parking_at(bed, work, HAND_PARKED_DIR),
+    );
+    run.expect_success(&bed);
+    assert_healthy_cluster(&bed, 3);
+    assert_present(&bed, &kept);
+    assert_eq!(
+        bed.get(&lost.key).unwrap(),
+        None,
+        "the data is the snapshot's"
+    );
+    assert_eq!(bed.count_keys(etcdrill_testbed::SEED_PREFIX).unwrap(), 100);
+    let journal = journal(&run.dir());
+    for node in bed.nodes() {
+        let key = format!("fb-distribute-snapshot@{}", node.name());
+        let (result, output) = support::step_finished(&journal, &key).unwrap();
+        assert_eq!(result, StepResult::Succeeded, "{key}: {output}");
+        assert!(
+            output.contains("one read for node1, node2, node3"),
+            "{output}"
+        );
+    }
 }
 
 /// Empties the host data dir of a bed whose `etcd-data` hostPath was moved.
@@ -1253,14 +1510,23 @@ fn check_mode_of_every_stock_runbook_succeeds_on_a_healthy_cluster() {
             }
             "restore-3-node" => {
                 for node in bed.nodes() {
-                    let key = format!("verify-copies@{}", node.name());
+                    let key = format!("before-restore@{}", node.name());
                     assert!(
-                        skipped.contains(&(key.clone(), "copy-snapshot".into())),
+                        skipped.contains(&(key.clone(), "distribute-snapshot".into())),
                         "{key}: {skipped:?}"
+                    );
+                    // The copy checked the node has room for the snapshot.
+                    let key = format!("distribute-snapshot@{}", node.name());
+                    let (result, output) = support::step_finished(&journal, &key).unwrap();
+                    assert_eq!(result, StepResult::Shown);
+                    assert!(
+                        output.contains(&format!("checked on {}:", node.name()))
+                            && output.contains("bytes free"),
+                        "{output}"
                     );
                 }
                 assert!(
-                    report.contains("not run in check mode: depends on `copy-snapshot`"),
+                    report.contains("not run in check mode: depends on `distribute-snapshot`"),
                     "{report}"
                 );
                 // The destructive steps say what they would do, with the real paths.

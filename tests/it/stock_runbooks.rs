@@ -391,31 +391,48 @@ fn recovery_runbooks_check_steady_state_only_after_the_run() {
 // ---- restore-3-node -----------------------------------------------------------------------
 
 #[test]
-fn restore_verifies_the_snapshot_everywhere_and_restores_before_any_downtime() {
+fn restore_streams_the_snapshot_once_checked_and_restores_before_any_downtime() {
     for inventory in inventories() {
         let cluster = load_cluster(&inventory);
         let plan = compile_with(&runbook("restore-3-node"), &cluster, &[]);
-        let controller_check = index(&plan, "verify-snapshot");
-        assert_eq!(step(&plan, "verify-snapshot").host, Host::Controller);
-        assert!(matches!(
-            step(&plan, "verify-snapshot").operation,
-            Operation::Native {
-                call: Action::EtcdSnapshotVerify(_)
-            }
-        ));
-        let node_checks = instances(&plan, "verify-copies");
+        // One step puts the snapshot on every node, checked on both ends: no separate verify
+        // pass on the controller or on the copies.
+        for gone in ["verify-snapshot", "copy-snapshot", "verify-copies"] {
+            assert!(
+                plan.steps().all(|(_, s)| s.step != gone),
+                "`{gone}` is still in the plan"
+            );
+        }
+        let copies = instances(&plan, "distribute-snapshot");
+        assert_eq!(copies.len(), cluster.nodes.len());
+        for &copy in &copies {
+            let Host::Node(node) = &plan.graph[copy].host else {
+                panic!("{}", plan.graph[copy].key)
+            };
+            let Operation::Distribute {
+                from,
+                to,
+                save_from,
+            } = &plan.graph[copy].operation
+            else {
+                panic!("{:?}", plan.graph[copy].operation)
+            };
+            assert!(from.ends_with(".db"), "{from}");
+            assert!(
+                save_from.is_empty(),
+                "the runbook restores the file it is given"
+            );
+            assert!(
+                to.ends_with(&format!("/etcdrill-restore-{node}.db")),
+                "{to}"
+            );
+        }
         let restores = instances(&plan, "restore");
-        assert_eq!(node_checks.len(), cluster.nodes.len());
         assert_eq!(restores.len(), cluster.nodes.len());
         for stop in instances(&plan, "stop") {
             assert_eq!(plan.graph[stop].action, ActionKind::EtcdStopMember);
             let before = ancestors(&plan, stop);
-            assert!(
-                before.contains(&controller_check),
-                "{}: stop before the controller check",
-                plan.graph[stop].key
-            );
-            for check in node_checks.iter().chain(&restores) {
+            for check in copies.iter().chain(&restores) {
                 assert!(
                     before.contains(check),
                     "`{}` does not wait for `{}`",
@@ -424,10 +441,23 @@ fn restore_verifies_the_snapshot_everywhere_and_restores_before_any_downtime() {
                 );
             }
         }
-        // Each restore waits for every node's verified copy, not only its own.
+        // Each restore waits for its own node's copy only: it starts as soon as that is there.
         for &restore in &restores {
             let before = ancestors(&plan, restore);
-            assert!(node_checks.iter().all(|c| before.contains(c)));
+            let own: Vec<_> = copies
+                .iter()
+                .filter(|&&c| plan.graph[c].host == plan.graph[restore].host)
+                .collect();
+            assert_eq!(own.len(), 1);
+            for copy in &copies {
+                assert_eq!(
+                    before.contains(copy),
+                    own.contains(&copy),
+                    "{} and {}",
+                    plan.graph[restore].key,
+                    plan.graph[*copy].key
+                );
+            }
             let Operation::Script { script } = &plan.graph[restore].operation else {
                 panic!()
             };

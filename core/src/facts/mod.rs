@@ -66,7 +66,12 @@ pub struct NodeFacts {
 /// The nodes a plan runs commands on (steps or their rollbacks): the ones whose facts matter.
 /// A plan that only calls etcd's API (a backup from a CronJob) needs no access to the nodes.
 pub fn nodes_touched(plan: &Plan) -> Vec<String> {
-    let on_node = |op: &Operation| matches!(op, Operation::Script { .. } | Operation::Copy { .. });
+    let on_node = |op: &Operation| {
+        matches!(
+            op,
+            Operation::Script { .. } | Operation::Copy { .. } | Operation::Distribute { .. }
+        )
+    };
     let mut names: Vec<String> = plan
         .graph
         .node_weights()

@@ -198,6 +198,28 @@ pub fn operation(style: &Style, operation: &Operation, host: &Host) -> Operation
                 Vec::new(),
             )
         }
+        Operation::Distribute {
+            from,
+            to,
+            save_from,
+        } => view(
+            format!(
+                "stream snapshot {} from the controller to {} on {} (one read for every node \
+                 starting with it; sha256 and trailer checked before the rename){}",
+                plain(from),
+                plain(to),
+                self::host(style, host),
+                if save_from.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; when it is missing, taken from a member of {} as it streams",
+                        plain(&save_from.join(", "))
+                    )
+                }
+            ),
+            Vec::new(),
+        ),
     }
 }
 
@@ -243,6 +265,7 @@ pub fn rollback_summary(step: &PlanStep) -> &'static str {
             Operation::Etcd { .. } => "etcd API call",
             Operation::Native { .. } => "etcdrill call",
             Operation::Copy { .. } => "copy",
+            Operation::Distribute { .. } => "snapshot stream",
         },
     }
 }

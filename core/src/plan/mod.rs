@@ -156,6 +156,19 @@ pub enum Operation {
         /// Destination path.
         to: String,
     },
+    /// A snapshot file on the controller streamed to the step's node: one read of the file
+    /// serves every node whose instance starts with it, both ends hash the bytes, and the copy
+    /// is renamed into place only when they agree and the sha256 trailer checks out.
+    Distribute {
+        /// The snapshot on the controller.
+        from: String,
+        /// Where it goes on the node.
+        to: String,
+        /// The endpoints a new snapshot is taken from into `from` when it does not exist yet;
+        /// empty when `from` must exist.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        save_from: Vec<String>,
+    },
 }
 
 impl Operation {

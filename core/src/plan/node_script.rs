@@ -55,6 +55,17 @@ pub(crate) fn operation(
         Action::EtcdDataDirSetAside(args) => data_dir_set_aside(node, args)?,
         Action::EtcdDataDirRepoint(args) => super::host_path::repoint(node, args)?,
         Action::EtcdSnapshotVerify(args) => crate::remote_checksum::script(&args.path),
+        Action::EtcdSnapshotDistribute(args) => {
+            return Ok(Operation::Distribute {
+                from: args.from.clone(),
+                to: args.to.clone(),
+                save_from: if args.save {
+                    cluster.client_urls()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
         Action::FileCopy(args) => {
             return Ok(Operation::Copy {
                 direction: args.direction,
@@ -160,7 +171,9 @@ pub(crate) fn natural_rollback(action: &Action, node: &Node) -> Rollback {
             None => return Rollback::NotNeeded,
         },
         Action::Shell(_) => return Rollback::Declined,
-        Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) => return Rollback::NotNeeded,
+        Action::EtcdSnapshotVerify(_) | Action::FileCopy(_) | Action::EtcdSnapshotDistribute(_) => {
+            return Rollback::NotNeeded;
+        }
         other => unreachable!("`{}` does not run on nodes", other.kind()),
     };
     match script {

@@ -164,6 +164,13 @@ actions! {
         Probe, ControllerOrNode, destructive: false, outputs: ["size", "sha256"],
         summary: "verify a snapshot file"
     }
+    /// Streams a snapshot file on the controller to the node, read once for every node the step
+    /// runs on, hashed on both ends, renamed into place only when the hashes and the sha256
+    /// trailer agree.
+    EtcdSnapshotDistribute = "etcd.snapshot.distribute" (SnapshotDistributeArgs) {
+        Action, Node, destructive: false, outputs: ["path", "size", "sha256"],
+        summary: "put a snapshot on every node in one pass"
+    }
     /// Restores a snapshot into a new data directory with etcdutl.
     EtcdSnapshotRestore = "etcd.snapshot.restore" (SnapshotRestoreArgs) {
         Action, Node, destructive: true, outputs: [],
@@ -383,6 +390,23 @@ pub struct SnapshotVerifyArgs {
     pub path: String,
 }
 
+/// Arguments of `etcd.snapshot.distribute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotDistributeArgs {
+    /// The snapshot file on the controller: bbolt data followed by its sha256, as
+    /// `etcd.snapshot.save` and `etcdctl snapshot save` write it.
+    pub from: String,
+    /// Where the copy goes on the node; its directory is created when missing.
+    pub to: String,
+    /// When `from` does not exist yet, take a new snapshot from a member (the first voting
+    /// follower that answers) and write it to `from` while it streams to the nodes: save, copy
+    /// and verify in one transfer. A retry or a resumed run finds `from` and reads it, so every
+    /// node gets the same snapshot. Give `from` a name no earlier run used (`{{run.dir}}/...`).
+    #[serde(default)]
+    pub save: bool,
+}
+
 /// Arguments of `backup.ship`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -481,6 +505,7 @@ impl Action {
             }
             Action::EtcdDataDirRepoint(args) => vec![("to", &args.to)],
             Action::FileCopy(args) => vec![("from", &args.from), ("to", &args.to)],
+            Action::EtcdSnapshotDistribute(args) => vec![("from", &args.from), ("to", &args.to)],
             Action::BackupShip(args) => vec![("snapshot", &args.snapshot)],
             _ => Vec::new(),
         }

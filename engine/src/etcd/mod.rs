@@ -41,7 +41,7 @@ pub use access::EtcdAccess;
 pub use error::{ApiError, EtcdError};
 pub use health::{Roles, current_member_health, member_health, roles};
 pub use snapshot::{SnapshotFile, verify_snapshot_file};
-pub(crate) use snapshot::{TrailerHasher, host_name};
+pub(crate) use snapshot::{TrailerHasher, host_name, source_member as snapshot_source};
 
 // For `diagnose` and the inspection commands, which reuse these probes rather than repeat them.
 pub(crate) use alarms::active_alarms;
@@ -174,6 +174,7 @@ async fn run(ctx: &Ctx<'_>, call: &Action) -> Result<CallOutcome, EtcdError> {
         | Action::EtcdDataDirSetAside(_)
         | Action::EtcdDataDirRepoint(_)
         | Action::FileCopy(_)
+        | Action::EtcdSnapshotDistribute(_)
         | Action::BackupShip(_)
         | Action::BackupPrune(_) => Err(EtcdError::Unsupported {
             action: call.kind().name(),

@@ -65,6 +65,14 @@ impl TrailerHasher {
         }
     }
 
+    /// The sha256 of every byte so far, the last 32 included: what `sha256sum` prints for a
+    /// file of these bytes.
+    pub(crate) fn whole_sha256(&self) -> String {
+        let mut whole = self.hasher.clone();
+        whole.update(&self.tail);
+        crate::humanize::hex(&whole.finalize())
+    }
+
     /// The digest, if the last 32 bytes are the sha256 of everything before them; otherwise why
     /// not, in words that say "no sha256 trailer" or "corrupt".
     pub(crate) fn finish(self) -> Result<SnapshotFile, String> {
@@ -174,7 +182,7 @@ pub(crate) async fn save(ctx: &Ctx<'_>, args: &SnapshotSaveArgs) -> Result<CallO
 
 /// The endpoint to stream from: the first voting follower that answers, else the first member
 /// that answers.
-async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
+pub(crate) async fn source_member(ctx: &Ctx<'_>) -> Result<String, EtcdError> {
     if ctx.endpoints.len() == 1 {
         return Ok(ctx.endpoints[0].clone());
     }

@@ -169,8 +169,12 @@ pub(crate) async fn connect(
     cluster: &Cluster,
 ) -> Result<HashMap<String, Transport>, ExecError> {
     let uses_node = |step: &PlanStep| {
-        let runs_there =
-            |op: &Operation| matches!(op, Operation::Script { .. } | Operation::Copy { .. });
+        let runs_there = |op: &Operation| {
+            matches!(
+                op,
+                Operation::Script { .. } | Operation::Copy { .. } | Operation::Distribute { .. }
+            )
+        };
         runs_there(&step.operation)
             || matches!(&step.rollback, Rollback::Run { operation } if runs_there(operation))
     };

@@ -57,6 +57,8 @@ pub(crate) struct StepEnv<'a> {
     pub redactor: &'a Redactor,
     /// The run's id: with the node, it names the temporary files a copy writes.
     pub run_id: &'a str,
+    /// Where the instances of a snapshot distribution meet to share one read.
+    pub rounds: &'a crate::distribute::Rounds,
 }
 
 impl StepEnv<'_> {
@@ -76,6 +78,15 @@ impl StepEnv<'_> {
             Host::Controller | Host::Cluster => Ok((self.local, false)),
         }
     }
+
+    /// Names a copy's temporary file: nodes may share the directory (one NFS backup dir), so it
+    /// carries the run and the node.
+    fn writer(&self, host: &Host) -> String {
+        match host {
+            Host::Node(name) => format!("{}.{name}", self.run_id),
+            Host::Controller | Host::Cluster => self.run_id.to_owned(),
+        }
+    }
 }
 
 /// The result of one attempt before redaction.
@@ -84,6 +95,8 @@ struct Attempt {
     exit_status: Option<i32>,
     outputs: BTreeMap<String, String>,
     output: String,
+    /// A failure no further attempt can mend (the same bad input would be read again).
+    lasting: bool,
 }
 
 impl Attempt {
@@ -93,6 +106,7 @@ impl Attempt {
             exit_status: None,
             outputs: BTreeMap::new(),
             output: String::new(),
+            lasting: false,
         }
     }
 }
@@ -120,7 +134,7 @@ pub(crate) async fn run_step(
         let outcome = run_operation(env, step, &step.operation, &meter).await;
         let duration = started.elapsed();
         let succeeded = outcome.result == StepResult::Succeeded;
-        let last = succeeded || attempt == attempts || *stopping.borrow() > 0;
+        let last = succeeded || outcome.lasting || attempt == attempts || *stopping.borrow() > 0;
         let _ = messages.send(Message::Finished {
             index,
             attempt,
@@ -218,6 +232,7 @@ async fn run_operation(
                             exit_status: output.exit_status,
                             outputs,
                             output: combined,
+                            lasting: false,
                         },
                         Err(error) => Attempt {
                             output: combined,
@@ -258,12 +273,7 @@ async fn run_operation(
                 Ok(found) => found,
                 Err(error) => return Attempt::failed(error),
             };
-            // Nodes may share the directory (one NFS backup dir): the temporary file carries
-            // the run and the node.
-            let writer = match &step.host {
-                Host::Node(name) => format!("{}.{name}", env.run_id),
-                Host::Controller | Host::Cluster => env.run_id.to_owned(),
-            };
+            let writer = env.writer(&step.host);
             let copied = match direction {
                 CopyDirection::Push => {
                     transport
@@ -282,8 +292,41 @@ async fn run_operation(
                     exit_status: None,
                     outputs: BTreeMap::new(),
                     output: format!("copied {bytes} bytes from {from} to {to}"),
+                    lasting: false,
                 },
                 Err(err) => Attempt::failed(error_chain(&err)),
+            }
+        }
+        Operation::Distribute {
+            from,
+            to,
+            save_from,
+        } => {
+            let (transport, sudo) = match env.transport(&step.host) {
+                Ok(found) => found,
+                Err(error) => return Attempt::failed(error),
+            };
+            let destination = crate::distribute::Destination {
+                transport,
+                node: &step.host.to_string(),
+                to,
+                writer: &env.writer(&step.host),
+                sudo,
+            };
+            use crate::distribute::{Failure, Save, distribute};
+            let save = Save {
+                access: env.access,
+                cluster: env.cluster,
+                endpoints: save_from,
+            };
+            let save = Some(&save).filter(|_| !save_from.is_empty());
+            match distribute(env.rounds, from, save, &destination, timeout, meter).await {
+                Ok(outcome) => called(Ok(outcome)),
+                Err(Failure::Node(error)) => Attempt::failed(error),
+                Err(Failure::Source(error)) => Attempt {
+                    lasting: true,
+                    ..Attempt::failed(error)
+                },
             }
         }
     }
@@ -333,6 +376,7 @@ fn called(result: Result<crate::etcd::CallOutcome, String>) -> Attempt {
             exit_status: None,
             outputs: outcome.outputs,
             output: outcome.summary,
+            lasting: false,
         },
         Err(error) => Attempt::failed(error),
     }

@@ -48,6 +48,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use capture::{Capture, Stream, pump};
+pub(crate) use copy::Landed;
 use supervise::{GroupId, KillOnDrop, feed_after_group, script_body, supervise};
 pub(crate) use supervise::{Killer, Signal};
 

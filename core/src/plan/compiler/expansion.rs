@@ -204,6 +204,7 @@ fn default_timeout(kind: ActionKind) -> HumanDuration {
         K::EtcdSnapshotSave
         | K::EtcdSnapshotRestore
         | K::FileCopy
+        | K::EtcdSnapshotDistribute
         | K::EtcdDefrag
         | K::BackupPrune => 600,
         K::WaitHealthy
@@ -230,6 +231,7 @@ fn default_idempotent(kind: ActionKind, nature: Nature) -> bool {
                 | K::EtcdAlarmDisarm
                 | K::EtcdKvPut
                 | K::FileCopy
+                | K::EtcdSnapshotDistribute
                 | K::BackupShip
                 | K::BackupPrune
         )

@@ -201,6 +201,7 @@ impl<'a> Dispatcher<'a> {
             access: self.access.clone(),
             redactor: self.redactor.clone(),
             run_id: self.dir.id.clone(),
+            rounds: crate::distribute::Rounds::default(),
         }
     }
 
@@ -478,6 +479,7 @@ struct StepResources {
     access: std::sync::Arc<EtcdAccess>,
     redactor: Redactor,
     run_id: String,
+    rounds: crate::distribute::Rounds,
 }
 
 impl StepResources {
@@ -489,6 +491,7 @@ impl StepResources {
             cluster,
             redactor: &self.redactor,
             run_id: &self.run_id,
+            rounds: &self.rounds,
         }
     }
 }

@@ -272,13 +272,21 @@ impl Dispatcher<'_> {
         }
         let preflight = match (&step.preflight, &step.operation) {
             (Some(preflight), _) => Some(preflight.clone()),
+            // A snapshot still to be taken from a member: its size is not known yet.
+            (
+                None,
+                Operation::Distribute {
+                    from, save_from, ..
+                },
+            ) if !save_from.is_empty() && !std::path::Path::new(from).exists() => None,
             (
                 None,
                 Operation::Copy {
                     direction: crate::runbook::action::CopyDirection::Push,
                     from,
                     to,
-                },
+                }
+                | Operation::Distribute { from, to, .. },
             ) => match std::fs::metadata(from) {
                 Ok(meta) => Some(Operation::Script {
                     script: format!(
