@@ -2,8 +2,9 @@
 //! runbook order (probes before, steps, probes after), with its condition, action, operation,
 //! rollback and defaults (timeout, idempotence) decided.
 
+use std::rc::Rc;
+
 use indexmap::IndexMap;
-use serde_json::Value;
 
 use super::{Compiler, Entry, Origin};
 use crate::human_duration::HumanDuration;
@@ -11,7 +12,7 @@ use crate::inventory::Node;
 use crate::plan::context;
 use crate::plan::node_script;
 use crate::plan::{Condition, Host, Operation, Phase, PlanStep, RoleGuard, Rollback, StepTemplate};
-use crate::render::refers_to_run_time;
+use crate::render::{TemplateContext, refers_to_run_time};
 use crate::runbook::action::{Action, ActionKind, Nature};
 use crate::runbook::step::{CheckPhase, Retries, RollbackSpec};
 use crate::source::YamlPath;
@@ -102,7 +103,13 @@ impl<'a> Compiler<'a> {
                 (Host::Node(name), true) => format!("{key_base}@{name}"),
                 _ => key_base,
             };
-            let context = context::for_instance(&self.base, node, &outputs, self.values);
+            let place = &self.places[&node.map(|n| n.name.as_str())];
+            let context = if outputs.is_empty() {
+                Rc::clone(place)
+            } else {
+                let context = context::with_outputs(place.value(), node, &outputs, self.values);
+                Rc::new(TemplateContext::new(context))
+            };
             if let Some(step) = self.instance(&entry, phase, key, host, node, role, context) {
                 let index = self.graph.add_node(step);
                 made.push((node.map(|n| n.name.clone()), index));
@@ -120,7 +127,7 @@ impl<'a> Compiler<'a> {
         host: Host,
         node: Option<&Node>,
         role: Option<RoleGuard>,
-        context: Value,
+        context: Rc<TemplateContext>,
     ) -> Option<PlanStep> {
         let when = match entry.when {
             None => Condition::Always,
@@ -165,8 +172,10 @@ impl<'a> Compiler<'a> {
             || matches!(&rollback, Rollback::Run { operation } if operation.is_deferred())
             || preflight.as_ref().is_some_and(Operation::is_deferred);
         let template = deferred.then(|| StepTemplate {
-            with: serde_json::to_value(entry.with).unwrap_or(Value::Null),
-            context: context.clone(),
+            with: serde_json::to_value(entry.with).unwrap_or(serde_json::Value::Null),
+            // The instance's own context is moved, a place's shared one copied.
+            context: Rc::try_unwrap(context)
+                .map_or_else(|shared| shared.value().clone(), TemplateContext::into_value),
         });
         Some(PlanStep {
             key,

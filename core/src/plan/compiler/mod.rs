@@ -30,6 +30,7 @@ mod templates;
 mod topology;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -41,7 +42,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticSink, Diagnostics};
 use crate::document::Document;
 use crate::human_duration::HumanDuration;
 use crate::inventory::Cluster;
-use crate::render::Renderer;
+use crate::render::{Renderer, TemplateContext};
 use crate::runbook::Runbook;
 use crate::runbook::action::ActionKind;
 use crate::runbook::step::{Outcome, OutputCapture, Retries, RollbackSpec, Target};
@@ -102,11 +103,31 @@ fn compile_with(
         .map(|(name, _)| name.as_str())
         .collect();
     let base = context::base(cluster, &params, &secrets, values);
+    // Every instance at one place shares its context unless it uses step outputs.
+    let places = std::iter::once(None)
+        .chain(cluster.nodes.iter().map(Some))
+        .map(|node| {
+            let context = context::for_place(&base, node);
+            (
+                node.map(|n| n.name.as_str()),
+                Rc::new(TemplateContext::new(context)),
+            )
+        })
+        .collect();
+    let step_index = runbook
+        .value
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut compiler = Compiler {
         runbook,
         cluster,
         renderer: Renderer::new(),
         base,
+        places,
+        step_index,
         values,
         graph: DiGraph::new(),
         instances: HashMap::new(),
@@ -152,6 +173,10 @@ struct Compiler<'a> {
     cluster: &'a Cluster,
     renderer: Renderer,
     base: Value,
+    /// The template context of each place (`None`: the controller or the cluster), by node name.
+    places: HashMap<Option<&'a str>, Rc<TemplateContext>>,
+    /// Each runbook step's index, by id.
+    step_index: HashMap<&'a str, usize>,
     values: Option<&'a RunValues>,
     graph: DiGraph<PlanStep, Outcome>,
     /// Instances of each runbook entry, with their node (None for controller and cluster steps).
