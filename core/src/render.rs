@@ -103,11 +103,6 @@ impl TemplateContext {
     pub fn value(&self) -> &serde_json::Value {
         self.0.data()
     }
-
-    /// The values, taken out.
-    pub fn into_value(mut self) -> serde_json::Value {
-        std::mem::take(self.0.data_mut())
-    }
 }
 
 /// Renders templates against a [`TemplateContext`], parsing each distinct template once.

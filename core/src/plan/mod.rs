@@ -291,7 +291,16 @@ pub struct StepTemplate {
     /// The step's `with:` as written.
     pub with: serde_json::Value,
     /// The compile-time context (params, inventory, node...); run-time values are added to it.
-    pub context: serde_json::Value,
+    /// Instances with the same context share one copy.
+    #[serde(serialize_with = "shared_value")]
+    pub context: std::sync::Arc<serde_json::Value>,
+}
+
+fn shared_value<S: serde::Serializer>(
+    value: &std::sync::Arc<serde_json::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(value.as_ref(), serializer)
 }
 
 /// Counts shown at the end of a plan.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use indexmap::IndexMap;
 
-use super::{Compiler, Entry, Origin};
+use super::{Compiler, Entry, Origin, SharedContext};
 use crate::human_duration::HumanDuration;
 use crate::inventory::Node;
 use crate::plan::context;
@@ -103,19 +103,38 @@ impl<'a> Compiler<'a> {
                 (Host::Node(name), true) => format!("{key_base}@{name}"),
                 _ => key_base,
             };
-            let place = &self.places[&node.map(|n| n.name.as_str())];
-            let context = if outputs.is_empty() {
-                Rc::clone(place)
-            } else {
-                let context = context::with_outputs(place.value(), node, &outputs, self.values);
-                Rc::new(TemplateContext::new(context))
-            };
+            let context = self.context(node, &outputs);
             if let Some(step) = self.instance(&entry, phase, key, host, node, role, context) {
                 let index = self.graph.add_node(step);
                 made.push((node.map(|n| n.name.clone()), index));
             }
         }
         self.instances.insert(origin, made);
+    }
+
+    /// The template context of an instance at `node` that uses `outputs`, shared with every
+    /// instance that sees the same values.
+    fn context(
+        &mut self,
+        node: Option<&'a Node>,
+        outputs: &[(&'a str, Vec<String>)],
+    ) -> Rc<SharedContext> {
+        let key = (node.map(|n| n.name.as_str()), outputs.to_vec());
+        if let Some(shared) = self.contexts.get(&key) {
+            return Rc::clone(shared);
+        }
+        let place = &self.places[&key.0];
+        let value = if outputs.is_empty() {
+            place.clone()
+        } else {
+            context::with_outputs(place, node, outputs, self.values)
+        };
+        let shared = Rc::new(SharedContext {
+            template: TemplateContext::new(value),
+            value: std::cell::OnceCell::new(),
+        });
+        self.contexts.insert(key, Rc::clone(&shared));
+        shared
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -127,21 +146,22 @@ impl<'a> Compiler<'a> {
         host: Host,
         node: Option<&Node>,
         role: Option<RoleGuard>,
-        context: Rc<TemplateContext>,
+        shared: Rc<SharedContext>,
     ) -> Option<PlanStep> {
+        let context = &shared.template;
         let when = match entry.when {
             None => Condition::Always,
             // Once run values are known (a run-time compile), such conditions are evaluated.
             Some(expression) if refers_to_run_time(expression) && self.values.is_none() => {
                 // Evaluate once with placeholders so unknown variables are caught now.
                 self.template(&entry.path.key("when"), |r| {
-                    r.condition(expression, &context)
+                    r.condition(expression, context)
                 })?;
                 Condition::AtRunTime(expression.to_string())
             }
             Some(expression) => {
                 if self.template(&entry.path.key("when"), |r| {
-                    r.condition(expression, &context)
+                    r.condition(expression, context)
                 })? {
                     Condition::Always
                 } else {
@@ -149,9 +169,9 @@ impl<'a> Compiler<'a> {
                 }
             }
         };
-        let action = self.action(entry.action, entry.with, &entry.path, &context)?;
+        let action = self.action(entry.action, entry.with, &entry.path, context)?;
         let operation = self.operation(&action, &host, node, &entry.path)?;
-        let rollback = self.rollback(entry, &action, &host, node, &context)?;
+        let rollback = self.rollback(entry, &action, &host, node, context)?;
         let preflight = node
             .filter(|_| matches!(operation, Operation::Script { .. }))
             .and_then(|node| node_script::preflight(&action, node))
@@ -173,9 +193,7 @@ impl<'a> Compiler<'a> {
             || preflight.as_ref().is_some_and(Operation::is_deferred);
         let template = deferred.then(|| StepTemplate {
             with: serde_json::to_value(entry.with).unwrap_or(serde_json::Value::Null),
-            // The instance's own context is moved, a place's shared one copied.
-            context: Rc::try_unwrap(context)
-                .map_or_else(|shared| shared.value().clone(), TemplateContext::into_value),
+            context: shared.value(),
         });
         Some(PlanStep {
             key,

@@ -103,14 +103,12 @@ fn compile_with(
         .map(|(name, _)| name.as_str())
         .collect();
     let base = context::base(cluster, &params, &secrets, values);
-    // Every instance at one place shares its context unless it uses step outputs.
     let places = std::iter::once(None)
         .chain(cluster.nodes.iter().map(Some))
         .map(|node| {
-            let context = context::for_place(&base, node);
             (
                 node.map(|n| n.name.as_str()),
-                Rc::new(TemplateContext::new(context)),
+                context::for_place(&base, node),
             )
         })
         .collect();
@@ -127,6 +125,7 @@ fn compile_with(
         renderer: Renderer::new(),
         base,
         places,
+        contexts: HashMap::new(),
         step_index,
         values,
         graph: DiGraph::new(),
@@ -173,8 +172,11 @@ struct Compiler<'a> {
     cluster: &'a Cluster,
     renderer: Renderer,
     base: Value,
-    /// The template context of each place (`None`: the controller or the cluster), by node name.
-    places: HashMap<Option<&'a str>, Rc<TemplateContext>>,
+    /// The context of each place (`None`: the controller or the cluster), by node name, before
+    /// step outputs.
+    places: HashMap<Option<&'a str>, Value>,
+    /// The contexts made so far, by place and step outputs: instances with the same share one.
+    contexts: HashMap<ContextKey<'a>, Rc<SharedContext>>,
     /// Each runbook step's index, by id.
     step_index: HashMap<&'a str, usize>,
     values: Option<&'a RunValues>,
@@ -182,6 +184,28 @@ struct Compiler<'a> {
     /// Instances of each runbook entry, with their node (None for controller and cluster steps).
     instances: HashMap<Origin, Vec<(Option<String>, NodeIndex)>>,
     sink: DiagnosticSink,
+}
+
+/// What a template context depends on: the place (a node's name, or `None`) and the outputs of
+/// the steps its templates use.
+type ContextKey<'a> = (Option<&'a str>, Vec<(&'a str, Vec<String>)>);
+
+/// A template context shared by the instances that see the same values.
+struct SharedContext {
+    /// For rendering.
+    template: TemplateContext,
+    /// For the plan's [`StepTemplate`](super::StepTemplate)s, made once the first deferred
+    /// instance needs it.
+    value: std::cell::OnceCell<std::sync::Arc<Value>>,
+}
+
+impl SharedContext {
+    /// The context as a value steps can share.
+    fn value(&self) -> std::sync::Arc<Value> {
+        self.value
+            .get_or_init(|| std::sync::Arc::new(self.template.value().clone()))
+            .clone()
+    }
 }
 
 impl<'a> Compiler<'a> {
