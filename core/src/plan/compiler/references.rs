@@ -42,7 +42,7 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        // In runbook order, as the dependencies were walked.
+        // In runbook order.
         let mut found: Vec<usize> = referenced
             .iter()
             .filter_map(|id| self.step_index.get(id).copied())
