@@ -1,17 +1,22 @@
 //! Compile time of a generated runbook of 1,000 steps over a 5-node inventory.
 //!
 //! Run with `cargo bench --bench compile`. Prints the median and worst of several runs for
-//! parsing (YAML to typed runbook) and compiling (runbook to plan), and the process's peak RSS.
+//! parsing (YAML to typed runbook) and compiling (runbook to plan), the process's peak RSS, and
+//! the sha256 of the plan's JSON document and text form: an optimisation of the compiler must not
+//! change them. `ETCDRILL_BENCH_RUNS=N` changes the number of runs (1 under callgrind).
 
 use std::time::{Duration, Instant};
 
+use etcdrill::format;
 use etcdrill::inventory::Cluster;
 use etcdrill::plan::compile;
 use etcdrill::runbook::Runbook;
 use etcdrill::source::SourceFile;
+use sha2::{Digest, Sha256};
 
 const STEPS: usize = 1_000;
 const NODES: usize = 5;
+/// Runs unless `ETCDRILL_BENCH_RUNS` says otherwise.
 const RUNS: usize = 15;
 
 /// An inventory of `NODES` kubeadm nodes.
@@ -66,14 +71,32 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+fn runs() -> usize {
+    std::env::var("ETCDRILL_BENCH_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .filter(|&runs| runs > 0)
+        .unwrap_or(RUNS)
+}
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn main() {
+    let runs = runs();
     let runbook_text = runbook();
     let cluster =
         Cluster::load(SourceFile::new("bench-inventory.yaml", inventory())).expect("inventory");
     let mut parse = Vec::new();
     let mut build = Vec::new();
-    let mut instances = 0;
-    for _ in 0..RUNS {
+    let mut last = None;
+    for _ in 0..runs {
+        // One plan alive at a time, as before, so that peak RSS stays comparable.
+        drop(last.take());
         let start = Instant::now();
         let loaded = Runbook::load(SourceFile::new("bench-runbook.yaml", runbook_text.clone()))
             .expect("runbook");
@@ -81,9 +104,10 @@ fn main() {
         let start = Instant::now();
         let plan = compile(&loaded, &cluster, &[]).expect("plan");
         build.push(start.elapsed());
-        instances = plan.graph.node_count();
-        std::hint::black_box(plan);
+        last = Some(std::hint::black_box(plan));
     }
+    let plan = last.expect("runs > 0");
+    let instances = plan.graph.node_count();
     let (parse_median, parse_worst) = median(parse);
     let (build_median, build_worst) = median(build);
     println!(
@@ -91,13 +115,22 @@ fn main() {
         runbook_text.len() / 1024
     );
     println!(
-        "parse   (YAML -> Runbook): median {parse_median:?}, worst {parse_worst:?} over {RUNS} runs"
+        "parse   (YAML -> Runbook): median {parse_median:?}, worst {parse_worst:?} over {runs} runs"
     );
     println!(
-        "compile (Runbook -> Plan): median {build_median:?}, worst {build_worst:?} over {RUNS} runs"
+        "compile (Runbook -> Plan): median {build_median:?}, worst {build_worst:?} over {runs} runs"
     );
     println!("total median: {:?}", parse_median + build_median);
     if let Some(kib) = peak_rss_kib() {
         println!("peak RSS: {} MiB", kib / 1024);
     }
+    let json = format::json::render(&plan);
+    let text = format::text::render(&plan);
+    println!(
+        "plan JSON: {} bytes, sha256 {}; text: {} bytes, sha256 {}",
+        json.len(),
+        sha256(&json),
+        text.len(),
+        sha256(&text)
+    );
 }

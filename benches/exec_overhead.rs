@@ -2,7 +2,8 @@
 //! against the same 300 commands as one plain `ssh` invocation each (a new connection every time)
 //! and as a loop over an OpenSSH ControlMaster connection.
 //!
-//! Needs root and the test bed's helpers:
+//! The etcdrill and ControlMaster variants run in 3 interleaved rounds (median and range); the
+//! plain ssh loop once. Needs root and the test bed's helpers:
 //! `cargo build -p etcdrill-testbed --bins && ETCDRILL_TESTBED_BIN_DIR=target/debug cargo bench --bench exec_overhead`
 
 use std::path::Path;
@@ -19,6 +20,8 @@ use etcdrill::source::SourceFile;
 use etcdrill_testbed::{Bed, BedConfig};
 
 const STEPS: usize = 300;
+/// Rounds of the etcdrill and ControlMaster variants.
+const ROUNDS: usize = 3;
 
 /// 300 steps one after another, round robin over the nodes.
 fn serial_runbook(nodes: &[String]) -> String {
@@ -153,19 +156,6 @@ fn main() {
         .collect();
     let base = ssh_base(&bed);
 
-    let serial = run_etcdrill(&serial_runbook(&names), &inventory, work.path());
-    let waves = run_etcdrill(&wave_runbook(names.len()), &inventory, work.path());
-
-    let started = Instant::now();
-    for i in 0..STEPS {
-        ssh(
-            &base,
-            &["-o".into(), "ControlMaster=no".into()],
-            &addresses[i % addresses.len()],
-        );
-    }
-    let plain = started.elapsed();
-
     let control = work.path().join("cm-%h");
     let mux = vec![
         "-o".into(),
@@ -175,11 +165,26 @@ fn main() {
         "-o".into(),
         "ControlPersist=60".into(),
     ];
-    let started = Instant::now();
-    for i in 0..STEPS {
-        ssh(&base, &mux, &addresses[i % addresses.len()]);
+    // The cheap variants in interleaved rounds, so that a burst of load elsewhere on the machine
+    // hits each of them alike; the plain ssh loop (a minute) once.
+    let (mut serial, mut waves, mut multiplexed) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        serial.push(run_etcdrill(
+            &serial_runbook(&names),
+            &inventory,
+            work.path(),
+        ));
+        waves.push(run_etcdrill(
+            &wave_runbook(names.len()),
+            &inventory,
+            work.path(),
+        ));
+        let started = Instant::now();
+        for i in 0..STEPS {
+            ssh(&base, &mux, &addresses[i % addresses.len()]);
+        }
+        multiplexed.push(started.elapsed());
     }
-    let multiplexed = started.elapsed();
     for address in &addresses {
         let _ = Command::new("ssh")
             .args(&base)
@@ -188,11 +193,36 @@ fn main() {
             .status();
     }
 
+    let started = Instant::now();
+    for i in 0..STEPS {
+        ssh(
+            &base,
+            &["-o".into(), "ControlMaster=no".into()],
+            &addresses[i % addresses.len()],
+        );
+    }
+    let plain = vec![started.elapsed()];
+
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / STEPS as f64;
-    println!("300 trivial commands on 3 nodes over SSH (loopback-local test bed)");
-    println!("{:<58} {:>9} {:>12}", "variant", "total", "per command");
-    let row = |name: &str, d: Duration| {
-        println!("{name:<58} {:>8.2}s {:>10.2}ms", d.as_secs_f64(), per(d))
+    println!(
+        "300 trivial commands on 3 nodes over SSH (loopback-local test bed); median of the \
+         rounds, per-command range in brackets"
+    );
+    println!(
+        "{:<58} {:>6} {:>9} {:>12} {:>20}",
+        "variant", "rounds", "total", "per command", "range"
+    );
+    let row = |name: &str, mut times: Vec<Duration>| {
+        times.sort();
+        let median = times[times.len() / 2];
+        println!(
+            "{name:<58} {:>6} {:>8.2}s {:>10.2}ms {:>9.2}-{:.2}ms",
+            times.len(),
+            median.as_secs_f64(),
+            per(median),
+            per(times[0]),
+            per(times[times.len() - 1]),
+        )
     };
     row("etcdrill run, 300 steps one after another", serial);
     row("etcdrill run, 100 waves of 3 parallel steps", waves);

@@ -113,13 +113,10 @@ pub(crate) fn node(node: &Node) -> Value {
     })
 }
 
-/// The context of one step instance: the base, its node, and its dependencies' outputs.
-pub(crate) fn for_instance(
-    base: &Value,
-    node: Option<&Node>,
-    outputs: &[(&str, Vec<String>)],
-    values: Option<&RunValues>,
-) -> Value {
+/// The context of the step instances that run at one place (`node`, or the controller or the
+/// cluster for `None`) and use no step's outputs: the base, the node, and no `steps`. The compiler
+/// builds it once per place and shares it.
+pub(crate) fn for_place(base: &Value, node: Option<&Node>) -> Value {
     let mut context = base.clone();
     let object = context
         .as_object_mut()
@@ -127,6 +124,22 @@ pub(crate) fn for_instance(
     if let Some(n) = node {
         object.insert("node".into(), self::node(n));
     }
+    object.insert("steps".into(), Value::Object(Map::new()));
+    context
+}
+
+/// The context of one step instance at `node`: its place's context (from [`for_place`]) with its
+/// dependencies' outputs as `steps`.
+pub(crate) fn with_outputs(
+    place: &Value,
+    node: Option<&Node>,
+    outputs: &[(&str, Vec<String>)],
+    values: Option<&RunValues>,
+) -> Value {
+    let mut context = place.clone();
+    let object = context
+        .as_object_mut()
+        .expect("the base context is an object");
     let steps: Map<String, Value> = outputs
         .iter()
         .map(|(step, names)| {

@@ -174,7 +174,47 @@ pub enum Operation {
 impl Operation {
     /// Whether the operation still holds values only known at run time.
     pub fn is_deferred(&self) -> bool {
-        crate::render::has_placeholder(&serde_json::to_string(self).unwrap_or_default())
+        use crate::render::has_placeholder;
+        match self {
+            Operation::Script { script } => has_placeholder(script),
+            Operation::Copy { from, to, .. } => has_placeholder(from) || has_placeholder(to),
+            // Any string of the call: its JSON, scanned as it is written, never held.
+            Operation::Etcd { .. } | Operation::Native { .. } => {
+                let mut scan = PlaceholderScan::default();
+                // The scan stops the writer at the first placeholder, as an error.
+                let _ = serde_json::to_writer(&mut scan, self);
+                scan.found
+            }
+        }
+    }
+}
+
+/// A writer that only notes whether the text written holds a placeholder's opening mark.
+#[derive(Default)]
+struct PlaceholderScan {
+    found: bool,
+    /// The last bytes written, for a mark split between two writes.
+    tail: Vec<u8>,
+}
+
+impl std::io::Write for PlaceholderScan {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut mark = [0; 4];
+        let mark = crate::render::PLACEHOLDER_OPEN
+            .encode_utf8(&mut mark)
+            .as_bytes();
+        self.tail.extend_from_slice(buf);
+        if self.tail.windows(mark.len()).any(|w| w == mark) {
+            self.found = true;
+            return Err(std::io::Error::other("placeholder found"));
+        }
+        let keep = self.tail.len().saturating_sub(mark.len() - 1);
+        self.tail.drain(..keep);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -265,7 +305,16 @@ pub struct StepTemplate {
     /// The step's `with:` as written.
     pub with: serde_json::Value,
     /// The compile-time context (params, inventory, node...); run-time values are added to it.
-    pub context: serde_json::Value,
+    /// Instances with the same context share one copy.
+    #[serde(serialize_with = "shared_value")]
+    pub context: std::sync::Arc<serde_json::Value>,
+}
+
+fn shared_value<S: serde::Serializer>(
+    value: &std::sync::Arc<serde_json::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(value.as_ref(), serializer)
 }
 
 /// Counts shown at the end of a plan.

@@ -2,16 +2,17 @@
 //! runbook order (probes before, steps, probes after), with its condition, action, operation,
 //! rollback and defaults (timeout, idempotence) decided.
 
-use indexmap::IndexMap;
-use serde_json::Value;
+use std::rc::Rc;
 
-use super::{Compiler, Entry, Origin};
+use indexmap::IndexMap;
+
+use super::{Compiler, Entry, Origin, SharedContext};
 use crate::human_duration::HumanDuration;
 use crate::inventory::Node;
 use crate::plan::context;
 use crate::plan::node_script;
 use crate::plan::{Condition, Host, Operation, Phase, PlanStep, RoleGuard, Rollback, StepTemplate};
-use crate::render::refers_to_run_time;
+use crate::render::{TemplateContext, refers_to_run_time};
 use crate::runbook::action::{Action, ActionKind, Nature};
 use crate::runbook::step::{CheckPhase, Retries, RollbackSpec};
 use crate::source::YamlPath;
@@ -102,13 +103,38 @@ impl<'a> Compiler<'a> {
                 (Host::Node(name), true) => format!("{key_base}@{name}"),
                 _ => key_base,
             };
-            let context = context::for_instance(&self.base, node, &outputs, self.values);
+            let context = self.context(node, &outputs);
             if let Some(step) = self.instance(&entry, phase, key, host, node, role, context) {
                 let index = self.graph.add_node(step);
                 made.push((node.map(|n| n.name.clone()), index));
             }
         }
         self.instances.insert(origin, made);
+    }
+
+    /// The template context of an instance at `node` that uses `outputs`, shared with every
+    /// instance that sees the same values.
+    fn context(
+        &mut self,
+        node: Option<&'a Node>,
+        outputs: &[(&'a str, Vec<String>)],
+    ) -> Rc<SharedContext> {
+        let key = (node.map(|n| n.name.as_str()), outputs.to_vec());
+        if let Some(shared) = self.contexts.get(&key) {
+            return Rc::clone(shared);
+        }
+        let place = &self.places[&key.0];
+        let value = if outputs.is_empty() {
+            place.clone()
+        } else {
+            context::with_outputs(place, node, outputs, self.values)
+        };
+        let shared = Rc::new(SharedContext {
+            template: TemplateContext::new(value),
+            value: std::cell::OnceCell::new(),
+        });
+        self.contexts.insert(key, Rc::clone(&shared));
+        shared
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -120,21 +146,22 @@ impl<'a> Compiler<'a> {
         host: Host,
         node: Option<&Node>,
         role: Option<RoleGuard>,
-        context: Value,
+        shared: Rc<SharedContext>,
     ) -> Option<PlanStep> {
+        let context = &shared.template;
         let when = match entry.when {
             None => Condition::Always,
             // Once run values are known (a run-time compile), such conditions are evaluated.
             Some(expression) if refers_to_run_time(expression) && self.values.is_none() => {
                 // Evaluate once with placeholders so unknown variables are caught now.
                 self.template(&entry.path.key("when"), |r| {
-                    r.condition(expression, &context)
+                    r.condition(expression, context)
                 })?;
                 Condition::AtRunTime(expression.to_string())
             }
             Some(expression) => {
                 if self.template(&entry.path.key("when"), |r| {
-                    r.condition(expression, &context)
+                    r.condition(expression, context)
                 })? {
                     Condition::Always
                 } else {
@@ -142,9 +169,9 @@ impl<'a> Compiler<'a> {
                 }
             }
         };
-        let action = self.action(entry.action, entry.with, &entry.path, &context)?;
+        let action = self.action(entry.action, entry.with, &entry.path, context)?;
         let operation = self.operation(&action, &host, node, &entry.path)?;
-        let rollback = self.rollback(entry, &action, &host, node, &context)?;
+        let rollback = self.rollback(entry, &action, &host, node, context)?;
         let preflight = node
             .filter(|_| matches!(operation, Operation::Script { .. }))
             .and_then(|node| node_script::preflight(&action, node))
@@ -165,8 +192,8 @@ impl<'a> Compiler<'a> {
             || matches!(&rollback, Rollback::Run { operation } if operation.is_deferred())
             || preflight.as_ref().is_some_and(Operation::is_deferred);
         let template = deferred.then(|| StepTemplate {
-            with: serde_json::to_value(entry.with).unwrap_or(Value::Null),
-            context: context.clone(),
+            with: serde_json::to_value(entry.with).unwrap_or(serde_json::Value::Null),
+            context: shared.value(),
         });
         Some(PlanStep {
             key,

@@ -30,6 +30,7 @@ mod templates;
 mod topology;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -41,7 +42,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticSink, Diagnostics};
 use crate::document::Document;
 use crate::human_duration::HumanDuration;
 use crate::inventory::Cluster;
-use crate::render::Renderer;
+use crate::render::{Renderer, TemplateContext};
 use crate::runbook::Runbook;
 use crate::runbook::action::ActionKind;
 use crate::runbook::step::{Outcome, OutputCapture, Retries, RollbackSpec, Target};
@@ -102,11 +103,30 @@ fn compile_with(
         .map(|(name, _)| name.as_str())
         .collect();
     let base = context::base(cluster, &params, &secrets, values);
+    let places = std::iter::once(None)
+        .chain(cluster.nodes.iter().map(Some))
+        .map(|node| {
+            (
+                node.map(|n| n.name.as_str()),
+                context::for_place(&base, node),
+            )
+        })
+        .collect();
+    let step_index = runbook
+        .value
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut compiler = Compiler {
         runbook,
         cluster,
         renderer: Renderer::new(),
         base,
+        places,
+        contexts: HashMap::new(),
+        step_index,
         values,
         graph: DiGraph::new(),
         instances: HashMap::new(),
@@ -152,11 +172,40 @@ struct Compiler<'a> {
     cluster: &'a Cluster,
     renderer: Renderer,
     base: Value,
+    /// The context of each place (`None`: the controller or the cluster), by node name, before
+    /// step outputs.
+    places: HashMap<Option<&'a str>, Value>,
+    /// The contexts made so far, by place and step outputs: instances with the same share one.
+    contexts: HashMap<ContextKey<'a>, Rc<SharedContext>>,
+    /// Each runbook step's index, by id.
+    step_index: HashMap<&'a str, usize>,
     values: Option<&'a RunValues>,
     graph: DiGraph<PlanStep, Outcome>,
     /// Instances of each runbook entry, with their node (None for controller and cluster steps).
     instances: HashMap<Origin, Vec<(Option<String>, NodeIndex)>>,
     sink: DiagnosticSink,
+}
+
+/// What a template context depends on: the place (a node's name, or `None`) and the outputs of
+/// the steps its templates use.
+type ContextKey<'a> = (Option<&'a str>, Vec<(&'a str, Vec<String>)>);
+
+/// A template context shared by the instances that see the same values.
+struct SharedContext {
+    /// For rendering.
+    template: TemplateContext,
+    /// For the plan's [`StepTemplate`](super::StepTemplate)s, made once the first deferred
+    /// instance needs it.
+    value: std::cell::OnceCell<std::sync::Arc<Value>>,
+}
+
+impl SharedContext {
+    /// The context as a value steps can share.
+    fn value(&self) -> std::sync::Arc<Value> {
+        self.value
+            .get_or_init(|| std::sync::Arc::new(self.template.value().clone()))
+            .clone()
+    }
 }
 
 impl<'a> Compiler<'a> {

@@ -1,7 +1,7 @@
 //! Which earlier steps' outputs an entry's templates refer to (`steps.<id>.outputs.<name>`), so
 //! that only those go into its template context.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::{Compiler, Entry, Origin};
 use crate::runbook::action::ActionKind;
@@ -30,24 +30,28 @@ impl<'a> Compiler<'a> {
         if referenced.is_empty() {
             return Vec::new();
         }
-        let index: HashMap<&str, usize> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let mut seen = BTreeSet::new();
+        let mut seen = vec![false; steps.len()];
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
             for need in &steps[i].needs {
-                if let Some(&j) = index.get(need.step.as_str()) {
-                    if seen.insert(j) {
+                if let Some(&j) = self.step_index.get(need.step.as_str()) {
+                    if !seen[j] {
+                        seen[j] = true;
                         stack.push(j);
                     }
                 }
             }
         }
-        seen.into_iter()
-            .filter(|&j| referenced.contains(steps[j].id.as_str()))
+        // In runbook order.
+        let mut found: Vec<usize> = referenced
+            .iter()
+            .filter_map(|id| self.step_index.get(id).copied())
+            .filter(|&j| seen[j])
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
             .map(|j| {
                 let step = &steps[j];
                 let names = if step.action == ActionKind::Shell {

@@ -1,12 +1,11 @@
 //! How a plan step is undone: declined, irreversible, not needed, a custom rollback step, or the
 //! action's natural undo.
 
-use serde_json::Value;
-
 use super::{Compiler, Entry};
 use crate::inventory::Node;
 use crate::plan::node_script;
 use crate::plan::{Host, Operation, Rollback};
+use crate::render::TemplateContext;
 use crate::runbook::action::{Action, ActionKind, Nature, Placement};
 use crate::runbook::step::RollbackSpec;
 
@@ -17,7 +16,7 @@ impl<'a> Compiler<'a> {
         action: &Action,
         host: &Host,
         node: Option<&Node>,
-        context: &Value,
+        context: &TemplateContext,
     ) -> Option<Rollback> {
         let info = entry.action.info();
         match entry.rollback {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::Compiler;
 use crate::diagnostic::{Diagnostic, closest};
 use crate::document::yaml_diagnostic;
-use crate::render::{Escape, Renderer, TemplateError};
+use crate::render::{Escape, Renderer, TemplateContext, TemplateError};
 use crate::runbook::action::{Action, ActionKind};
 use crate::source::YamlPath;
 
@@ -15,9 +15,9 @@ impl<'a> Compiler<'a> {
     pub(super) fn template<T>(
         &mut self,
         path: &YamlPath,
-        render: impl FnOnce(&Renderer) -> Result<T, TemplateError>,
+        render: impl FnOnce(&mut Renderer) -> Result<T, TemplateError>,
     ) -> Option<T> {
-        match render(&self.renderer) {
+        match render(&mut self.renderer) {
             Ok(value) => Some(value),
             Err(err) => {
                 let diagnostic = self.template_diagnostic(path, &err);
@@ -91,7 +91,7 @@ impl<'a> Compiler<'a> {
         kind: ActionKind,
         with: &serde_yaml::Mapping,
         path: &YamlPath,
-        context: &Value,
+        context: &TemplateContext,
     ) -> Option<Action> {
         let with_path = path.key("with");
         let mut rendered = serde_yaml::Mapping::new();
@@ -147,13 +147,15 @@ impl<'a> Compiler<'a> {
         value: &serde_yaml::Value,
         escape: Escape,
         path: &YamlPath,
-        context: &Value,
+        context: &TemplateContext,
     ) -> Option<serde_yaml::Value> {
         use serde_yaml::Value as Y;
         match value {
             Y::String(template) => {
                 // A scalar that is exactly one `{{path}}` takes the type of the value it names.
-                if let Some(typed) = single_expression(template).and_then(|p| lookup(context, p)) {
+                if let Some(typed) =
+                    single_expression(template).and_then(|p| lookup(context.value(), p))
+                {
                     if !typed.is_string() && !typed.is_object() && !typed.is_array() {
                         return serde_yaml::to_value(typed).ok();
                     }
