@@ -178,6 +178,15 @@ impl Operation {
         match self {
             Operation::Script { script } => has_placeholder(script),
             Operation::Copy { from, to, .. } => has_placeholder(from) || has_placeholder(to),
+            Operation::Distribute {
+                from,
+                to,
+                save_from,
+            } => {
+                has_placeholder(from)
+                    || has_placeholder(to)
+                    || save_from.iter().any(|e| has_placeholder(e))
+            }
             // Any string of the call: its JSON, scanned as it is written, never held.
             Operation::Etcd { .. } | Operation::Native { .. } => {
                 let mut scan = PlaceholderScan::default();
