@@ -5,7 +5,7 @@
 //!   split as a shell splits it, gives back exactly three words, the value whole (no injection).
 #![no_main]
 
-use etcdrill::render::{Escape, Renderer};
+use etcdrill::render::{Escape, Renderer, TemplateContext};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,13 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    let renderer = Renderer::new();
+    let mut renderer = Renderer::new();
     if mode % 2 == 0 {
-        let context = serde_json::json!({
+        let context = TemplateContext::new(serde_json::json!({
             "params": {"snapshot": "/b/s.db", "count": 3, "flag": true, "empty": ""},
             "node": {"name": "cp1", "data_dir": "/var/lib/etcd", "address": "10.0.0.11"},
             "nodes": [{"name": "cp1"}, {"name": "cp2"}],
-        });
+        }));
         let _ = renderer.render(Escape::Shell, text, &context);
         let _ = renderer.render(Escape::Plain, text, &context);
         let _ = renderer.condition(text, &context);
@@ -29,9 +29,13 @@ fuzz_target!(|data: &[u8]| {
         if text.contains('\0') {
             return;
         }
-        let context = serde_json::json!({"value": text});
+        let context = TemplateContext::new(serde_json::json!({"value": text}));
         let command = renderer
-            .render(Escape::Shell, "etcdutl snapshot {{value}} restore", &context)
+            .render(
+                Escape::Shell,
+                "etcdutl snapshot {{value}} restore",
+                &context,
+            )
             .expect("a plain placeholder renders");
         let words = shlex::split(&command).expect("a rendered command is valid shell");
         assert_eq!(words, ["etcdutl", "snapshot", text, "restore"], "{command}");

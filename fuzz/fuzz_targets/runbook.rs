@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
     };
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     let cluster = CLUSTER.get_or_init(|| {
-        Cluster::load(SourceFile::new("inventory.yaml", INVENTORY)).expect("the fixed inventory loads")
+        Cluster::load(SourceFile::new("inventory.yaml", INVENTORY))
+            .expect("the fixed inventory loads")
     });
     match Runbook::load(SourceFile::new("fuzz.yaml", text)) {
         Ok(runbook) => {
